@@ -1,0 +1,37 @@
+# swarmsh — every target creates .venv and installs the project first when needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := test
+.PHONY: install test lint typecheck pytest demo bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install swarmsh with its dev extra
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check orchestrator agents tests bench
+
+typecheck: $(STAMP)  ## mypy (strict)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest  ## everything CI runs
+
+demo: $(STAMP)  ## a short scripted session of the swarm CLI on a scratch store
+	@bash scripts/demo.sh $(BIN)/swarm
+
+bench: $(STAMP)  ## benchmarks (not part of make test); writes bench/RESULTS.md
+	$(BIN)/python -m bench.store_bench --write-results
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

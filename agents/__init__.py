@@ -1,0 +1,1 @@
+"""What runs inside one agent process (the loop and its backends)."""

@@ -1,0 +1,459 @@
+"""The ``swarm`` command: SwarmSH's ``coordination_helper.sh`` commands over the store.
+
+Thin on purpose: parse, call one store operation, render. User errors print one line
+on stderr and exit with SwarmSH's codes (see ``orchestrator.errors.EXIT_CODES``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+import typer
+
+from orchestrator import render
+from orchestrator.errors import EXIT_CODES, InvalidArgument, NotFound, SwarmError
+from orchestrator.ids import new_agent_id, new_work_id
+from orchestrator.store.base import (
+    AGENT_STATUSES,
+    COMPLETE_STATUSES,
+    PRIORITIES,
+    PROGRESS_STATUSES,
+    Agent,
+    ClaimFilter,
+    WorkItem,
+)
+
+if TYPE_CHECKING:
+    from orchestrator.store.file import FileStore
+
+_EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
+
+app = typer.Typer(
+    name="swarm",
+    help="Coordinate a swarm of agents: claim, progress and complete work without conflicts.",
+    epilog=_EPILOG,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+AgentIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--agent-id",
+        envvar="AGENT_ID",
+        help="Acting agent [env AGENT_ID]. Without it, item commands act as an operator"
+        " (no holder check).",
+    ),
+]
+QuietFlag = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the work id.")]
+
+
+class _Context:
+    """What the global options resolve to; the store is opened on first use."""
+
+    def __init__(self, store: str | None, config: str | None) -> None:
+        self._store_arg = store
+        self._config_arg = config
+        self._store: FileStore | None = None
+
+    def store(self) -> FileStore:
+        if self._store is None:
+            from orchestrator.store import open_store
+
+            settings = None
+            config_file = self._config_arg or (
+                "swarm.toml" if os.path.exists("swarm.toml") else None
+            )
+            path: str | Path = self._store_arg or "agent_coordination"
+            if config_file:
+                from orchestrator.config import load_config
+
+                config = load_config(config_file)
+                settings = config.store
+                if not self._store_arg:
+                    path = config.store_path()
+            self._store = open_store(path, settings)
+        return self._store
+
+
+def _ctx(ctx: typer.Context) -> _Context:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, _Context)
+    return obj
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            envvar="SWARM_STORE",
+            help="Store directory [env SWARM_STORE; default: [store] path of swarm.toml,"
+            " else ./agent_coordination].",
+        ),
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="SWARM_CONFIG",
+            help="swarm.toml to read [default ./swarm.toml].",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = _Context(store, config)
+
+
+def _payload(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgument(f"--payload is not valid JSON: {exc}") from None
+
+
+def _choice(value: str, allowed: tuple[str, ...] | list[str], what: str) -> str:
+    if value not in allowed:
+        raise InvalidArgument(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
+    return value
+
+
+def _show_item(item: WorkItem, as_json: bool, quiet: bool, verb: str) -> None:
+    if as_json:
+        render.emit_json(item.to_dict())
+    elif quiet:
+        render.echo(item.work_item_id)
+    else:
+        holder = f" by {item.agent_id}" if item.agent_id else ""
+        render.echo(
+            f"{verb} {item.work_item_id} ({item.work_type}, {item.priority}){holder}"
+            f" — {item.status} {item.progress}%"
+        )
+
+
+# -- agents ----------------------------------------------------------------------------
+
+
+@app.command()
+def register(
+    ctx: typer.Context,
+    capacity: Annotated[int, typer.Argument(help="Capacity 0-100.")],
+    status: Annotated[str, typer.Argument(help="active or inactive.")],
+    specialization: Annotated[str, typer.Argument(help="What this agent is good at.")],
+    team: Annotated[str | None, typer.Option(help="Team the agent belongs to.")] = None,
+    role: Annotated[
+        str | None, typer.Option(envvar="AGENT_ROLE", help="Role [env AGENT_ROLE].")
+    ] = None,
+    agent_id: AgentIdOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register an agent (AGENT_ID, or a new id that is printed)."""
+    _choice(status, AGENT_STATUSES, "agent status")
+    agent = Agent(
+        agent_id=agent_id or new_agent_id(),
+        capacity=capacity,
+        status=status,
+        specialization=specialization,
+        team=team,
+        role=role,
+        host=os.environ.get("SWARM_HOST_ID") or socket.gethostname(),
+        pid=os.getppid(),
+    )
+    record = _ctx(ctx).store().register(agent)
+    if as_json:
+        render.emit_json(record.to_dict())
+    else:
+        render.echo(f"Registered {record.agent_id} ({specialization}, capacity {capacity})")
+
+
+@app.command()
+def deregister(
+    ctx: typer.Context,
+    agent_id: Annotated[str, typer.Argument(help="Agent to remove.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove an agent; items it still holds go back to the queue."""
+    record = _ctx(ctx).store().deregister(agent_id)
+    if as_json:
+        render.emit_json(record.to_dict())
+    else:
+        render.echo(f"Deregistered {agent_id}")
+
+
+@app.command("agent-status")
+def agent_status(
+    ctx: typer.Context,
+    agent_id: Annotated[str | None, typer.Argument(help="One agent; all if omitted.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show registered agents and the items they hold."""
+    store = _ctx(ctx).store()
+    agents = [store.get_agent(agent_id)] if agent_id else store.list_agents()
+    holding: dict[str, list[str]] = {}
+    for item in store.list_work(include_terminal=False):
+        if item.held and item.agent_id:
+            holding.setdefault(item.agent_id, []).append(item.work_item_id)
+    if as_json:
+        rows = [a.to_dict() | {"holding": holding.get(a.agent_id, [])} for a in agents]
+        render.emit_json(rows[0] if agent_id else rows)
+    else:
+        render.agent_table(agents, holding)
+
+
+# -- work ------------------------------------------------------------------------------
+
+
+@app.command()
+def claim(
+    ctx: typer.Context,
+    work_type: Annotated[str | None, typer.Argument(help="e.g. feature, bug_fix.")] = None,
+    description: Annotated[str | None, typer.Argument(help="What is to be done.")] = None,
+    priority: Annotated[str, typer.Argument(help="critical, high, medium or low.")] = "medium",
+    team: Annotated[str | None, typer.Argument(help="Team owning the item.")] = None,
+    next_item: Annotated[
+        bool, typer.Option("--next", help="Claim the next pending item instead of creating one.")
+    ] = False,
+    types: Annotated[
+        list[str] | None, typer.Option("--type", help="With --next: only these work types.")
+    ] = None,
+    teams: Annotated[
+        list[str] | None, typer.Option("--team", help="With --next: only these teams.")
+    ] = None,
+    payload: Annotated[str | None, typer.Option(help="JSON payload for the item.")] = None,
+    agent_id: AgentIdOpt = None,
+    as_json: JsonFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Create a work item and claim it at once (as SwarmSH), or claim the next one (--next)."""
+    store = _ctx(ctx).store()
+    agent = agent_id or new_agent_id()
+    if next_item:
+        if work_type or description:
+            raise InvalidArgument("--next takes no work type or description; use --type/--team")
+        filters = ClaimFilter(
+            work_types=frozenset(types) if types else None,
+            teams=frozenset(teams) if teams else None,
+        )
+        item = store.claim(agent, filters)
+        if item is None:
+            if as_json:
+                render.emit_json(None)
+            raise NotFound("no pending work item matches")
+        _show_item(item, as_json, quiet, "Claimed")
+        return
+    if not work_type or not description:
+        raise InvalidArgument("claim needs <work_type> <description> (or --next)")
+    _choice(priority, list(PRIORITIES), "priority")
+    item = store.claim_new(
+        agent,
+        WorkItem(
+            work_item_id=new_work_id(),
+            work_type=work_type,
+            description=description,
+            priority=priority,
+            team=team,
+            payload=_payload(payload),
+        ),
+    )
+    _show_item(item, as_json, quiet, "Claimed")
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    work_type: Annotated[str, typer.Argument(help="e.g. feature, bug_fix.")],
+    description: Annotated[str, typer.Argument(help="What is to be done.")],
+    priority: Annotated[str, typer.Argument(help="critical, high, medium or low.")] = "medium",
+    team: Annotated[str | None, typer.Argument(help="Team owning the item.")] = None,
+    payload: Annotated[str | None, typer.Option(help="JSON payload for the item.")] = None,
+    as_json: JsonFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Enqueue a pending work item for agents to claim."""
+    _choice(priority, list(PRIORITIES), "priority")
+    item = WorkItem(
+        work_item_id=new_work_id(),
+        work_type=work_type,
+        description=description,
+        priority=priority,
+        team=team,
+        payload=_payload(payload),
+    )
+    store = _ctx(ctx).store()
+    store.add_work(item)
+    _show_item(store.get(item.work_item_id), as_json, quiet, "Added")
+
+
+@app.command()
+def progress(
+    ctx: typer.Context,
+    work_id: Annotated[str, typer.Argument(help="Work item id.")],
+    percent: Annotated[int, typer.Argument(help="0-100.")],
+    status: Annotated[
+        str, typer.Argument(help="in_progress, blocked, pending (release) or completed.")
+    ] = "in_progress",
+    agent_id: AgentIdOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Report progress on a held item (extends its lease)."""
+    _choice(status, PROGRESS_STATUSES, "progress status")
+    store = _ctx(ctx).store()
+    if not 0 <= percent <= 100:
+        raise InvalidArgument(f"progress {percent} is out of range: use 0-100")
+    if status == "pending":
+        item = store.release(work_id, agent_id)
+    elif status == "completed":
+        item = store.complete(work_id, "success", agent_id=agent_id)
+    else:
+        item = store.progress(work_id, percent, status, agent_id)
+    _show_item(item, as_json, False, "Updated")
+
+
+@app.command()
+def complete(
+    ctx: typer.Context,
+    work_id: Annotated[str, typer.Argument(help="Work item id.")],
+    status: Annotated[str, typer.Argument(help="success, failed or blocked.")] = "success",
+    story_points: Annotated[int | None, typer.Argument(help="1-21.")] = None,
+    result: Annotated[str | None, typer.Option(help="Result text to keep with the item.")] = None,
+    agent_id: AgentIdOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Finish a held item."""
+    _choice(status, COMPLETE_STATUSES, "completion status")
+    item = _ctx(ctx).store().complete(work_id, status, story_points, result, agent_id)
+    _show_item(item, as_json, False, "Completed")
+
+
+@app.command()
+def fail(
+    ctx: typer.Context,
+    work_id: Annotated[str, typer.Argument(help="Work item id.")],
+    reason: Annotated[str, typer.Argument(help="Why it failed.")],
+    retry: Annotated[
+        bool, typer.Option(help="Put it back in the queue (counts an attempt).")
+    ] = False,
+    agent_id: AgentIdOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Mark a held item failed."""
+    item = _ctx(ctx).store().fail(work_id, reason, agent_id, retry=retry)
+    _show_item(item, as_json, False, "Failed")
+
+
+@app.command()
+def release(
+    ctx: typer.Context,
+    work_id: Annotated[str, typer.Argument(help="Work item id.")],
+    agent_id: AgentIdOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Give a held item back to the queue."""
+    item = _ctx(ctx).store().release(work_id, agent_id)
+    _show_item(item, as_json, False, "Released")
+
+
+@app.command("list-work")
+def list_work(
+    ctx: typer.Context,
+    filter_: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[FILTER]", help="Only items whose status, type, priority or team is this."
+        ),
+    ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Include completed, failed and dead items.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="Rows in the table.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """List work items (live ones unless --all or a filter asks for finished ones)."""
+    finished = filter_ in ("completed", "failed", "dead")
+    items = _ctx(ctx).store().list_work(include_terminal=show_all or finished)
+    if filter_:
+        items = [i for i in items if filter_ in (i.status, i.work_type, i.priority, i.team)]
+    if as_json:
+        render.emit_json([i.to_dict() for i in items])
+    else:
+        render.work_table(items, limit, f"{len(items)} work item(s)")
+
+
+@app.command()
+def dashboard(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Counts by status, agents, who holds what and what comes next."""
+    store = _ctx(ctx).store()
+    data = render.dashboard_data(store.path, store.list_work(), store.list_agents())
+    if as_json:
+        render.emit_json(data)
+    else:
+        render.dashboard(data)
+
+
+@app.command("generate-id")
+def generate_id(
+    agent: Annotated[
+        bool, typer.Option("--agent", help="An agent id instead of a work id.")
+    ] = False,
+) -> None:
+    """Print a new unique id (work_<ns>_<hex>, or agent_<ns>_<hex>)."""
+    render.echo(new_agent_id() if agent else new_work_id())
+
+
+@app.command()
+def compact(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Snapshot the store now, archive old finished items, start a new journal."""
+    store = _ctx(ctx).store()
+    archived = store.compact()
+    if as_json:
+        render.emit_json({"archived": archived, "store": store.path})
+    else:
+        render.echo(f"Compacted {store.path}: {archived} finished item(s) archived")
+
+
+# -- entry point -------------------------------------------------------------------------
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"swarm: error: {message}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    level = os.environ.get("LOG_LEVEL", "warning").upper()
+    logging.basicConfig(
+        level=getattr(logging, level if level != "WARN" else "WARNING", logging.WARNING),
+        format="swarm: %(levelname)s: %(message)s",
+    )
+    try:
+        result = app(args=argv, prog_name="swarm", standalone_mode=False)
+    except SwarmError as exc:
+        _error(exc.message)
+        return exc.exit_code
+    except typer.TyperException as exc:
+        hint = " (see swarm --help)" if exc.exit_code == 2 else ""
+        _error(exc.format_message() + hint)
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Human and JSON rendering for the CLI (rich is imported only when a table is drawn)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from orchestrator.store.base import PRIORITIES, Agent, WorkItem
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
+
+
+def echo(text: str) -> None:
+    print(text, flush=True)
+
+
+def _age(ts: float | None, now: float) -> str:
+    if not ts:
+        return "-"
+    seconds = max(0, int(now - ts))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def work_table(items: Sequence[WorkItem], limit: int, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    now = time.time()
+    table = Table(title=title, title_justify="left")
+    for column in ("work id", "type", "priority", "status", "progress", "agent", "team", "age"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("description")
+    for item in items[:limit]:
+        table.add_row(
+            item.work_item_id,
+            item.work_type,
+            item.priority,
+            item.status,
+            f"{item.progress}%",
+            item.agent_id or "-",
+            item.team or "-",
+            _age(item.created_at, now),
+            _short(item.description),
+        )
+    console = Console()
+    console.print(table)
+    if len(items) > limit:
+        console.print(f"… {len(items) - limit} more (use --limit or --json)")
+
+
+def agent_table(agents: Sequence[Agent], holding: dict[str, list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    now = time.time()
+    table = Table(title=f"{len(agents)} agent(s)", title_justify="left")
+    for column in ("agent id", "status", "capacity", "specialization", "team", "host", "pid"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("heartbeat", no_wrap=True)
+    table.add_column("holding")
+    for agent in agents:
+        table.add_row(
+            agent.agent_id,
+            agent.status,
+            str(agent.capacity),
+            agent.specialization,
+            agent.team or "-",
+            agent.host or "-",
+            str(agent.pid) if agent.pid else "-",
+            _age(agent.last_heartbeat, now) + " ago",
+            ", ".join(holding.get(agent.agent_id, [])) or "-",
+        )
+    Console().print(table)
+
+
+def dashboard_data(
+    store_path: str, items: Iterable[WorkItem], agents: Sequence[Agent]
+) -> dict[str, Any]:
+    items = list(items)
+    by_status = Counter(item.status for item in items)
+    pending = [i for i in items if i.status == "pending"]
+    pending.sort(key=lambda i: (PRIORITIES.get(i.priority, 9), i.created_at))
+    points = sum(i.story_points or 0 for i in items if i.status == "completed")
+    return {
+        "store": store_path,
+        "work": dict(sorted(by_status.items())),
+        "work_total": len(items),
+        "velocity_points": points,
+        "agents": len(agents),
+        "agents_active": sum(1 for a in agents if a.status == "active"),
+        "held": [
+            {"work_item_id": i.work_item_id, "agent_id": i.agent_id, "progress": i.progress}
+            for i in items
+            if i.held
+        ],
+        "next_up": [i.work_item_id for i in pending[:5]],
+    }
+
+
+def dashboard(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]swarm dashboard[/bold] — store {data['store']}")
+    counts = Table(show_header=True, title="work items", title_justify="left")
+    for status in data["work"]:
+        counts.add_column(status)
+    counts.add_column("total")
+    counts.add_row(*[str(n) for n in data["work"].values()], str(data["work_total"]))
+    console.print(counts)
+    console.print(
+        f"agents: {data['agents']} ({data['agents_active']} active) · "
+        f"velocity: {data['velocity_points']} story points · "
+        f"held now: {len(data['held'])}"
+    )
+    if data["held"]:
+        for held in data["held"][:10]:
+            console.print(f"  {held['work_item_id']}  {held['agent_id']}  {held['progress']}%")
+    if data["next_up"]:
+        console.print("next up: " + ", ".join(data["next_up"]))

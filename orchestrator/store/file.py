@@ -1,0 +1,559 @@
+"""The embedded store: a CRC-checked JSONL journal in one directory, one flock.
+
+Layout of the store directory (default ``agent_coordination/``)::
+
+    .lock               the flock every operation holds while it reads and appends
+    journal.jsonl       the current generation: a header record, then one record per
+                        operation carrying the new version of each record it changed
+    work_claims.json    snapshot of the live work items at the start of this generation
+    agents.json         snapshot of the registered agents (both plain JSON arrays)
+    work_archive.jsonl  finished items moved out of memory at compaction, one per line
+    journal/            earlier generations (the operation log is kept whole)
+
+Every process keeps the state in memory and, holding the lock, reads only the bytes
+appended since it last looked, so an operation costs the same whatever the number of
+items. New bytes are also read before taking the lock, which keeps the time under
+the lock short when many processes write. Records are whole new versions (upserts), so
+applying a record twice changes nothing: that makes a compaction interrupted between
+its steps safe to finish or to redo.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from orchestrator.errors import (
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    StorageFull,
+    StoreError,
+)
+from orchestrator.ids import check_id, new_work_id
+from orchestrator.store import journal
+from orchestrator.store import state as rules
+from orchestrator.store.base import (
+    AGENT_STATUSES,
+    ANY,
+    PRIORITIES,
+    Agent,
+    ClaimFilter,
+    WorkItem,
+)
+from orchestrator.store.locking import StoreLock, flock_timeout_from_env
+from orchestrator.store.state import State
+
+logger = logging.getLogger(__name__)
+
+DURABILITIES = ("os", "fsync")
+
+
+class FileStore:
+    JOURNAL = "journal.jsonl"
+    WORK = "work_claims.json"
+    AGENTS = "agents.json"
+    ARCHIVE = "work_archive.jsonl"
+    HISTORY = "journal"
+    LOCK = ".lock"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: str = "os",
+        lease_s: float = 60.0,
+        max_attempts: int = 3,
+        archive_after_s: float = 3600.0,
+        lock_timeout_s: float | None = None,
+        compact_bytes: int = 4 << 20,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if durability not in DURABILITIES:
+            raise InvalidArgument(f"durability {durability!r}: use 'os' or 'fsync'")
+        self.path = os.fspath(path)
+        self.durability = durability
+        self.lease_s = lease_s
+        self.max_attempts = max_attempts
+        self.archive_after_s = archive_after_s
+        self.compact_bytes = compact_bytes
+        self.clock = clock
+        self.dropped_records = 0
+        try:
+            os.makedirs(os.path.join(self.path, self.HISTORY), mode=0o755, exist_ok=True)
+            timeout = flock_timeout_from_env() if lock_timeout_s is None else lock_timeout_s
+            self._lock = StoreLock(os.path.join(self.path, self.LOCK), timeout)
+        except PermissionError as exc:
+            raise PermissionDenied(
+                f"cannot use store directory {self.path}: {exc.strerror}"
+            ) from None
+        except NotADirectoryError:
+            raise StoreError(f"store path {self.path} is not a directory") from None
+        self._mutex = threading.Lock()
+        self._state: State | None = None
+        self._fd = -1
+        self._inode = 0
+        self._offset = 0
+        self._generation = 0
+        self._compact_at = compact_bytes
+        self._expired: list[WorkItem] = []
+
+    def _file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    # -- transactions ----------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[State]:
+        with self._mutex:
+            if self._state is not None:
+                self._read_new(locked=False)
+            self._lock.acquire()
+            try:
+                if self._state is None:
+                    self._load()
+                else:
+                    self._read_new(locked=True)
+                    self._follow_generation()
+                state = self._state
+                assert state is not None
+                self._expired = self._expire_leases(state)
+                yield state
+                if self._offset >= self._compact_at:
+                    self._compact(state)
+            finally:
+                self._lock.release()
+
+    def _commit(
+        self,
+        op: str,
+        items: Sequence[WorkItem] = (),
+        agents: Sequence[Agent] = (),
+        gone: Sequence[str] = (),
+        by: str | None = None,
+    ) -> None:
+        event: dict[str, Any] = {"op": op, "ts": self.clock()}
+        if by is not None:
+            event["by"] = by
+        if items:
+            event["items"] = items
+        if agents:
+            event["agents"] = agents
+        if gone:
+            event["gone"] = gone
+        self._append(journal.encode(event))
+        state = self._state
+        assert state is not None
+        for item in items:
+            state.put_item(item)
+        for agent in agents:
+            state.put_agent(agent)
+        for agent_id in gone:
+            state.drop_agent(agent_id)
+
+    def _append(self, line: bytes) -> None:
+        try:
+            written = os.write(self._fd, line)
+            if written != len(line):
+                raise OSError(errno.ENOSPC, "short write")
+            if self.durability == "fsync":
+                os.fdatasync(self._fd)
+        except OSError as exc:
+            # Cut whatever part of the record reached the file, and rebuild the state
+            # from disk on the next operation: memory may hold entries popped for it.
+            self._state = None
+            try:
+                os.ftruncate(self._fd, self._offset)
+            except OSError:
+                logger.warning("could not cut a partial record from %s", self._file(self.JOURNAL))
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(
+                    f"no space left on the device of {self.path}: the operation was not recorded"
+                ) from None
+            raise StoreError(f"cannot write {self._file(self.JOURNAL)}: {exc.strerror}") from None
+        self._offset += written
+
+    def _expire_leases(self, state: State) -> list[WorkItem]:
+        now = self.clock()
+        expired = [
+            rules.returned(item, now, f"lease expired (held by {item.agent_id})", True)
+            for item in state.expired(now)
+        ]
+        if expired:
+            self._commit("expire", expired)
+        return expired
+
+    # -- reading the journal ---------------------------------------------------------
+
+    def _read_new(self, locked: bool) -> None:
+        size = os.fstat(self._fd).st_size
+        if size <= self._offset:
+            return
+        data = os.pread(self._fd, size - self._offset, self._offset)
+        pos = 0
+        while (end := data.find(b"\n", pos)) >= 0:
+            event = journal.decode(data[pos : end + 1])
+            if event is None:
+                if not locked:
+                    break  # decide under the lock, where no write can be in flight
+                self.dropped_records += 1
+                logger.warning(
+                    "%s: skipped a corrupt record at byte %d (checksum mismatch)",
+                    self._file(self.JOURNAL),
+                    self._offset + pos,
+                )
+            else:
+                self._apply(event)
+            pos = end + 1
+        self._offset += pos
+        if locked and pos < len(data):
+            # Writers hold the lock, so an unterminated tail is a write torn by a crash.
+            self.dropped_records += 1
+            logger.warning(
+                "%s: cut a torn record of %d bytes at byte %d (left by a crash mid-write)",
+                self._file(self.JOURNAL),
+                len(data) - pos,
+                self._offset,
+            )
+            os.ftruncate(self._fd, self._offset)
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        state = self._state
+        assert state is not None
+        if event.get("op") == "generation":
+            self._generation = int(event["gen"])
+            state.purge(float(event.get("purge_before", 0.0)))
+            return
+        try:
+            state.apply_event(event)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise StoreError(
+                f"{self._file(self.JOURNAL)}: a record near byte {self._offset} does not fit"
+                f" this version of swarmsh ({exc}); upgrade swarmsh"
+            ) from None
+
+    def _open_journal(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        path = self._file(self.JOURNAL)
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self._write_header(self._last_generation() + 1, purge_before=0.0)
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        self._inode = os.fstat(self._fd).st_ino
+        self._offset = 0
+
+    def _write_header(self, generation: int, purge_before: float) -> None:
+        header = {"op": "generation", "gen": generation, "purge_before": purge_before}
+        header["ts"] = self.clock()
+        fsync = self.durability == "fsync"
+        journal.write_atomic(self._file(self.JOURNAL), journal.encode(header), fsync=fsync)
+
+    def _last_generation(self) -> int:
+        gens = [0]
+        for name in os.listdir(self._file(self.HISTORY)):
+            stem = name.removeprefix("gen-").removesuffix(".jsonl")
+            if stem.isdigit():
+                gens.append(int(stem))
+        return max(gens)
+
+    def _load(self) -> None:
+        """Rebuild the state: snapshot, then the whole current journal."""
+        state = State()
+        self._state = state
+        try:
+            for raw in self._read_snapshot(self.WORK):
+                state.put_item(WorkItem.from_dict(raw))
+            for raw in self._read_snapshot(self.AGENTS):
+                state.put_agent(Agent.from_dict(raw))
+        except (TypeError, ValueError) as exc:
+            self._state = None
+            raise StoreError(
+                f"{self.path}: a snapshot record is not valid ({exc}); restore the file"
+                " or remove it to rebuild from the journal history"
+            ) from None
+        self._open_journal()
+        self._generation = 0
+        self._read_new(locked=True)
+        snapshot = self._file(self.WORK)
+        size = os.path.getsize(snapshot) if os.path.exists(snapshot) else 0
+        self._compact_at = max(self.compact_bytes, 2 * size)
+
+    def _read_snapshot(self, name: str) -> list[dict[str, Any]]:
+        path = self._file(name)
+        try:
+            with open(path, "rb") as fh:
+                data = orjson.loads(fh.read())
+        except FileNotFoundError:
+            return []
+        except orjson.JSONDecodeError as exc:
+            self._state = None
+            raise StoreError(
+                f"{path} is not valid JSON ({exc}); restore it from a backup"
+            ) from None
+        if not isinstance(data, list):
+            self._state = None
+            raise StoreError(f"{path} must hold a JSON array")
+        return data
+
+    def _follow_generation(self) -> None:
+        """Switch to a new journal generation if another process compacted."""
+        try:
+            inode = os.stat(self._file(self.JOURNAL)).st_ino
+        except FileNotFoundError:
+            inode = -1
+        if inode == self._inode:
+            return
+        before = self._generation
+        if inode == -1:
+            self._load()
+            return
+        self._open_journal()
+        self._read_new(locked=True)
+        if self._generation != before + 1:
+            self._load()  # missed a whole generation: start from the snapshot
+        else:
+            size = os.path.getsize(self._file(self.WORK))
+            self._compact_at = max(self.compact_bytes, 2 * size)
+
+    # -- compaction ------------------------------------------------------------------
+
+    def compact(self) -> int:
+        """Snapshot now and start a new journal generation; return items archived."""
+        with self._transaction() as state:
+            return self._compact(state)
+
+    def _compact(self, state: State) -> int:
+        fsync = self.durability == "fsync"
+        now = self.clock()
+        purge_before = now - self.archive_after_s
+        archived = state.purge(purge_before)
+        if archived:
+            # Archive first: a crash before the snapshot only duplicates archive lines.
+            lines = b"".join(orjson.dumps(item) + b"\n" for item in archived)
+            with open(self._file(self.ARCHIVE), "ab") as fh:
+                fh.write(lines)
+                if fsync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        items = sorted(state.items.values(), key=lambda i: (i.created_at, i.work_item_id))
+        snapshot = orjson.dumps(items, option=orjson.OPT_INDENT_2)
+        journal.write_atomic(self._file(self.WORK), snapshot, fsync=fsync)
+        agents = orjson.dumps(list(state.agents.values()), option=orjson.OPT_INDENT_2)
+        journal.write_atomic(self._file(self.AGENTS), agents, fsync=fsync)
+        # Keep the finished generation in the history, then swap in the new one.
+        old = os.path.join(self.path, self.HISTORY, f"gen-{self._generation:06d}.jsonl")
+        if os.path.exists(old):
+            os.unlink(old)
+        os.link(self._file(self.JOURNAL), old)
+        self._write_header(self._generation + 1, purge_before)
+        self._open_journal()
+        self._read_new(locked=True)
+        self._compact_at = max(self.compact_bytes, 2 * len(snapshot))
+        logger.info(
+            "compacted %s: generation %d, %d live items, %d archived",
+            self.path,
+            self._generation,
+            len(state.items),
+            len(archived),
+        )
+        return len(archived)
+
+    # -- agents ----------------------------------------------------------------------
+
+    def register(self, agent: Agent) -> Agent:
+        check_id(agent.agent_id, "agent id")
+        if not 0 <= agent.capacity <= 100:
+            raise InvalidArgument(f"capacity {agent.capacity} out of range: use 0-100")
+        if agent.status not in AGENT_STATUSES:
+            raise InvalidArgument(
+                f"unknown agent status {agent.status!r}: use {' or '.join(AGENT_STATUSES)}"
+            )
+        with self._transaction() as state:
+            now = self.clock()
+            known = state.agents.get(agent.agent_id)
+            since = known.registered_at if known else now
+            record = replace(agent, registered_at=since, last_heartbeat=now)
+            self._commit("register", agents=[record], by=agent.agent_id)
+            return record
+
+    def heartbeat(self, agent_id: str) -> int:
+        with self._transaction() as state:
+            agent = state.agents.get(agent_id)
+            held = state.held_by(agent_id)
+            if agent is None and not held:
+                raise NotFound(f"agent {agent_id} not found")
+            now = self.clock()
+            agents = [replace(agent, last_heartbeat=now)] if agent else []
+            self._commit("heartbeat", rules.extended(held, now, self.lease_s), agents, by=agent_id)
+            return len(held)
+
+    def deregister(self, agent_id: str) -> Agent:
+        with self._transaction() as state:
+            agent = state.agents.get(agent_id)
+            if agent is None:
+                raise NotFound(f"agent {agent_id} not found")
+            now = self.clock()
+            released = [rules.returned(i, now, None, False) for i in state.held_by(agent_id)]
+            self._commit("deregister", released, gone=[agent_id], by=agent_id)
+            return agent
+
+    def get_agent(self, agent_id: str) -> Agent:
+        with self._transaction() as state:
+            agent = state.agents.get(agent_id)
+            if agent is None:
+                raise NotFound(f"agent {agent_id} not found")
+            return agent
+
+    def list_agents(self) -> list[Agent]:
+        with self._transaction() as state:
+            return sorted(state.agents.values(), key=lambda a: (a.registered_at, a.agent_id))
+
+    # -- work ------------------------------------------------------------------------
+
+    def add_work(self, item: WorkItem) -> str:
+        return self.add_many([item])[0]
+
+    def add_many(self, items: Sequence[WorkItem]) -> list[str]:
+        """Enqueue several items in one locked append (one journal record)."""
+        prepared = [self._prepare(item) for item in items]
+        with self._transaction() as state:
+            now = self.clock()
+            for item in prepared:
+                if item.work_item_id in state.items:
+                    raise Conflict(f"work item {item.work_item_id} already exists")
+            new = [rules.new_item(item, now, self.max_attempts) for item in prepared]
+            self._commit("add", new)
+            return [item.work_item_id for item in new]
+
+    def _prepare(self, item: WorkItem) -> WorkItem:
+        if not item.work_item_id:
+            item = replace(item, work_item_id=new_work_id())
+        check_id(item.work_item_id, "work id")
+        rules.check_priority(item.priority)
+        return item
+
+    def claim(
+        self, agent_id: str, filters: ClaimFilter = ANY, lease_s: float | None = None
+    ) -> WorkItem | None:
+        check_id(agent_id, "agent id")
+        with self._transaction() as state:
+            item = state.next_pending(filters)
+            if item is None:
+                return None
+            now = self.clock()
+            mine = rules.claimed(item, agent_id, now, lease_s or self.lease_s)
+            self._commit("claim", [mine], by=agent_id)
+            return mine
+
+    def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
+        check_id(agent_id, "agent id")
+        item = self._prepare(item)
+        with self._transaction() as state:
+            if item.work_item_id in state.items:
+                raise Conflict(f"work item {item.work_item_id} already exists")
+            now = self.clock()
+            mine = rules.claimed(
+                rules.new_item(item, now, self.max_attempts), agent_id, now, self.lease_s
+            )
+            self._commit("claim_new", [mine], by=agent_id)
+            return mine
+
+    def progress(
+        self,
+        work_id: str,
+        percent: int,
+        status: str = "in_progress",
+        agent_id: str | None = None,
+    ) -> WorkItem:
+        rules.check_percent(percent)
+        with self._transaction() as state:
+            item = rules.held_item(state, work_id, agent_id)
+            new = rules.progressed(item, percent, status, self.clock(), self.lease_s)
+            self._commit("progress", [new], by=agent_id)
+            return new
+
+    def complete(
+        self,
+        work_id: str,
+        status: str = "success",
+        points: int | None = None,
+        result: Any = None,
+        agent_id: str | None = None,
+    ) -> WorkItem:
+        rules.check_points(points)
+        with self._transaction() as state:
+            item = rules.held_item(state, work_id, agent_id)
+            new = rules.completed(item, status, points, result, self.clock())
+            self._commit("complete", [new], by=agent_id)
+            return new
+
+    def fail(
+        self, work_id: str, error: str, agent_id: str | None = None, retry: bool = False
+    ) -> WorkItem:
+        with self._transaction() as state:
+            item = rules.held_item(state, work_id, agent_id)
+            now = self.clock()
+            new = (
+                rules.returned(item, now, error, True) if retry else rules.failed(item, error, now)
+            )
+            self._commit("fail", [new], by=agent_id)
+            return new
+
+    def release(self, work_id: str, agent_id: str | None = None) -> WorkItem:
+        with self._transaction() as state:
+            item = rules.held_item(state, work_id, agent_id)
+            new = rules.returned(item, self.clock(), None, False)
+            self._commit("release", [new], by=agent_id)
+            return new
+
+    def release_agent(self, agent_id: str) -> list[WorkItem]:
+        with self._transaction() as state:
+            now = self.clock()
+            error = f"agent {agent_id} died while holding the item"
+            released = [rules.returned(i, now, error, True) for i in state.held_by(agent_id)]
+            if released:
+                self._commit("release_agent", released, by=agent_id)
+            return released
+
+    def get(self, work_id: str) -> WorkItem:
+        with self._transaction() as state:
+            item = state.items.get(work_id)
+            if item is None:
+                raise NotFound(f"work item {work_id} not found")
+            return item
+
+    def list_work(self, include_terminal: bool = True) -> list[WorkItem]:
+        with self._transaction() as state:
+            items = [i for i in state.items.values() if include_terminal or not i.terminal]
+        rank = PRIORITIES.get
+        return sorted(items, key=lambda i: (rank(i.priority, 9), i.created_at, i.work_item_id))
+
+    def sweep(self) -> list[WorkItem]:
+        with self._transaction():
+            return self._expired
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            self._lock.close()
+            self._state = None
+
+    def __enter__(self) -> FileStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

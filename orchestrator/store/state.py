@@ -1,0 +1,264 @@
+"""The coordination state in memory and the rules of every transition.
+
+``State`` holds the live items and agents with the indexes that keep a claim cheap
+whatever the queue length: one heap per (priority, work_type, team) of pending items
+ordered by age, a heap of lease deadlines, and the items each agent holds. Heaps use
+lazy deletion: an entry is checked against the item when it reaches the top.
+
+The ``plan_*`` functions check an operation against the state and return the new
+versions of the records it changes, without applying them; the backend makes them
+durable first and then applies them with ``put_item``/``put_agent`` -- the same path
+a journal replay takes, so a process that wrote a change and one that read it agree.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from orchestrator.errors import Conflict, InvalidArgument, NotFound
+from orchestrator.store.base import (
+    BLOCKED,
+    CLAIMED,
+    COMPLETE_STATUSES,
+    COMPLETED,
+    DEAD,
+    FAILED,
+    HELD_STATUSES,
+    IN_PROGRESS,
+    PENDING,
+    PRIORITIES,
+    STORY_POINTS_RANGE,
+    TERMINAL_STATUSES,
+    Agent,
+    ClaimFilter,
+    WorkItem,
+)
+
+_Key = tuple[str, str | None]
+
+
+class State:
+    def __init__(self) -> None:
+        self.items: dict[str, WorkItem] = {}
+        self.agents: dict[str, Agent] = {}
+        self._pending: list[dict[_Key, list[tuple[float, str]]]] = [{} for _ in PRIORITIES]
+        self._leases: list[tuple[float, str]] = []
+        self._held_by: dict[str, set[str]] = {}
+
+    # -- applying records (own writes and journal replay alike) --------------------
+
+    def put_item(self, item: WorkItem) -> None:
+        old = self.items.get(item.work_item_id)
+        if old is not None and old.agent_id is not None and old.status in HELD_STATUSES:
+            held = self._held_by.get(old.agent_id)
+            if held is not None:
+                held.discard(old.work_item_id)
+                if not held:
+                    del self._held_by[old.agent_id]
+        self.items[item.work_item_id] = item
+        if item.status == PENDING:
+            rank = PRIORITIES.get(item.priority, len(PRIORITIES) - 1)
+            heap = self._pending[rank].setdefault((item.work_type, item.team), [])
+            heapq.heappush(heap, (item.created_at, item.work_item_id))
+        elif item.status in HELD_STATUSES and item.agent_id is not None:
+            self._held_by.setdefault(item.agent_id, set()).add(item.work_item_id)
+            if item.lease_expires_at is not None:
+                heapq.heappush(self._leases, (item.lease_expires_at, item.work_item_id))
+
+    def put_agent(self, agent: Agent) -> None:
+        self.agents[agent.agent_id] = agent
+
+    def drop_agent(self, agent_id: str) -> None:
+        self.agents.pop(agent_id, None)
+
+    def purge(self, before: float) -> list[WorkItem]:
+        """Forget finished items last changed before ``before``; return them."""
+        gone = [
+            item
+            for item in self.items.values()
+            if item.status in TERMINAL_STATUSES and item.updated_at < before
+        ]
+        for item in gone:
+            del self.items[item.work_item_id]
+        return gone
+
+    def apply_event(self, event: dict[str, Any]) -> None:
+        for raw in event.get("items", ()):
+            self.put_item(WorkItem.from_dict(raw))
+        for raw in event.get("agents", ()):
+            self.put_agent(Agent.from_dict(raw))
+        for agent_id in event.get("gone", ()):
+            self.drop_agent(agent_id)
+
+    # -- queries ---------------------------------------------------------------------
+
+    def held_by(self, agent_id: str) -> list[WorkItem]:
+        return [self.items[i] for i in sorted(self._held_by.get(agent_id, ()))]
+
+    def next_pending(self, filters: ClaimFilter) -> WorkItem | None:
+        for by_key in self._pending:
+            best: tuple[float, str] | None = None
+            for key in list(by_key):
+                if not filters.accepts(*key):
+                    continue
+                heap = by_key[key]
+                top = self._clean_top(heap)
+                if top is None:
+                    del by_key[key]
+                elif best is None or top < best:
+                    best = top
+            if best is not None:
+                return self.items[best[1]]
+        return None
+
+    def _clean_top(self, heap: list[tuple[float, str]]) -> tuple[float, str] | None:
+        while heap:
+            item = self.items.get(heap[0][1])
+            if item is not None and item.status == PENDING:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
+
+    def expired(self, now: float) -> Iterator[WorkItem]:
+        """Held items whose lease ended at or before ``now`` (stale entries dropped)."""
+        while self._leases and self._leases[0][0] <= now:
+            deadline, work_id = heapq.heappop(self._leases)
+            item = self.items.get(work_id)
+            if item is not None and item.held and item.lease_expires_at == deadline:
+                yield item
+
+
+# -- transitions ---------------------------------------------------------------------
+
+
+def check_priority(priority: str) -> str:
+    if priority not in PRIORITIES:
+        raise InvalidArgument(f"unknown priority {priority!r}: use one of {', '.join(PRIORITIES)}")
+    return priority
+
+
+def check_percent(percent: int) -> int:
+    if not 0 <= percent <= 100:
+        raise InvalidArgument(f"progress {percent} is out of range: use 0-100")
+    return percent
+
+
+def check_points(points: int | None) -> int | None:
+    low, high = STORY_POINTS_RANGE
+    if points is not None and not low <= points <= high:
+        raise InvalidArgument(f"story points {points} out of range: use {low}-{high}")
+    return points
+
+
+def new_item(item: WorkItem, now: float, max_attempts: int) -> WorkItem:
+    check_priority(item.priority)
+    if not item.work_type:
+        raise InvalidArgument("work_type must not be empty")
+    return replace(
+        item,
+        status=PENDING,
+        agent_id=None,
+        created_at=item.created_at or now,
+        updated_at=now,
+        max_attempts=item.max_attempts if item.max_attempts > 0 else max_attempts,
+    )
+
+
+def claimed(item: WorkItem, agent_id: str, now: float, lease_s: float) -> WorkItem:
+    return replace(
+        item,
+        status=CLAIMED,
+        agent_id=agent_id,
+        progress=0,
+        claimed_at=now,
+        updated_at=now,
+        lease_expires_at=now + lease_s,
+    )
+
+
+def held_item(state: State, work_id: str, agent_id: str | None) -> WorkItem:
+    """The item, if it is held (by ``agent_id`` when given); else NotFound/Conflict."""
+    item = state.items.get(work_id)
+    if item is None:
+        raise NotFound(f"work item {work_id} not found")
+    if item.status not in HELD_STATUSES:
+        raise Conflict(f"work item {work_id} is {item.status}, not claimed")
+    if agent_id is not None and item.agent_id != agent_id:
+        raise Conflict(f"work item {work_id} is held by {item.agent_id}, not {agent_id}")
+    return item
+
+
+def progressed(item: WorkItem, percent: int, status: str, now: float, lease_s: float) -> WorkItem:
+    if status not in (IN_PROGRESS, BLOCKED):
+        raise InvalidArgument(f"unknown progress status {status!r}: use in_progress or blocked")
+    return replace(
+        item,
+        progress=check_percent(percent),
+        status=status,
+        updated_at=now,
+        lease_expires_at=now + lease_s,
+    )
+
+
+def completed(item: WorkItem, status: str, points: int | None, result: Any, now: float) -> WorkItem:
+    if status not in COMPLETE_STATUSES:
+        raise InvalidArgument(
+            f"unknown completion status {status!r}: use one of {', '.join(COMPLETE_STATUSES)}"
+        )
+    return replace(
+        item,
+        status=COMPLETED if status == "success" else FAILED,
+        completion_status=status,
+        story_points=check_points(points),
+        result=result,
+        progress=100 if status == "success" else item.progress,
+        updated_at=now,
+        completed_at=now,
+        lease_expires_at=None,
+    )
+
+
+def failed(item: WorkItem, error: str, now: float) -> WorkItem:
+    return replace(
+        item,
+        status=FAILED,
+        completion_status="failed",
+        error=error,
+        updated_at=now,
+        completed_at=now,
+        lease_expires_at=None,
+    )
+
+
+def returned(item: WorkItem, now: float, error: str | None, count_attempt: bool) -> WorkItem:
+    """Back to the queue; an attempt is counted for a crash or an expired lease,
+    and an item out of attempts is dead instead."""
+    attempts = item.attempts + 1 if count_attempt else item.attempts
+    if count_attempt and attempts >= item.max_attempts:
+        return replace(
+            item,
+            status=DEAD,
+            attempts=attempts,
+            error=f"{error}; gave up after {attempts} attempts" if error else None,
+            updated_at=now,
+            completed_at=now,
+            lease_expires_at=None,
+        )
+    return replace(
+        item,
+        status=PENDING,
+        agent_id=None,
+        progress=0,
+        attempts=attempts,
+        error=error if error is not None else item.error,
+        claimed_at=None,
+        updated_at=now,
+        lease_expires_at=None,
+    )
+
+
+def extended(items: Iterable[WorkItem], now: float, lease_s: float) -> list[WorkItem]:
+    return [replace(i, updated_at=now, lease_expires_at=now + lease_s) for i in items]

@@ -1,0 +1,266 @@
+"""The store contract. Every backend runs these same tests (see conftest.BACKENDS)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from orchestrator.errors import Conflict, InvalidArgument, NotFound
+from orchestrator.store.base import Agent, ClaimFilter, WorkItem
+
+from .conftest import StoreFactory
+
+
+def item(
+    work_type: str = "feature",
+    priority: str = "medium",
+    team: str | None = None,
+    work_id: str = "",
+    **extra: Any,
+) -> WorkItem:
+    return WorkItem(
+        work_item_id=work_id,
+        work_type=work_type,
+        description=f"do {work_type}",
+        priority=priority,
+        team=team,
+        **extra,
+    )
+
+
+def test_add_then_get_round_trips_every_field(store: Any) -> None:
+    work_id = store.add_work(item(team="core", payload={"argv": ["echo", "hi"]}))
+    got = store.get(work_id)
+    assert got.work_item_id == work_id and work_id.startswith("work_")
+    assert (got.work_type, got.priority, got.team, got.status) == (
+        "feature",
+        "medium",
+        "core",
+        "pending",
+    )
+    assert got.payload == {"argv": ["echo", "hi"]}
+    assert got.attempts == 0 and got.created_at > 0
+
+
+def test_claim_takes_highest_priority_then_oldest(store: Any) -> None:
+    low = store.add_work(item(priority="low"))
+    medium_old = store.add_work(item(priority="medium"))
+    medium_new = store.add_work(item(priority="medium"))
+    critical = store.add_work(item(priority="critical"))
+    high = store.add_work(item(priority="high"))
+    order = [store.claim("a1").work_item_id for _ in range(5)]
+    assert order == [critical, high, medium_old, medium_new, low]
+    assert store.claim("a1") is None
+
+
+def test_claim_respects_type_and_team_filters(store: Any) -> None:
+    bug = store.add_work(item("bug_fix", team="core"))
+    doc = store.add_work(item("documentation", team="docs", priority="critical"))
+    assert store.claim("a1", ClaimFilter(work_types=frozenset({"research"}))) is None
+    assert store.claim("a1", ClaimFilter(teams=frozenset({"core"}))).work_item_id == bug
+    got = store.claim(
+        "a2", ClaimFilter(work_types=frozenset({"documentation"}), teams=frozenset({"docs"}))
+    )
+    assert got.work_item_id == doc
+
+
+def test_a_claimed_item_is_not_claimed_again(store: Any) -> None:
+    store.add_work(item())
+    first = store.claim("a1")
+    assert first.status == "claimed" and first.agent_id == "a1" and first.lease_expires_at
+    assert store.claim("a2") is None
+
+
+def test_claim_new_creates_and_claims_in_one_step(store: Any) -> None:
+    got = store.claim_new("a1", item("feature", "high"))
+    assert got.status == "claimed" and got.agent_id == "a1"
+    assert store.get(got.work_item_id).status == "claimed"
+    assert store.claim("a2") is None
+
+
+def test_progress_by_holder_other_agent_and_unknown(store: Any) -> None:
+    store.add_work(item())
+    work_id = store.claim("a1").work_item_id
+    got = store.progress(work_id, 40, "in_progress", agent_id="a1")
+    assert (got.progress, got.status) == (40, "in_progress")
+    assert store.progress(work_id, 50, "blocked", agent_id="a1").status == "blocked"
+    with pytest.raises(Conflict):
+        store.progress(work_id, 60, agent_id="intruder")
+    with pytest.raises(NotFound):
+        store.progress("work_missing", 60)
+    with pytest.raises(InvalidArgument):
+        store.progress(work_id, 101, agent_id="a1")
+    with pytest.raises(InvalidArgument):
+        store.progress(work_id, 10, "sleeping", agent_id="a1")
+
+
+def test_complete_checks_holder_status_and_points(store: Any) -> None:
+    pending = store.add_work(item())
+    with pytest.raises(Conflict):
+        store.complete(pending, agent_id="a1")
+    work_id = store.claim("a1").work_item_id
+    with pytest.raises(Conflict):
+        store.complete(work_id, agent_id="a2")
+    with pytest.raises(InvalidArgument):
+        store.complete(work_id, "success", 22, agent_id="a1")
+    with pytest.raises(InvalidArgument):
+        store.complete(work_id, "great", agent_id="a1")
+    done = store.complete(work_id, "success", 8, result="ok", agent_id="a1")
+    assert (done.status, done.story_points, done.result, done.progress) == (
+        "completed",
+        8,
+        "ok",
+        100,
+    )
+    with pytest.raises(Conflict):
+        store.complete(work_id, agent_id="a1")
+
+
+def test_complete_failed_or_blocked_is_terminal_failure(store: Any) -> None:
+    for status in ("failed", "blocked"):
+        work_id = store.claim_new("a1", item()).work_item_id
+        done = store.complete(work_id, status, agent_id="a1")
+        assert (done.status, done.completion_status) == ("failed", status)
+
+
+def test_operator_without_agent_id_can_finish_a_held_item(store: Any) -> None:
+    work_id = store.claim_new("a1", item()).work_item_id
+    assert store.complete(work_id, "success", 3).status == "completed"
+
+
+def test_fail_is_terminal_unless_retried(store: Any) -> None:
+    work_id = store.claim_new("a1", item()).work_item_id
+    got = store.fail(work_id, "boom", agent_id="a1")
+    assert (got.status, got.error) == ("failed", "boom")
+    retry_id = store.add_work(item(max_attempts=2))
+    store.claim("a1")
+    again = store.fail(retry_id, "flaky", agent_id="a1", retry=True)
+    assert (again.status, again.attempts) == ("pending", 1)
+    store.claim("a1")
+    dead = store.fail(retry_id, "flaky", agent_id="a1", retry=True)
+    assert (dead.status, dead.attempts) == ("dead", 2)
+
+
+def test_release_returns_item_without_counting_an_attempt(store: Any) -> None:
+    work_id = store.add_work(item())
+    store.claim("a1")
+    got = store.release(work_id, agent_id="a1")
+    assert (got.status, got.agent_id, got.attempts) == ("pending", None, 0)
+    assert store.claim("a2").work_item_id == work_id
+    with pytest.raises(Conflict):
+        store.release(work_id, agent_id="a1")
+
+
+def test_release_agent_counts_an_attempt_and_buries_poison(store: Any) -> None:
+    ids = [store.add_work(item(max_attempts=2)) for _ in range(3)]
+    for _ in ids:
+        store.claim("dead-agent")
+    released = store.release_agent("dead-agent")
+    assert sorted(i.work_item_id for i in released) == sorted(ids)
+    assert all(store.get(w).status == "pending" and store.get(w).attempts == 1 for w in ids)
+    store.claim("dead-again")
+    (buried,) = store.release_agent("dead-again")
+    assert (buried.status, buried.attempts) == ("dead", 2)
+    assert store.release_agent("nobody") == []
+
+
+def test_expired_lease_returns_item_with_an_attempt(make_store: StoreFactory) -> None:
+    store = make_store(lease_s=0.2, max_attempts=2)
+    work_id = store.add_work(item())
+    assert store.claim("slow").work_item_id == work_id
+    time.sleep(0.3)
+    again = store.claim("fast")
+    assert again is not None and again.work_item_id == work_id and again.attempts == 1
+    with pytest.raises(Conflict):
+        store.complete(work_id, agent_id="slow")
+    time.sleep(0.3)
+    assert store.claim("third") is None
+    got = store.get(work_id)
+    assert (got.status, got.attempts) == ("dead", 2)
+    assert "lease expired" in got.error
+
+
+def test_sweep_reports_expired_leases(make_store: StoreFactory) -> None:
+    store = make_store(lease_s=0.2)
+    work_id = store.claim_new("a1", item()).work_item_id
+    assert store.sweep() == []
+    time.sleep(0.3)
+    assert [i.work_item_id for i in store.sweep()] == [work_id]
+    assert store.get(work_id).status == "pending"
+
+
+def test_heartbeat_and_progress_extend_the_lease(make_store: StoreFactory) -> None:
+    store = make_store(lease_s=0.4)
+    store.register(Agent(agent_id="a1"))
+    hb = store.claim_new("a1", item()).work_item_id
+    pr = store.claim_new("a1", item()).work_item_id
+    for _ in range(4):
+        time.sleep(0.2)
+        assert store.heartbeat("a1") == 2
+    for _ in range(3):
+        time.sleep(0.2)
+        store.progress(pr, 10, agent_id="a1")
+    assert store.get(pr).status == "in_progress"
+    assert store.get(hb).status == "pending"  # no heartbeat for the last 0.6 s
+
+
+def test_agents_register_heartbeat_deregister(store: Any) -> None:
+    agent = store.register(Agent(agent_id="a1", capacity=80, specialization="backend", team="core"))
+    assert agent.registered_at > 0 and agent.last_heartbeat > 0
+    assert store.get_agent("a1").specialization == "backend"
+    assert [a.agent_id for a in store.list_agents()] == ["a1"]
+    held = store.claim_new("a1", item()).work_item_id
+    before = store.get_agent("a1").last_heartbeat
+    assert store.heartbeat("a1") == 1
+    assert store.get_agent("a1").last_heartbeat >= before
+    store.deregister("a1")
+    assert store.get(held).status == "pending"
+    with pytest.raises(NotFound):
+        store.get_agent("a1")
+    with pytest.raises(NotFound):
+        store.deregister("a1")
+    with pytest.raises(NotFound):
+        store.heartbeat("ghost")
+
+
+def test_register_validates(store: Any) -> None:
+    with pytest.raises(InvalidArgument):
+        store.register(Agent(agent_id="a1", capacity=120))
+    with pytest.raises(InvalidArgument):
+        store.register(Agent(agent_id="a1", status="asleep"))
+    with pytest.raises(InvalidArgument):
+        store.register(Agent(agent_id="../../etc/passwd"))
+
+
+def test_ids_are_checked_and_unique(store: Any) -> None:
+    store.add_work(item(work_id="job-1"))
+    with pytest.raises(Conflict):
+        store.add_work(item(work_id="job-1"))
+    for bad in ("../x", "a/b", "", " sp", "x" * 200):
+        if bad:
+            with pytest.raises(InvalidArgument):
+                store.add_work(item(work_id=bad))
+    with pytest.raises(InvalidArgument):
+        store.add_work(item(priority="urgent"))
+
+
+def test_another_handle_sees_every_change(make_store: StoreFactory) -> None:
+    one, two = make_store(), make_store()
+    work_id = one.add_work(item())
+    got = two.claim("a2")
+    assert got is not None and got.work_item_id == work_id
+    with pytest.raises(Conflict):
+        one.complete(work_id, agent_id="a1")
+    two.complete(work_id, agent_id="a2")
+    assert one.get(work_id).status == "completed"
+
+
+def test_list_work_orders_and_filters_terminal(store: Any) -> None:
+    low = store.add_work(item(priority="low"))
+    high = store.add_work(item(priority="high"))
+    done = store.claim_new("a1", item(priority="critical")).work_item_id
+    store.complete(done, agent_id="a1")
+    assert [i.work_item_id for i in store.list_work()] == [done, high, low]
+    assert [i.work_item_id for i in store.list_work(include_terminal=False)] == [high, low]
