@@ -1,0 +1,55 @@
+"""Functions run in child processes by the concurrency and crash tests (spawn-safe)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from multiprocessing.synchronize import Event
+
+from orchestrator.store.base import WorkItem
+from orchestrator.store.file import FileStore
+
+
+def claim_and_complete(store_path: str, agent_id: str, out_path: str, start: Event) -> None:
+    """Drain the queue: claim, complete, record what this process completed."""
+    store = FileStore(store_path)
+    done: list[str] = []
+    start.wait()
+    while (item := store.claim(agent_id)) is not None:
+        store.complete(item.work_item_id, "success", 1, result=os.getpid(), agent_id=agent_id)
+        done.append(item.work_item_id)
+    with open(out_path, "w") as fh:
+        fh.write("\n".join(done))
+    store.close()
+
+
+def claim_and_hang(store_path: str, agent_id: str, count: int, lease_s: float) -> None:
+    """Claim ``count`` items, say so on stdout, then hang until killed."""
+    store = FileStore(store_path, lease_s=lease_s)
+    for _ in range(count):
+        store.claim(agent_id)
+    print("claimed", flush=True)
+    time.sleep(600)
+
+
+def add_forever(store_path: str) -> None:
+    """Append items as fast as possible, printing each id once it is acknowledged."""
+    store = FileStore(store_path, compact_bytes=64_000)
+    n = 0
+    while True:
+        n += 1
+        work_id = store.add_work(
+            WorkItem(work_item_id="", work_type="t", description="x" * (n % 300))
+        )
+        sys.stdout.write(work_id + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    {
+        "claim_and_hang": lambda: claim_and_hang(
+            sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+        ),
+        "add_forever": lambda: add_forever(sys.argv[2]),
+    }[sys.argv[1]]()
