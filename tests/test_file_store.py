@@ -212,7 +212,7 @@ def test_corrupt_snapshot_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "work_claims.json").write_text("{not json")
     from orchestrator.errors import StoreError
 
-    with pytest.raises(StoreError, match="work_claims.json is not valid JSON"):
+    with pytest.raises(StoreError, match=r"work_claims\.json is not valid JSON"):
         FileStore(tmp_path).list_work()
 
 
