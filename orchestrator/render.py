@@ -6,11 +6,14 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from orchestrator.store.base import PRIORITIES, Agent, WorkItem
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def emit_json(data: Any) -> None:
@@ -20,6 +23,13 @@ def emit_json(data: Any) -> None:
 
 def echo(text: str) -> None:
     print(text, flush=True)
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    # Piped output is for people reading logs or grepping: do not squeeze it to 80 columns.
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _age(ts: float | None, now: float) -> str:
@@ -40,14 +50,14 @@ def _short(text: str, width: int = 40) -> str:
 
 
 def work_table(items: Sequence[WorkItem], limit: int, title: str) -> None:
-    from rich.console import Console
+    from rich import box
     from rich.table import Table
 
     now = time.time()
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("work id", "type", "priority", "status", "progress", "agent", "team", "age"):
         table.add_column(column, no_wrap=True)
-    table.add_column("description")
+    table.add_column("description", min_width=16, overflow="fold")
     for item in items[:limit]:
         table.add_row(
             item.work_item_id,
@@ -60,18 +70,18 @@ def work_table(items: Sequence[WorkItem], limit: int, title: str) -> None:
             _age(item.created_at, now),
             _short(item.description),
         )
-    console = Console()
+    console = _console()
     console.print(table)
     if len(items) > limit:
         console.print(f"… {len(items) - limit} more (use --limit or --json)")
 
 
 def agent_table(agents: Sequence[Agent], holding: dict[str, list[str]]) -> None:
-    from rich.console import Console
+    from rich import box
     from rich.table import Table
 
     now = time.time()
-    table = Table(title=f"{len(agents)} agent(s)", title_justify="left")
+    table = Table(title=f"{len(agents)} agent(s)", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("agent id", "status", "capacity", "specialization", "team", "host", "pid"):
         table.add_column(column, no_wrap=True)
     table.add_column("heartbeat", no_wrap=True)
@@ -88,7 +98,7 @@ def agent_table(agents: Sequence[Agent], holding: dict[str, list[str]]) -> None:
             _age(agent.last_heartbeat, now) + " ago",
             ", ".join(holding.get(agent.agent_id, [])) or "-",
         )
-    Console().print(table)
+    _console().print(table)
 
 
 def dashboard_data(
@@ -116,12 +126,12 @@ def dashboard_data(
 
 
 def dashboard(data: dict[str, Any]) -> None:
-    from rich.console import Console
+    from rich import box
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     console.print(f"[bold]swarm dashboard[/bold] — store {data['store']}")
-    counts = Table(show_header=True, title="work items", title_justify="left")
+    counts = Table(title="work items", title_justify="left", box=box.SIMPLE_HEAD)
     for status in data["work"]:
         counts.add_column(status)
     counts.add_column("total")

@@ -389,6 +389,7 @@ class FileStore:
             return record
 
     def heartbeat(self, agent_id: str) -> int:
+        check_id(agent_id, "agent id")
         with self._transaction() as state:
             agent = state.agents.get(agent_id)
             held = state.held_by(agent_id)
@@ -400,6 +401,7 @@ class FileStore:
             return len(held)
 
     def deregister(self, agent_id: str) -> Agent:
+        check_id(agent_id, "agent id")
         with self._transaction() as state:
             agent = state.agents.get(agent_id)
             if agent is None:
@@ -410,6 +412,7 @@ class FileStore:
             return agent
 
     def get_agent(self, agent_id: str) -> Agent:
+        check_id(agent_id, "agent id")
         with self._transaction() as state:
             agent = state.agents.get(agent_id)
             if agent is None:
@@ -519,6 +522,7 @@ class FileStore:
             return new
 
     def release_agent(self, agent_id: str) -> list[WorkItem]:
+        check_id(agent_id, "agent id")
         with self._transaction() as state:
             now = self.clock()
             error = f"agent {agent_id} died while holding the item"
@@ -528,6 +532,7 @@ class FileStore:
             return released
 
     def get(self, work_id: str) -> WorkItem:
+        check_id(work_id, "work id")
         with self._transaction() as state:
             item = state.items.get(work_id)
             if item is None:

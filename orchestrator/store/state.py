@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from orchestrator.errors import Conflict, InvalidArgument, NotFound
+from orchestrator.ids import check_id
 from orchestrator.store.base import (
     BLOCKED,
     CLAIMED,
@@ -181,6 +182,9 @@ def claimed(item: WorkItem, agent_id: str, now: float, lease_s: float) -> WorkIt
 
 def held_item(state: State, work_id: str, agent_id: str | None) -> WorkItem:
     """The item, if it is held (by ``agent_id`` when given); else NotFound/Conflict."""
+    check_id(work_id, "work id")
+    if agent_id is not None:
+        check_id(agent_id, "agent id")
     item = state.items.get(work_id)
     if item is None:
         raise NotFound(f"work item {work_id} not found")

@@ -1,0 +1,216 @@
+"""Random operation sequences on the file store, checked against a tiny model.
+
+The clock is fake, so lease expiry is part of the game; small journal thresholds make
+compactions happen, and the store is reopened from disk now and then.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from orchestrator.errors import Conflict, NotFound
+from orchestrator.store.base import PRIORITIES, Agent, ClaimFilter, WorkItem
+from orchestrator.store.file import FileStore
+
+LEASE = 10.0
+MAX_ATTEMPTS = 3
+AGENTS = st.sampled_from(["x", "y", "z"])
+TYPES = st.sampled_from(["a", "b"])
+
+
+@dataclass
+class ModelItem:
+    work_id: str
+    work_type: str
+    priority: str
+    created: float
+    status: str = "pending"
+    agent: str | None = None
+    attempts: int = 0
+    lease: float = 0.0
+
+
+class StoreMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = tempfile.mkdtemp(prefix="swarm-model-")
+        self.now = 1000.0
+        self.store = self._open()
+        self.model: dict[str, ModelItem] = {}
+        self.registered: set[str] = set()
+        self.counter = 0
+
+    def _open(self) -> FileStore:
+        return FileStore(
+            self.dir,
+            lease_s=LEASE,
+            max_attempts=MAX_ATTEMPTS,
+            archive_after_s=1e9,
+            compact_bytes=3000,
+            clock=lambda: self.now,
+        )
+
+    def teardown(self) -> None:
+        self.store.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- model helpers -------------------------------------------------------------
+
+    def tick(self, seconds: float = 1.0) -> None:
+        self.now += seconds
+        for item in self.model.values():
+            if item.status in ("claimed", "in_progress") and item.lease <= self.now:
+                self._return(item, count=True)
+
+    def _return(self, item: ModelItem, count: bool) -> None:
+        item.attempts += 1 if count else 0
+        if count and item.attempts >= MAX_ATTEMPTS:
+            item.status = "dead"
+        else:
+            item.status, item.agent = "pending", None
+
+    def held(self, agent: str | None = None) -> list[ModelItem]:
+        return sorted(
+            (
+                i
+                for i in self.model.values()
+                if i.status in ("claimed", "in_progress") and (agent is None or i.agent == agent)
+            ),
+            key=lambda i: i.work_id,
+        )
+
+    # -- rules -------------------------------------------------------------------------
+
+    @rule(priority=st.sampled_from(list(PRIORITIES)), work_type=TYPES)
+    def add(self, priority: str, work_type: str) -> None:
+        self.tick()
+        self.counter += 1
+        work_id = f"w{self.counter:04d}"
+        self.store.add_work(
+            WorkItem(work_item_id=work_id, work_type=work_type, description="d", priority=priority)
+        )
+        self.model[work_id] = ModelItem(work_id, work_type, priority, self.now)
+
+    @rule(agent=AGENTS, only=st.none() | TYPES)
+    def claim(self, agent: str, only: str | None) -> None:
+        self.tick()
+        got = self.store.claim(agent, ClaimFilter(work_types=frozenset({only}) if only else None))
+        candidates = sorted(
+            (
+                i
+                for i in self.model.values()
+                if i.status == "pending" and (only is None or i.work_type == only)
+            ),
+            key=lambda i: (PRIORITIES[i.priority], i.created),
+        )
+        if not candidates:
+            assert got is None
+            return
+        expected = candidates[0]
+        assert got is not None and got.work_item_id == expected.work_id
+        expected.status, expected.agent, expected.lease = "claimed", agent, self.now + LEASE
+
+    @precondition(lambda self: self.held())
+    @rule(data=st.data(), as_holder=st.booleans())
+    def progress(self, data: st.DataObject, as_holder: bool) -> None:
+        item = data.draw(st.sampled_from(self.held()))
+        agent = item.agent if as_holder else "intruder"
+        self.tick()
+        still_held = item.status in ("claimed", "in_progress")
+        try:
+            self.store.progress(item.work_id, 50, agent_id=agent)
+        except Conflict:
+            assert not (as_holder and still_held)
+            return
+        assert as_holder and still_held
+        item.status, item.lease = "in_progress", self.now + LEASE
+
+    @precondition(lambda self: self.held())
+    @rule(data=st.data(), outcome=st.sampled_from(["complete", "fail", "retry", "release"]))
+    def finish(self, data: st.DataObject, outcome: str) -> None:
+        self.tick()
+        item = data.draw(st.sampled_from(sorted(self.model.values(), key=lambda i: i.work_id)))
+        holder = item.agent
+        try:
+            if outcome == "complete":
+                self.store.complete(item.work_id, "success", 3, agent_id=holder)
+            elif outcome == "release":
+                self.store.release(item.work_id, agent_id=holder)
+            else:
+                self.store.fail(item.work_id, "boom", agent_id=holder, retry=outcome == "retry")
+        except Conflict:
+            assert item.status not in ("claimed", "in_progress")
+            return
+        assert item.status in ("claimed", "in_progress")
+        if outcome == "complete":
+            item.status = "completed"
+        elif outcome == "fail":
+            item.status = "failed"
+        else:
+            self._return(item, count=outcome == "retry")
+
+    @rule(agent=AGENTS)
+    def heartbeat(self, agent: str) -> None:
+        self.tick()
+        mine = self.held(agent)
+        try:
+            count = self.store.heartbeat(agent)
+        except NotFound:
+            assert agent not in self.registered and not mine
+            return
+        assert count == len(mine)
+        for item in mine:
+            item.lease = self.now + LEASE
+
+    @rule(agent=AGENTS)
+    def register(self, agent: str) -> None:
+        self.tick()
+        self.store.register(Agent(agent_id=agent))
+        self.registered.add(agent)
+
+    @rule(agent=AGENTS)
+    def agent_dies(self, agent: str) -> None:
+        self.tick()
+        released = self.store.release_agent(agent)
+        mine = self.held(agent)
+        assert sorted(i.work_item_id for i in released) == [i.work_id for i in mine]
+        for item in mine:
+            self._return(item, count=True)
+
+    @rule(seconds=st.sampled_from([3.0, 9.0, 11.0]))
+    def time_passes(self, seconds: float) -> None:
+        self.tick(seconds)
+
+    @rule()
+    def reopen(self) -> None:
+        self.store.close()
+        self.store = self._open()
+
+    @invariant()
+    def store_matches_model(self) -> None:
+        stored = {i.work_item_id: i for i in self.store.list_work()}
+        assert set(stored) == set(self.model)
+        for work_id, expected in self.model.items():
+            got = stored[work_id]
+            assert (got.status, got.agent_id if got.held else expected.agent, got.attempts) == (
+                expected.status,
+                expected.agent,
+                expected.attempts,
+            ), work_id
+        view = self._open()  # a second process's view, rebuilt from disk
+        try:
+            assert {i.work_item_id: i.status for i in view.list_work()} == {
+                w: m.status for w, m in self.model.items()
+            }
+        finally:
+            view.close()
+
+
+StoreMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+TestStoreModel = StoreMachine.TestCase
