@@ -32,6 +32,12 @@ from orchestrator.store.base import (
 if TYPE_CHECKING:
     from orchestrator.store.file import FileStore
 
+# Typer vendors click (the module path differs between releases); its public
+# BadParameter leads to the base class of every command-line usage error.
+_ClickError: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
 
 app = typer.Typer(
@@ -443,10 +449,11 @@ def main(argv: list[str] | None = None) -> int:
     except SwarmError as exc:
         _error(exc.message)
         return exc.exit_code
-    except typer.TyperException as exc:
-        hint = " (see swarm --help)" if exc.exit_code == 2 else ""
-        _error(exc.format_message() + hint)
-        return exc.exit_code
+    except _ClickError as exc:
+        code = int(getattr(exc, "exit_code", 2))
+        hint = " (see swarm --help)" if code == 2 else ""
+        _error(getattr(exc, "format_message", exc.__str__)() + hint)
+        return code
     except (typer.Abort, KeyboardInterrupt):
         _error("interrupted")
         return 130

@@ -69,7 +69,7 @@ AGENT_STATUSES = ("active", "inactive")
 STORY_POINTS_RANGE = (1, 21)
 
 
-@dataclass(slots=True)
+@dataclass
 class WorkItem:
     """One unit of work. Times are Unix epoch seconds (``jq 'todate'`` shows them)."""
 
@@ -101,6 +101,12 @@ class WorkItem:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkItem:
         return cls(**data)
+
+    def evolve(self, **changes: Any) -> WorkItem:
+        """A changed copy; several times faster than ``dataclasses.replace`` (hot path)."""
+        new = object.__new__(WorkItem)
+        new.__dict__ = self.__dict__ | changes
+        return new
 
     @property
     def held(self) -> bool:

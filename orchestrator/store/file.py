@@ -107,6 +107,8 @@ class FileStore:
         self._generation = 0
         self._compact_at = compact_bytes
         self._expired: list[WorkItem] = []
+        # Set when the journal read so far ends with a seal: another process compacted.
+        self._sealed = False
 
     def _file(self, name: str) -> str:
         return os.path.join(self.path, name)
@@ -118,13 +120,16 @@ class FileStore:
         with self._mutex:
             if self._state is not None:
                 self._read_new(locked=False)
-            self._lock.acquire()
+                self._lock.acquire(self._catch_up_unlocked)
+            else:
+                self._lock.acquire()
             try:
                 if self._state is None:
                     self._load()
                 else:
                     self._read_new(locked=True)
-                    self._follow_generation()
+                    if self._sealed:
+                        self._follow_generation()
                 state = self._state
                 assert state is not None
                 self._expired = self._expire_leases(state)
@@ -195,6 +200,9 @@ class FileStore:
 
     # -- reading the journal ---------------------------------------------------------
 
+    def _catch_up_unlocked(self) -> None:
+        self._read_new(locked=False)
+
     def _read_new(self, locked: bool) -> None:
         size = os.fstat(self._fd).st_size
         if size <= self._offset:
@@ -230,9 +238,13 @@ class FileStore:
     def _apply(self, event: dict[str, Any]) -> None:
         state = self._state
         assert state is not None
-        if event.get("op") == "generation":
+        op = event.get("op")
+        if op == "generation":
             self._generation = int(event["gen"])
             state.purge(float(event.get("purge_before", 0.0)))
+            return
+        if op == "sealed":
+            self._sealed = True
             return
         try:
             state.apply_event(event)
@@ -308,7 +320,12 @@ class FileStore:
         return data
 
     def _follow_generation(self) -> None:
-        """Switch to a new journal generation if another process compacted."""
+        """Switch to the journal generation that replaced the sealed one.
+
+        A seal without a new journal (the compacting process died in between) is
+        ignored: records after it in the same file are as good as any.
+        """
+        self._sealed = False
         try:
             inode = os.stat(self._file(self.JOURNAL)).st_ino
         except FileNotFoundError:
@@ -352,13 +369,16 @@ class FileStore:
         journal.write_atomic(self._file(self.WORK), snapshot, fsync=fsync)
         agents = orjson.dumps(list(state.agents.values()), option=orjson.OPT_INDENT_2)
         journal.write_atomic(self._file(self.AGENTS), agents, fsync=fsync)
-        # Keep the finished generation in the history, then swap in the new one.
+        # Seal the finished generation (so other processes know to switch without a stat
+        # per operation), keep it in the history, then swap in the new one.
+        self._append(journal.encode({"op": "sealed", "ts": now, "next": self._generation + 1}))
         old = os.path.join(self.path, self.HISTORY, f"gen-{self._generation:06d}.jsonl")
         if os.path.exists(old):
             os.unlink(old)
         os.link(self._file(self.JOURNAL), old)
         self._write_header(self._generation + 1, purge_before)
         self._open_journal()
+        self._sealed = False
         self._read_new(locked=True)
         self._compact_at = max(self.compact_bytes, 2 * len(snapshot))
         logger.info(

@@ -17,9 +17,13 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 from orchestrator.errors import LockTimeout
+
+# How long a contended acquire polls before it blocks in the kernel.
+_POLL_FOR_S = 0.005
 
 
 class _Alarm(Exception):
@@ -36,9 +40,23 @@ class StoreLock:
         self.timeout_s = timeout_s
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
-    def acquire(self) -> None:
-        if not self._try():
-            self._wait()
+    def acquire(self, while_waiting: Callable[[], object] | None = None) -> None:
+        """Take the lock. A short contended wait polls and runs ``while_waiting``
+        between tries (the store reads what the holder appends, so it has less to
+        read once it holds the lock); a longer one blocks in the kernel."""
+        if self._try():
+            return
+        if while_waiting is not None:
+            pause = 0.00002
+            spent = 0.0
+            while spent < _POLL_FOR_S:
+                while_waiting()
+                if self._try():
+                    return
+                time.sleep(pause)
+                spent += pause
+                pause = min(pause * 2, 0.0005)
+        self._wait()
 
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 from typing import Any
 
 from orchestrator.errors import Conflict, InvalidArgument, NotFound
@@ -88,7 +87,10 @@ class State:
 
     def apply_event(self, event: dict[str, Any]) -> None:
         for raw in event.get("items", ()):
-            self.put_item(WorkItem.from_dict(raw))
+            # Journal records are checksummed and written by this code: skip __init__.
+            item = object.__new__(WorkItem)
+            item.__dict__ = raw
+            self.put_item(item)
         for raw in event.get("agents", ()):
             self.put_agent(Agent.from_dict(raw))
         for agent_id in event.get("gone", ()):
@@ -158,8 +160,7 @@ def new_item(item: WorkItem, now: float, max_attempts: int) -> WorkItem:
     check_priority(item.priority)
     if not item.work_type:
         raise InvalidArgument("work_type must not be empty")
-    return replace(
-        item,
+    return item.evolve(
         status=PENDING,
         agent_id=None,
         created_at=item.created_at or now,
@@ -169,8 +170,7 @@ def new_item(item: WorkItem, now: float, max_attempts: int) -> WorkItem:
 
 
 def claimed(item: WorkItem, agent_id: str, now: float, lease_s: float) -> WorkItem:
-    return replace(
-        item,
+    return item.evolve(
         status=CLAIMED,
         agent_id=agent_id,
         progress=0,
@@ -198,8 +198,7 @@ def held_item(state: State, work_id: str, agent_id: str | None) -> WorkItem:
 def progressed(item: WorkItem, percent: int, status: str, now: float, lease_s: float) -> WorkItem:
     if status not in (IN_PROGRESS, BLOCKED):
         raise InvalidArgument(f"unknown progress status {status!r}: use in_progress or blocked")
-    return replace(
-        item,
+    return item.evolve(
         progress=check_percent(percent),
         status=status,
         updated_at=now,
@@ -212,8 +211,7 @@ def completed(item: WorkItem, status: str, points: int | None, result: Any, now:
         raise InvalidArgument(
             f"unknown completion status {status!r}: use one of {', '.join(COMPLETE_STATUSES)}"
         )
-    return replace(
-        item,
+    return item.evolve(
         status=COMPLETED if status == "success" else FAILED,
         completion_status=status,
         story_points=check_points(points),
@@ -226,8 +224,7 @@ def completed(item: WorkItem, status: str, points: int | None, result: Any, now:
 
 
 def failed(item: WorkItem, error: str, now: float) -> WorkItem:
-    return replace(
-        item,
+    return item.evolve(
         status=FAILED,
         completion_status="failed",
         error=error,
@@ -242,8 +239,7 @@ def returned(item: WorkItem, now: float, error: str | None, count_attempt: bool)
     and an item out of attempts is dead instead."""
     attempts = item.attempts + 1 if count_attempt else item.attempts
     if count_attempt and attempts >= item.max_attempts:
-        return replace(
-            item,
+        return item.evolve(
             status=DEAD,
             attempts=attempts,
             error=f"{error}; gave up after {attempts} attempts" if error else None,
@@ -251,8 +247,7 @@ def returned(item: WorkItem, now: float, error: str | None, count_attempt: bool)
             completed_at=now,
             lease_expires_at=None,
         )
-    return replace(
-        item,
+    return item.evolve(
         status=PENDING,
         agent_id=None,
         progress=0,
@@ -265,4 +260,4 @@ def returned(item: WorkItem, now: float, error: str | None, count_attempt: bool)
 
 
 def extended(items: Iterable[WorkItem], now: float, lease_s: float) -> list[WorkItem]:
-    return [replace(i, updated_at=now, lease_expires_at=now + lease_s) for i in items]
+    return [i.evolve(updated_at=now, lease_expires_at=now + lease_s) for i in items]
