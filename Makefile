@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := test
-.PHONY: install test lint typecheck pytest demo bench clean
+.PHONY: install test lint typecheck pytest demo cli-demo bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,10 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest  ## everything CI runs
 
-demo: $(STAMP)  ## a short scripted session of the swarm CLI on a scratch store
+demo: $(STAMP)  ## run the quick-start swarm of swarm.toml until its work is done (offline)
+	$(BIN)/swarm demo
+
+cli-demo: $(STAMP)  ## a short scripted session of the coordination commands on a scratch store
 	@bash scripts/demo.sh $(BIN)/swarm
 
 bench: $(STAMP)  ## benchmarks (not part of make test); writes bench/RESULTS.md

@@ -6,7 +6,6 @@ on stderr and exit with SwarmSH's codes (see ``orchestrator.errors.EXIT_CODES``)
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sys
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 
-from orchestrator import render
+from orchestrator import cli_run, logs, render
 from orchestrator.errors import EXIT_CODES, InvalidArgument, NotFound, SwarmError
 from orchestrator.ids import new_agent_id, new_work_id
 from orchestrator.store.base import (
@@ -430,6 +429,9 @@ def compact(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         render.echo(f"Compacted {store.path}: {archived} finished item(s) archived")
 
 
+cli_run.register(app)
+
+
 # -- entry point -------------------------------------------------------------------------
 
 
@@ -439,11 +441,7 @@ def _error(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    level = os.environ.get("LOG_LEVEL", "warning").upper()
-    logging.basicConfig(
-        level=getattr(logging, level if level != "WARN" else "WARNING", logging.WARNING),
-        format="swarm: %(levelname)s: %(message)s",
-    )
+    logs.configure()
     try:
         result = app(args=argv, prog_name="swarm", standalone_mode=False)
     except SwarmError as exc:

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import ConfigError
 
@@ -35,19 +35,99 @@ class StoreConfig(_Section):
     compact_mb: float = Field(default=4.0, gt=0)
 
 
+Backend = Literal["command", "python", "ollama", "claude"]
+Restart = Literal["never", "on-failure", "always"]
+Priority = Literal["critical", "high", "medium", "low"]
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class AgentGroup(_Section):
+    """One ``[[agents]]`` table: ``count`` identical agent processes."""
+
+    name: str = Field(pattern=_NAME)
+    count: int = Field(default=1, ge=0, le=1024)
+    role: str = "worker"
+    specialization: str = "general"
+    team: str | None = None
+    capacity: int = Field(default=100, ge=0, le=100)
+    backend: Backend = "command"
+    # backend options
+    model: str | None = None
+    host: str | None = None
+    timeout_s: float = Field(default=300.0, gt=0)
+    max_tokens: int = Field(default=1024, ge=1)
+    system_prompt: str | None = None
+    function: str | None = Field(default=None, pattern=r"^[\w.]+:[\w.]+$")
+    shell: bool = False
+    retries: int = Field(default=4, ge=0, le=20)
+    retry_backoff_s: float = Field(default=1.0, ge=0)
+    # what it claims
+    work_types: list[str] | None = None
+    teams: list[str] | None = None
+    # how it is kept alive
+    restart: Restart = "on-failure"
+    backoff_initial_s: float = Field(default=0.1, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    max_restarts: int = Field(default=5, ge=0)
+    restart_window_s: float = Field(default=60.0, gt=0)
+    stop_timeout_s: float = Field(default=10.0, ge=0)
+
+
+class WorkSpec(_Section):
+    """One ``[[work]]`` table, enqueued by ``swarm up``; ``foreach`` makes one item per
+    matching file, with ``{file}`` replaced in ``description`` and ``payload``."""
+
+    work_type: str = Field(pattern=_NAME)
+    description: str
+    priority: Priority = "medium"
+    team: str | None = None
+    payload: dict[str, Any] | None = None
+    count: int = Field(default=1, ge=1, le=100_000)
+    foreach: str | None = None
+
+    @field_validator("foreach")
+    @classmethod
+    def _relative_glob(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith(("/", "~")) or ".." in Path(value).parts):
+            raise ValueError("must be a glob relative to swarm.toml's folder, without '..'")
+        return value
+
+
+class SupervisorConfig(_Section):
+    agents_dir: str = "real_agents"
+    results_dir: str = "real_work_results"
+    tick_s: float = Field(default=0.2, gt=0, le=5)
+    sample_s: float = Field(default=2.0, gt=0)
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+
+
 class SwarmConfig(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
-    # Filled by later parts of swarmsh (agent groups, initial work, telemetry).
-    agents: list[dict[str, Any]] = Field(default_factory=list)
-    work: list[dict[str, Any]] = Field(default_factory=list)
+    supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
+    agents: list[AgentGroup] = Field(default_factory=list)
+    work: list[WorkSpec] = Field(default_factory=list)
     telemetry: dict[str, Any] = Field(default_factory=dict)
 
     source: Path | None = Field(default=None, exclude=True)
 
+    @model_validator(mode="after")
+    def _unique_group_names(self) -> SwarmConfig:
+        names = [group.name for group in self.agents]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"agent group name {name!r} is used twice")
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source.parent if self.source else Path.cwd()
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        return (self.base_dir / os.path.expanduser(path)).resolve()
+
     def store_path(self) -> Path:
-        """The store directory, relative to the config file's folder."""
-        base = self.source.parent if self.source else Path.cwd()
-        return (base / os.path.expanduser(self.store.path)).resolve()
+        return self.resolve(self.store.path)
 
 
 def load_config(path: str | os.PathLike[str]) -> SwarmConfig:
@@ -73,48 +153,60 @@ def load_config(path: str | os.PathLike[str]) -> SwarmConfig:
 def _describe(file: Path, text: str, exc: ValidationError) -> str:
     error = exc.errors()[0]
     loc = [str(part) for part in error["loc"]]
-    key = loc[-1] if loc else ""
-    section = ".".join(p for p in loc[:-1] if not p.isdigit())
-    where = f"[{section}] {key}" if section else key
-    line = _find_line(text, loc)
+    table, index, key = _split_loc(loc)
+    section = f"[[{table}]] #{index + 1}" if index is not None else f"[{table}]" if table else ""
+    where = f"{section} {key}".strip()
+    line = _find_line(text, table, index, key)
     prefix = f"{file}:{line}" if line else str(file)
     if error["type"] == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(table)
         return f"{prefix}: {where}: unknown key; allowed keys: {', '.join(allowed)}"
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "literal_error":
         message = "must be one of " + message.removeprefix("Input should be ").replace(" or ", ", ")
+    if not key:
+        return f"{prefix}: {message}"
     return f"{prefix}: {where}: {message} (got {error.get('input')!r})"
 
 
-def _allowed_keys(section: list[str]) -> list[str]:
+def _split_loc(loc: list[str]) -> tuple[str, int | None, str]:
+    """(table, array index, key) of a pydantic error location."""
+    if len(loc) >= 3 and loc[1].isdigit():
+        return loc[0], int(loc[1]), ".".join(loc[2:])
+    if len(loc) >= 2:
+        return loc[0], None, ".".join(loc[1:])
+    return "", None, loc[0] if loc else ""
+
+
+def _allowed_keys(table: str) -> list[str]:
     model: type[BaseModel] = SwarmConfig
-    for part in section:
-        field = model.model_fields.get(part)
-        annotation = field.annotation if field else None
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        else:
-            break
+    field = model.model_fields.get(table)
+    annotation = field.annotation if field else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        model = annotation
+    else:
+        for arg in getattr(annotation, "__args__", ()):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                model = arg
     return [name for name, f in model.model_fields.items() if not f.exclude]
 
 
-def _find_line(text: str, loc: list[str]) -> int | None:
-    """Best-effort line number of ``loc`` (a table path and a key) in the TOML text."""
-    parts = [p for p in loc if not p.isdigit()]
-    if not parts:
-        return None
-    table, key = ".".join(parts[:-1]), parts[-1]
-    current = ""
+def _find_line(text: str, table: str, index: int | None, key: str) -> int | None:
+    """Best-effort line number of ``key`` in ``[table]`` (or the index-th ``[[table]]``)."""
+    key = key.split(".")[0]
+    current, seen = "", -1
     key_re = re.compile(rf"^\s*{re.escape(key)}\s*=")
-    header_re = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?")
+    header_re = re.compile(r"^\s*\[(\[)?\s*([^\]]+?)\s*\]")
     for number, line in enumerate(text.splitlines(), start=1):
         header = header_re.match(line)
         if header:
-            current = header.group(1)
+            current = header.group(2)
+            if current == table and header.group(1):
+                seen += 1
             if not table and current == key:
                 return number
             continue
-        if current == table and key_re.match(line):
+        in_table = current == table and (index is None or seen == index)
+        if in_table and key_re.match(line):
             return number
     return None

@@ -147,3 +147,34 @@ def dashboard(data: dict[str, Any]) -> None:
             console.print(f"  {held['work_item_id']}  {held['agent_id']}  {held['progress']}%")
     if data["next_up"]:
         console.print("next up: " + ", ".join(data["next_up"]))
+
+
+def supervisor_status(state: dict[str, Any], alive: bool) -> None:
+    from rich import box
+    from rich.table import Table
+
+    now = time.time()
+    console = _console()
+    running = "running" if alive else f"not running (last state: {state.get('status')})"
+    console.print(
+        f"supervisor pid {state.get('pid')} on {state.get('host')}: {running},"
+        f" up {_age(state.get('started_at'), now)} · store {state.get('store')}"
+    )
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("agent", "group", "state", "pid", "restarts", "agent id"):
+        table.add_column(column, no_wrap=True)
+    for agent in state.get("agents", []):
+        table.add_row(
+            agent["name"],
+            agent["group"],
+            agent["state"],
+            str(agent["pid"] or "-"),
+            str(agent["restarts"]),
+            agent["agent_id"] or "-",
+        )
+    console.print(table)
+    for name, group in state.get("groups", {}).items():
+        console.print(
+            f"group {name}: {group['state']}, {group['running']}/{group['count']} running,"
+            f" {group['restarts']} restarts, {group['done']} done, {group['failed']} failed"
+        )

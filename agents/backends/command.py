@@ -1,0 +1,112 @@
+"""Run a command: the item's payload gives ``argv`` (a list; a string only when the
+group sets ``shell = true``), and optionally ``cwd``, ``env`` and ``timeout_s``."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from agents.backends import Outcome
+
+if TYPE_CHECKING:
+    from orchestrator.config import AgentGroup
+    from orchestrator.store.base import WorkItem
+
+OUTPUT_LIMIT = 64 * 1024
+_PR_SET_PDEATHSIG = 1
+_prctl: Any = None
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    pass
+
+
+def _die_with_agent() -> None:
+    # Runs in the child between fork and exec: a command must not outlive its agent.
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _text(data: bytes) -> str:
+    text = data[:OUTPUT_LIMIT].decode("utf-8", errors="replace")
+    return text + ("\n[… output truncated]" if len(data) > OUTPUT_LIMIT else "")
+
+
+class CommandBackend:
+    name = "command"
+
+    def __init__(self, group: AgentGroup) -> None:
+        self.shell = group.shell
+        self.timeout_s = group.timeout_s
+
+    def _argv(self, payload: dict[str, Any]) -> list[str] | str:
+        argv = payload.get("argv")
+        if isinstance(argv, str):
+            if not self.shell:
+                raise ValueError(
+                    "payload argv is a string but this agent group does not set shell = true;"
+                    " give a list of arguments"
+                )
+            return argv
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise ValueError("payload needs argv: a non-empty list of strings")
+        return argv
+
+    def run(self, item: WorkItem, cancel: threading.Event) -> Outcome:
+        payload = item.payload if isinstance(item.payload, dict) else {}
+        try:
+            argv = self._argv(payload)
+        except ValueError as exc:
+            return Outcome(False, error=str(exc))
+        env = dict(os.environ)
+        env.update({str(k): str(v) for k, v in (payload.get("env") or {}).items()})
+        env["SWARM_WORK_ITEM_ID"] = item.work_item_id
+        timeout = float(payload.get("timeout_s") or self.timeout_s)
+        record: dict[str, Any] = {"argv": argv, "cwd": payload.get("cwd")}
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                argv,
+                shell=isinstance(argv, str),
+                cwd=payload.get("cwd"),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=_die_with_agent,
+            )
+        except OSError as exc:
+            return Outcome(False, output=record, error=f"cannot run {argv!r}: {exc.strerror}")
+        reason = None
+        while True:
+            try:
+                out, err = proc.communicate(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if cancel.is_set():
+                    reason = "cancelled: the agent is stopping"
+                elif time.monotonic() - started > timeout:
+                    reason = f"timed out after {timeout:g}s"
+                if reason:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    out, err = proc.communicate()
+                    break
+        record.update(exit_code=proc.returncode, stdout=_text(out), stderr=_text(err))
+        if reason:
+            return Outcome(False, output=record, error=reason)
+        if proc.returncode != 0:
+            detail = record["stderr"].strip().splitlines()[-1:] or [""]
+            return Outcome(
+                False, output=record, error=f"exit code {proc.returncode}: {detail[0][:200]}"
+            )
+        return Outcome(True, output=record)
+
+
+def create(group: AgentGroup) -> CommandBackend:
+    return CommandBackend(group)

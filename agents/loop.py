@@ -1,0 +1,211 @@
+"""What one agent process does: register -> loop { claim -> work -> complete } -> leave.
+
+A heartbeat thread keeps the agent's leases alive while a long call runs. SIGTERM is
+a warm stop: no new claim; the current item may finish within ``stop_timeout_s``,
+after which it is cancelled and released. SIGINT is ignored: Ctrl-C in a terminal
+reaches every process of the group, and the supervisor decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from agents.backends import Outcome, load_backend
+from agents.results import result_record, write_result
+from orchestrator import logs
+from orchestrator.errors import Conflict, NotFound, SwarmError
+from orchestrator.store import open_store
+from orchestrator.store.base import Agent, ClaimFilter, WorkItem
+
+if TYPE_CHECKING:
+    from agents.backends import Backend
+    from orchestrator.config import AgentGroup, StoreConfig
+    from orchestrator.store.file import FileStore
+
+logger = logging.getLogger(__name__)
+
+IDLE_MIN_S = 0.05
+IDLE_MAX_S = 1.0
+EXIT_BAD_BACKEND = 3
+
+
+@dataclass
+class AgentSpec:
+    """Everything an agent process needs; picklable, built by the supervisor."""
+
+    agent_id: str
+    group: AgentGroup
+    slot: int
+    host: str
+    store_path: str
+    store: StoreConfig
+    results_dir: str
+
+
+class AgentRunner:
+    def __init__(self, spec: AgentSpec, counters: Any = None) -> None:
+        self.spec = spec
+        self.group = spec.group
+        self.counters = counters  # shared array: [done, failed]
+        self.stopping = threading.Event()
+        self.cancel = threading.Event()
+        self.store: FileStore = open_store(spec.store_path, spec.store)
+        self.filters = ClaimFilter(
+            work_types=frozenset(self.group.work_types) if self.group.work_types else None,
+            teams=frozenset(self.group.teams) if self.group.teams else None,
+        )
+
+    # -- signals -----------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        # Leave a margin before the supervisor's SIGKILL to release the item cleanly.
+        grace = max(0.0, self.group.stop_timeout_s * 0.8 - 0.2)
+        timer = threading.Timer(grace, self.cancel.set)
+        timer.daemon = True
+        timer.start()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        try:
+            backend = load_backend(self.group)
+        except (ImportError, ValueError, AttributeError) as exc:
+            logger.error(
+                "agent group %s: cannot start the %s backend: %s",
+                self.group.name,
+                self.group.backend,
+                exc,
+            )
+            return EXIT_BAD_BACKEND
+        self.store.register(
+            Agent(
+                agent_id=self.spec.agent_id,
+                capacity=self.group.capacity,
+                specialization=self.group.specialization,
+                team=self.group.team,
+                role=self.group.role,
+                host=self.spec.host,
+                pid=os.getpid(),
+            )
+        )
+        heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+        heartbeat.start()
+        try:
+            self._loop(backend)
+        finally:
+            self.stopping.set()
+            try:
+                self.store.deregister(self.spec.agent_id)
+            except SwarmError as exc:
+                logger.warning("agent %s: could not deregister: %s", self.spec.agent_id, exc)
+        return 0
+
+    def _heartbeat(self) -> None:
+        interval = max(0.05, self.spec.store.lease_s / 3)
+        while not self.stopping.wait(interval):
+            try:
+                self.store.heartbeat(self.spec.agent_id)
+            except SwarmError as exc:
+                logger.warning("agent %s: heartbeat failed: %s", self.spec.agent_id, exc)
+
+    def _loop(self, backend: Backend) -> None:
+        idle = IDLE_MIN_S
+        while not self.stopping.is_set():
+            item = self.store.claim(self.spec.agent_id, self.filters)
+            if item is None:
+                self.stopping.wait(idle)
+                idle = min(idle * 2, IDLE_MAX_S)
+                continue
+            idle = IDLE_MIN_S
+            self._work(backend, item)
+
+    def _work(self, backend: Backend, item: WorkItem) -> None:
+        agent_id = self.spec.agent_id
+        started = time.time()
+        try:
+            self.store.progress(item.work_item_id, 10, agent_id=agent_id)
+            outcome = backend.run(item, self.cancel)
+        except Conflict:
+            logger.warning("agent %s lost %s before starting it", agent_id, item.work_item_id)
+            return
+        except Exception as exc:  # a backend bug must not kill the agent
+            logger.exception("agent %s: backend error on %s", agent_id, item.work_item_id)
+            outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}")
+        if self.cancel.is_set():
+            self._release(item)
+            return
+        try:
+            if outcome.ok:
+                finished = self.store.complete(
+                    item.work_item_id, "success", result=_summary(outcome), agent_id=agent_id
+                )
+            else:
+                finished = self.store.fail(
+                    item.work_item_id, outcome.error or "failed", agent_id=agent_id, retry=True
+                )
+        except (Conflict, NotFound) as exc:
+            # The lease ran out and another agent has the item now: its result counts.
+            logger.warning(
+                "agent %s: result for %s discarded: %s", agent_id, item.work_item_id, exc
+            )
+            return
+        self._count(0 if outcome.ok else 1)
+        if finished.terminal:
+            record = result_record(
+                finished,
+                outcome,
+                agent_id=agent_id,
+                group=self.group.name,
+                host=self.spec.host,
+                backend=self.group.backend,
+                started_at=started,
+                finished_at=time.time(),
+            )
+            write_result(self.spec.results_dir, record)
+
+    def _release(self, item: WorkItem) -> None:
+        try:
+            self.store.release(item.work_item_id, agent_id=self.spec.agent_id)
+        except SwarmError:
+            pass
+
+    def _count(self, index: int) -> None:
+        if self.counters is not None:
+            with self.counters.get_lock():
+                self.counters[index] += 1
+
+
+def _summary(outcome: Outcome) -> Any:
+    """What the store keeps of a result (the full output is in the result file)."""
+    output = outcome.output
+    if isinstance(output, str):
+        return output[:1000]
+    if isinstance(output, dict) and "exit_code" in output:
+        return {"exit_code": output["exit_code"], "stdout": str(output.get("stdout", ""))[:1000]}
+    return output
+
+
+def agent_main(spec: AgentSpec, counters: Any = None) -> None:
+    """Process entry point (spawned by the supervisor)."""
+    logs.configure(spec.agent_id)
+    os.environ["SWARM_AGENT_ID"] = spec.agent_id  # inherited by commands: orphans are traceable
+    runner = AgentRunner(spec, counters)
+    runner.install_signal_handlers()
+    raise SystemExit(runner.run())

@@ -1,0 +1,536 @@
+"""The supervisor: spawns agent processes, keeps them alive, stops them cleanly.
+
+One small class in the manner of a worker pool: a status, a dict of slots (one per
+agent process position, ``group-N``), and a tick that reaps dead agents, releases
+their work at once, and respawns them by the group's restart policy. Signal handlers
+only set flags; the main loop acts on them. The first SIGTERM/SIGINT is a warm stop
+(agents finish or release their item within ``stop_timeout_s``), the second is cold.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import logging
+import os
+import random
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import filelock
+import multiprocess
+import psutil
+from multiprocess.connection import wait as wait_for_sentinels
+
+from agents.loop import AgentSpec, agent_main
+from orchestrator import runstate
+from orchestrator.config import AgentGroup, SwarmConfig
+from orchestrator.errors import Conflict, SwarmError
+from orchestrator.ids import new_agent_id
+from orchestrator.store import open_store
+from orchestrator.store.base import WorkItem
+from orchestrator.store.file import FileStore
+
+logger = logging.getLogger(__name__)
+
+_PR_SET_CHILD_SUBREAPER = 36
+# A respawned agent that ran this long is healthy again: its backoff starts over.
+_HEALTHY_AFTER_S = 10.0
+
+
+class Status(enum.StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class SlotState(enum.StrEnum):
+    RUNNING = "running"
+    BACKOFF = "backoff"  # waiting to be respawned
+    EXITED = "exited"  # ended and its policy says not to restart
+    FATAL = "fatal"  # restarted too often within the window
+
+
+@dataclass
+class Slot:
+    group: AgentGroup
+    index: int
+    state: SlotState = SlotState.BACKOFF
+    agent_id: str | None = None
+    process: Any = None
+    pid: int | None = None
+    started_at: float = 0.0
+    next_start: float = 0.0
+    failures_in_row: int = 0
+    restart_times: deque[float] = field(default_factory=deque)
+    restarts: int = 0
+    exit_code: int | None = None
+    counters: Any = None
+    done: int = 0
+    failed: int = 0
+    ps: psutil.Process | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.group.name}-{self.index}"
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: SwarmConfig,
+        *,
+        until_drained: bool = False,
+        on_tick: Callable[[Supervisor], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.until_drained = until_drained
+        self.on_tick = on_tick
+        self.status = Status.STARTING
+        self.host = os.environ.get("SWARM_HOST_ID") or socket.gethostname()
+        self.store_path = config.store_path()
+        self.agents_dir = config.resolve(config.supervisor.agents_dir)
+        self.results_dir = config.resolve(config.supervisor.results_dir)
+        self.slots: dict[str, Slot] = {}
+        self.started_at = time.time()
+        self._signals = 0
+        self._last_signal = 0.0
+        self._ctx = multiprocess.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["agents.loop", "agents.backends.command"])
+        self._last_sample = 0.0
+        self._last_sweep = 0.0
+        self._last_drain_check = 0.0
+        self.drained = False
+        self.enqueued: list[str] = []
+        self.store: FileStore | None = None
+
+    # -- signals ---------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        if self._signals and now - self._last_signal < 1.0:
+            return  # a repeat within a second (held key, double delivery) is ignored
+        self._signals += 1
+        self._last_signal = now
+
+    @property
+    def warm_stop(self) -> bool:
+        return self._signals >= 1
+
+    @property
+    def cold_stop(self) -> bool:
+        return self._signals >= 2
+
+    def request_stop(self) -> None:
+        self._signals = max(self._signals, 1)
+
+    # -- main loop ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        os.makedirs(self.store_path, exist_ok=True)
+        lock = filelock.FileLock(str(self.store_path / "supervisor.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            other = runstate.read(self.agents_dir)
+            pid = f" (pid {other['pid']})" if other else ""
+            raise Conflict(
+                f"another supervisor{pid} is running on store {self.store_path};"
+                " use `swarm status` or `swarm down`"
+            ) from None
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            return self._run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            lock.release()
+
+    def _run(self) -> int:
+        _become_subreaper()
+        self.agents_dir.mkdir(parents=True, exist_ok=True)
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self.store = open_store(self.store_path, self.config.store)
+        self._enqueue_configured_work()
+        for group in self.config.agents:
+            for index in range(1, group.count + 1):
+                slot = Slot(group, index)
+                self.slots[slot.name] = slot
+                self._spawn(slot)
+        self.status = Status.RUNNING
+        logger.info("supervisor %d running %d agents", os.getpid(), len(self.slots))
+        self._write_state()
+        while not self.warm_stop:
+            self._tick()
+            if self.on_tick:
+                self.on_tick(self)
+            if self.until_drained and self.drained:
+                break
+            if self.slots and all(
+                s.state in (SlotState.FATAL, SlotState.EXITED) for s in self.slots.values()
+            ):
+                logger.error("no agent left to run (all groups exited or fatal)")
+                break
+            self._wait(self.config.supervisor.tick_s)
+        self._shutdown()
+        if self.on_tick:
+            self.on_tick(self)
+        return 1 if any(s.state == SlotState.FATAL for s in self.slots.values()) else 0
+
+    def _wait(self, timeout: float) -> None:
+        sentinels = [s.process.sentinel for s in self.slots.values() if s.process is not None]
+        if sentinels:
+            try:
+                wait_for_sentinels(sentinels, timeout)
+            except InterruptedError:
+                pass
+        else:
+            time.sleep(timeout)
+
+    def _tick(self) -> None:
+        now = time.time()
+        changed = self._reap(now)
+        for slot in self.slots.values():
+            if slot.state == SlotState.BACKOFF and now >= slot.next_start:
+                self._spawn(slot)
+                changed = True
+        if now - self._last_sweep >= 1.0:
+            self._last_sweep = now
+            self._store().sweep()
+        if self.until_drained and now - self._last_drain_check >= 0.3:
+            self._last_drain_check = now
+            self.drained = not self._store().list_work(include_terminal=False)
+        if changed or now - self._last_sample >= self.config.supervisor.sample_s:
+            self._sample(now)
+            self._write_state()
+
+    # -- spawning and reaping ----------------------------------------------------------------
+
+    def _spawn(self, slot: Slot) -> None:
+        slot.agent_id = new_agent_id()
+        spec = AgentSpec(
+            agent_id=slot.agent_id,
+            group=slot.group,
+            slot=slot.index,
+            host=self.host,
+            store_path=str(self.store_path),
+            store=self.config.store,
+            results_dir=str(self.results_dir),
+        )
+        slot.counters = self._ctx.Array("i", 2)
+        slot.process = self._ctx.Process(
+            target=agent_main, args=(spec, slot.counters), name=f"swarm-agent-{slot.name}"
+        )
+        slot.process.start()
+        slot.pid = slot.process.pid
+        slot.started_at = time.time()
+        slot.state = SlotState.RUNNING
+        slot.exit_code = None
+        try:
+            slot.ps = psutil.Process(slot.pid)
+            slot.ps.cpu_percent(None)
+        except psutil.Error:
+            slot.ps = None
+        logger.info("started %s as %s (pid %s)", slot.name, slot.agent_id, slot.pid)
+
+    def _reap(self, now: float) -> bool:
+        changed = False
+        for slot in self.slots.values():
+            if slot.state != SlotState.RUNNING or slot.process.is_alive():
+                continue
+            changed = True
+            slot.exit_code = slot.process.exitcode
+            slot.process = None
+            self._collect_counters(slot)
+            self._after_exit(slot)
+            if self.warm_stop:
+                slot.state = SlotState.EXITED
+            else:
+                self._apply_policy(slot, now)
+            self._write_agent_record(slot, now)
+        return changed
+
+    def _after_exit(self, slot: Slot) -> None:
+        """An agent is gone: kill what it left running, return its work, forget it."""
+        self._kill_orphans()
+        assert slot.agent_id is not None
+        store = self._store()
+        try:
+            released = store.release_agent(slot.agent_id)
+            if released:
+                logger.warning(
+                    "%s (%s) died holding %d item(s); released them",
+                    slot.name,
+                    slot.agent_id,
+                    len(released),
+                )
+            store.deregister(slot.agent_id)
+        except SwarmError:
+            pass  # it deregistered itself on a clean exit
+
+    def _apply_policy(self, slot: Slot, now: float) -> None:
+        group = slot.group
+        failed = slot.exit_code != 0
+        if group.restart == "never" or (group.restart == "on-failure" and not failed):
+            slot.state = SlotState.EXITED
+            logger.info(
+                "%s exited with %s; not restarted (restart = %s)",
+                slot.name,
+                slot.exit_code,
+                group.restart,
+            )
+            return
+        while slot.restart_times and now - slot.restart_times[0] > group.restart_window_s:
+            slot.restart_times.popleft()
+        if len(slot.restart_times) >= group.max_restarts:
+            slot.state = SlotState.FATAL
+            logger.error(
+                "%s restarted %d times within %gs: fatal, not restarted again",
+                slot.name,
+                len(slot.restart_times),
+                group.restart_window_s,
+            )
+            return
+        ran_for = now - slot.started_at
+        slot.failures_in_row = 1 if ran_for >= _HEALTHY_AFTER_S else slot.failures_in_row + 1
+        delay = min(group.backoff_max_s, group.backoff_initial_s * 2 ** (slot.failures_in_row - 1))
+        delay *= random.uniform(0.5, 1.0)  # jitter: restarts of a group do not march in step
+        slot.restart_times.append(now)
+        slot.restarts += 1
+        slot.next_start = now + delay
+        slot.state = SlotState.BACKOFF
+        logger.warning(
+            "%s exited with %s; restart %d in %.2fs",
+            slot.name,
+            slot.exit_code,
+            slot.restarts,
+            delay,
+        )
+
+    def _collect_counters(self, slot: Slot) -> None:
+        if slot.counters is not None:
+            slot.done += slot.counters[0]
+            slot.failed += slot.counters[1]
+            slot.counters = None
+
+    def _kill_orphans(self) -> None:
+        """Commands whose agent died are re-parented to us (a subreaper): kill them.
+        They carry SWARM_AGENT_ID in their environment, the forkserver does not."""
+        try:
+            children = psutil.Process().children()
+        except psutil.Error:
+            return
+        for child in children:
+            try:
+                if "SWARM_AGENT_ID" not in child.environ():
+                    continue
+                for proc in [*child.children(recursive=True), child]:
+                    proc.kill()
+                child.wait(timeout=2)
+            except (psutil.Error, psutil.TimeoutExpired):
+                continue
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        self.status = Status.STOPPING
+        self._write_state()
+        running = [s for s in self.slots.values() if s.state == SlotState.RUNNING]
+        for slot in running:
+            self._signal_agent(slot, signal.SIGTERM)
+        timeout = max((s.group.stop_timeout_s for s in running), default=0.0)
+        deadline = time.monotonic() + timeout
+        while running and time.monotonic() < deadline and not self.cold_stop:
+            self._wait(min(0.1, max(0.0, deadline - time.monotonic())))
+            running = [s for s in running if s.process.is_alive()]
+        for slot in running:
+            logger.warning(
+                "%s did not stop within %gs: killing it", slot.name, slot.group.stop_timeout_s
+            )
+            self._kill_tree(slot)
+        self._reap(time.time())
+        for slot in self.slots.values():
+            if slot.state == SlotState.BACKOFF:
+                slot.state = SlotState.EXITED
+        self._kill_orphans()
+        self.status = Status.STOPPED
+        self._sample(time.time())
+        self._write_state()
+
+    def _signal_agent(self, slot: Slot, signum: int) -> None:
+        try:
+            os.kill(slot.pid or -1, signum)
+        except ProcessLookupError:
+            pass
+
+    def _kill_tree(self, slot: Slot) -> None:
+        procs: list[psutil.Process] = []
+        if slot.ps is not None:
+            try:
+                procs = [*slot.ps.children(recursive=True), slot.ps]
+            except psutil.Error:
+                procs = [slot.ps]
+        for proc in procs:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        if slot.process is not None:
+            slot.process.join(5)
+
+    # -- work, records, state ------------------------------------------------------------------
+
+    def _store(self) -> FileStore:
+        assert self.store is not None
+        return self.store
+
+    def _enqueue_configured_work(self) -> None:
+        items: list[WorkItem] = []
+        for spec in self.config.work:
+            files = (
+                sorted(
+                    str(p.relative_to(self.config.base_dir))
+                    for p in self.config.base_dir.glob(spec.foreach)
+                    if p.is_file()
+                )
+                if spec.foreach
+                else [None]
+            )
+            for file in files:
+                for _ in range(spec.count):
+                    items.append(
+                        WorkItem(
+                            work_item_id="",
+                            work_type=spec.work_type,
+                            description=_fill(spec.description, file),
+                            priority=spec.priority,
+                            team=spec.team,
+                            payload=_fill(spec.payload, file),
+                        )
+                    )
+        for start in range(0, len(items), 1000):
+            self.enqueued += self._store().add_many(items[start : start + 1000])
+        if items:
+            logger.info("enqueued %d work item(s) from %s", len(items), self.config.source)
+
+    def _sample(self, now: float) -> None:
+        self._last_sample = now
+        for slot in self.slots.values():
+            if slot.state == SlotState.RUNNING:
+                self._write_agent_record(slot, now)
+
+    def _write_agent_record(self, slot: Slot, now: float) -> None:
+        if slot.agent_id is None:
+            return
+        record: dict[str, Any] = {
+            "agent_id": slot.agent_id,
+            "group": slot.group.name,
+            "slot": slot.index,
+            "name": slot.name,
+            "host": self.host,
+            "pid": slot.pid,
+            "state": slot.state.value,
+            "backend": slot.group.backend,
+            "started_at": slot.started_at,
+            "restarts": slot.restarts,
+            "exit_code": slot.exit_code,
+            "items_done": slot.done + (slot.counters[0] if slot.counters is not None else 0),
+            "items_failed": slot.failed + (slot.counters[1] if slot.counters is not None else 0),
+            "cpu_percent": None,
+            "rss_bytes": None,
+            "threads": None,
+            "sampled_at": now,
+        }
+        if slot.ps is not None and slot.process is not None:
+            try:
+                with slot.ps.oneshot():
+                    record["cpu_percent"] = slot.ps.cpu_percent(None)
+                    record["rss_bytes"] = slot.ps.memory_info().rss
+                    record["threads"] = slot.ps.num_threads()
+            except psutil.Error:
+                pass
+        runstate.write_json(self.agents_dir / f"{slot.agent_id}.json", record)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state file's content (also what `swarm status --json` prints)."""
+        groups: dict[str, dict[str, Any]] = {}
+        for slot in self.slots.values():
+            g = groups.setdefault(
+                slot.group.name,
+                {
+                    "backend": slot.group.backend,
+                    "count": slot.group.count,
+                    "running": 0,
+                    "restarts": 0,
+                    "state": "exited",
+                    "done": 0,
+                    "failed": 0,
+                },
+            )
+            g["running"] += slot.state == SlotState.RUNNING
+            if slot.state in (SlotState.RUNNING, SlotState.BACKOFF) and g["state"] != "fatal":
+                g["state"] = "running"
+            g["restarts"] += slot.restarts
+            g["done"] += slot.done + (slot.counters[0] if slot.counters is not None else 0)
+            g["failed"] += slot.failed + (slot.counters[1] if slot.counters is not None else 0)
+            if slot.state == SlotState.FATAL:
+                g["state"] = "fatal"
+        return {
+            "pid": os.getpid(),
+            "host": self.host,
+            "status": self.status.value,
+            "started_at": self.started_at,
+            "updated_at": time.time(),
+            "config": str(self.config.source) if self.config.source else None,
+            "store": str(self.store_path),
+            "results_dir": str(self.results_dir),
+            "groups": groups,
+            "agents": [
+                {
+                    "name": s.name,
+                    "group": s.group.name,
+                    "agent_id": s.agent_id,
+                    "pid": s.pid,
+                    "state": s.state.value,
+                    "restarts": s.restarts,
+                    "exit_code": s.exit_code,
+                }
+                for s in self.slots.values()
+            ],
+        }
+
+    def _write_state(self) -> None:
+        runstate.write_json(runstate.state_path(self.agents_dir), self.snapshot())
+
+
+def _fill(value: Any, file: str | None) -> Any:
+    """Replace ``{file}`` in the strings of a work spec."""
+    if file is None:
+        return value
+    if isinstance(value, str):
+        return value.replace("{file}", file)
+    if isinstance(value, list):
+        return [_fill(v, file) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, file) for k, v in value.items()}
+    return value
+
+
+def _become_subreaper() -> None:
+    """Orphaned descendants come to us instead of init, so none escapes a stop."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        logger.debug("prctl(PR_SET_CHILD_SUBREAPER) unavailable; orphans go to init")
+
+
+def agents_dir_of(config: SwarmConfig) -> Path:
+    return config.resolve(config.supervisor.agents_dir)
