@@ -64,6 +64,13 @@ class OllamaBackend:
                 model=self.model,
                 details=details,
             )
+        except self._httpx.TimeoutException:
+            return Outcome(
+                False,
+                error=f"Ollama at {self.host} did not answer within {self.group.timeout_s:g}s",
+                model=self.model,
+                details=details,
+            )
         except (ConnectionError, self._httpx.TransportError) as exc:
             return Outcome(
                 False,
