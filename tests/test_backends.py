@@ -194,7 +194,9 @@ def test_claude_messages_records_usage(api_key: str) -> None:
     assert (result.model, result.input_tokens, result.output_tokens) == ("claude-test", 33, 9)
     assert result.details["finish_reason"] == "end_turn"
     sent = llm.requests[0]
-    assert sent["path"] == "/v1/messages" and sent["headers"]["x-api-key"] == api_key
+    assert sent["path"] == "/v1/messages"
+    auth = sent["headers"].get("x-api-key") or sent["headers"].get("authorization", "")
+    assert auth.endswith(api_key)
     assert (
         sent["json"]["max_tokens"] == 64
         and sent["json"]["messages"][0]["content"] == "what is 2+2?"
