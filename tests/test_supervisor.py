@@ -1,0 +1,271 @@
+"""`swarm up` with real agent processes: restarts, kill -9, fatal groups, detach/down,
+no orphans, and a load of 600 items done exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from orchestrator.store.file import FileStore
+
+from .conftest import SWARM
+
+RECORD = 'echo "$SWARM_WORK_ITEM_ID $SWARM_AGENT_ID" >> "$LOG"'
+
+
+def write_config(root: Path, groups: str, work: str, lease_s: float = 10) -> Path:
+    (root / "swarm.toml").write_text(f"[store]\nlease_s = {lease_s}\n\n{groups}\n{work}\n")
+    return root / "swarm.toml"
+
+
+def swarm(root: Path, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_ID", "SWARM_STORE")}
+    env["LOG"] = str(root / "executions.log")
+    return subprocess.run(
+        [SWARM, *args], cwd=root, env=env, capture_output=True, text=True, **kwargs
+    )
+
+
+def start(root: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_ID", "SWARM_STORE")}
+    env["LOG"] = str(root / "executions.log")
+    return subprocess.Popen(
+        [SWARM, "up", *args],
+        cwd=root,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def state(root: Path) -> dict[str, Any]:
+    return json.loads((root / "real_agents" / "supervisor.json").read_text())
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, every: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (FileNotFoundError, json.JSONDecodeError, KeyError, StopIteration):
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not reached in time")
+
+
+def executions(root: Path) -> Counter[str]:
+    log = root / "executions.log"
+    return (
+        Counter(line.split()[0] for line in log.read_text().splitlines())
+        if log.exists()
+        else Counter()
+    )
+
+
+def results(root: Path) -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text()) for p in (root / "real_work_results").glob("*.json")}
+
+
+@pytest.mark.slow
+def test_12_agents_complete_600_items_exactly_once(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        '[[agents]]\nname = "w"\ncount = 12\n',
+        f'[[work]]\nwork_type = "t"\ndescription = "item"\ncount = 600\n'
+        f'payload = {{ argv = ["sh", "-c", {json.dumps(RECORD)}] }}\n',
+    )
+    run = swarm(tmp_path, "up", "--until-drained", timeout=300)
+    assert run.returncode == 0, run.stderr
+    items = FileStore(tmp_path / "agent_coordination").list_work()
+    assert len(items) == 600 and {i.status for i in items} == {"completed"}
+    ran = executions(tmp_path)
+    assert len(ran) == 600 and set(ran.values()) == {1}, "an item ran twice or never"
+    files = results(tmp_path)
+    assert set(files) == {i.work_item_id for i in items}
+    assert all(r["status"] == "completed" and r["output"]["exit_code"] == 0 for r in files.values())
+    per_agent = Counter(r["agent_id"] for r in files.values())
+    assert len(per_agent) > 1
+    final = state(tmp_path)
+    assert final["status"] == "stopped" and final["groups"]["w"]["done"] == 600
+    assert FileStore(tmp_path / "agent_coordination").list_agents() == []
+
+
+@pytest.mark.slow
+def test_kill_9_of_an_agent_mid_item_restarts_it_and_the_item_completes_once(
+    tmp_path: Path,
+) -> None:
+    write_config(
+        tmp_path,
+        '[[agents]]\nname = "w"\ncount = 2\n',
+        f'[[work]]\nwork_type = "t"\ndescription = "slow item"\ncount = 4\n'
+        f'payload = {{ argv = ["sh", "-c", {json.dumps(RECORD + "; sleep 1")}] }}\n',
+        lease_s=60,
+    )
+    proc = start(tmp_path, "--until-drained")
+    store = FileStore(tmp_path / "agent_coordination")
+    held = wait_for(lambda: [i for i in store.list_work() if i.held and executions(tmp_path)])
+    victim_id = held[0].agent_id
+    victim = next(a for a in state(tmp_path)["agents"] if a["agent_id"] == victim_id)
+    os.kill(victim["pid"], signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_for(
+        lambda: next(
+            a
+            for a in state(tmp_path)["agents"]
+            if a["name"] == victim["name"] and a["pid"] != victim["pid"] and a["state"] == "running"
+        ),
+        timeout=5,
+    )
+    restart_s = time.monotonic() - killed_at
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert restart_s < 2.0, f"restart took {restart_s:.2f}s"
+    items = store.list_work()
+    assert len(items) == 4 and {i.status for i in items} == {"completed"}
+    assert set(results(tmp_path)) == {i.work_item_id for i in items}
+    # The killed agent's item came back at once (not at lease end), with an attempt counted.
+    assert sorted(i.attempts for i in items) == [0, 0, 0, 1]
+    assert all(r["agent_id"] != victim_id for r in results(tmp_path).values())
+
+
+@pytest.mark.slow
+def test_a_crashing_group_backs_off_then_turns_fatal_others_unaffected(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        '[[agents]]\nname = "broken"\nbackend = "python"\nfunction = "no_such_module:run"\n'
+        "max_restarts = 3\nbackoff_initial_s = 0.1\n\n"
+        '[[agents]]\nname = "good"\ncount = 2\nwork_types = ["ok"]\n',
+        '[[work]]\nwork_type = "ok"\ndescription = "fine"\ncount = 10\n'
+        'payload = { argv = ["sleep", "0.5"] }\n',
+    )
+    run = swarm(tmp_path, "up", "--until-drained", timeout=120)
+    assert run.returncode == 1, run.stderr  # a fatal group makes the exit code 1
+    delays = [
+        float(d)
+        for d in re.findall(r"broken-1 exited with 3; restart \d+ in ([\d.]+)s", run.stderr)
+    ]
+    assert len(delays) == 3 and delays == sorted(delays), run.stderr
+    assert delays[-1] >= 0.2  # 0.1 * 2**2 * jitter(0.5..1)
+    assert "fatal" in run.stderr
+    final = state(tmp_path)
+    assert final["groups"]["broken"]["state"] == "fatal"
+    assert final["groups"]["broken"]["restarts"] == 3
+    assert final["groups"]["good"]["done"] == 10
+
+
+def _sleepers() -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if proc.info["cmdline"] == ["sleep", "300"]:
+            found.append(proc)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("force", [False, True], ids=["warm", "cold"])
+def test_detach_status_down_stop_everything_and_leave_no_orphan(
+    tmp_path: Path, force: bool
+) -> None:
+    write_config(
+        tmp_path,
+        '[[agents]]\nname = "w"\ncount = 3\nstop_timeout_s = 1\n',
+        '[[work]]\nwork_type = "t"\ndescription = "long"\ncount = 3\n'
+        'payload = { argv = ["sh", "-c", "sleep 300 & sleep 300; wait"] }\n',
+    )
+    up = swarm(tmp_path, "up", "--detach", timeout=60)
+    assert up.returncode == 0, up.stderr
+    assert "running in the background" in up.stdout
+    status = json.loads(swarm(tmp_path, "status", "--json").stdout)
+    assert status["alive"] and len(status["agents"]) == 3
+    supervisor = psutil.Process(status["pid"])
+    agents = [psutil.Process(a["pid"]) for a in status["agents"]]
+    wait_for(lambda: len(_sleepers()) >= 6)
+    sleepers = _sleepers()
+    assert "running" in swarm(tmp_path, "status").stdout
+    down = swarm(tmp_path, "down", *(["--force"] if force else []), timeout=60)
+    assert down.returncode == 0, down.stderr
+    for proc in [supervisor, *agents, *sleepers]:
+        assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE, proc
+    assert _sleepers() == []
+    store = FileStore(tmp_path / "agent_coordination")
+    assert store.list_agents() == []
+    # Released, not lost: by the agents (warm) or by the supervisor for killed agents (cold).
+    assert {i.status for i in store.list_work()} == {"pending"}
+    assert swarm(tmp_path, "status").returncode == 6
+    assert swarm(tmp_path, "down").returncode == 6
+
+
+@pytest.mark.slow
+def test_commands_of_a_killed_agent_do_not_survive_it(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        '[[agents]]\nname = "w"\ncount = 2\nstop_timeout_s = 1\n',
+        '[[work]]\nwork_type = "t"\ndescription = "long"\ncount = 2\n'
+        'payload = { argv = ["sh", "-c", "sleep 300 & sleep 300; wait"] }\n',
+    )
+    assert swarm(tmp_path, "up", "--detach", timeout=60).returncode == 0
+    try:
+        wait_for(lambda: len(_sleepers()) >= 4)
+        victim = state(tmp_path)["agents"][0]
+        theirs = [p for p in _sleepers() if p.environ().get("SWARM_AGENT_ID") == victim["agent_id"]]
+        assert len(theirs) == 2
+        os.kill(victim["pid"], signal.SIGKILL)
+        wait_for(
+            lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in theirs),
+            timeout=10,
+        )
+        assert len(_sleepers()) >= 2  # the other agent's command, or the retried one
+    finally:
+        swarm(tmp_path, "down", "--force", timeout=60)
+    assert _sleepers() == []
+
+
+@pytest.mark.slow
+def test_an_idle_swarm_uses_almost_no_cpu_and_one_supervisor_per_store(tmp_path: Path) -> None:
+    write_config(tmp_path, '[[agents]]\nname = "w"\ncount = 4\n', "")
+    assert swarm(tmp_path, "up", "--detach", timeout=60).returncode == 0
+    try:
+        second = swarm(tmp_path, "up", timeout=60)
+        assert second.returncode == 3 and "another supervisor" in second.stderr
+        assert second.stderr.count("\n") == 1
+        supervisor = psutil.Process(state(tmp_path)["pid"])
+        time.sleep(2.5)  # let the agents reach their longest idle pause
+
+        def cpu() -> float:
+            procs = [supervisor, *supervisor.children(recursive=True)]
+            return sum(sum(p.cpu_times()[:4]) for p in procs if p.is_running())
+
+        before = cpu()
+        time.sleep(3)
+        used = cpu() - before
+        assert used < 0.06 * 3, f"idle swarm used {used:.3f} CPU-seconds in 3 s"
+    finally:
+        swarm(tmp_path, "down", timeout=60)
+
+
+def test_up_refuses_bad_config_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "swarm.toml").write_text('[[agents]]\nname = "w"\nrestart = "sometimes"\n')
+    run = swarm(tmp_path, "up", timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.strip().endswith("(got 'sometimes')") and run.stderr.count("\n") == 1
+    (tmp_path / "swarm.toml").unlink()
+    missing = swarm(tmp_path, "up", timeout=60)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(0)
