@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -131,7 +130,7 @@ def test_kill_9_of_an_agent_mid_item_restarts_it_and_the_item_completes_once(
         timeout=5,
     )
     restart_s = time.monotonic() - killed_at
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert restart_s < 2.0, f"restart took {restart_s:.2f}s"
     items = store.list_work()
@@ -267,5 +266,3 @@ def test_up_refuses_bad_config_with_one_line(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(0)
