@@ -264,5 +264,3 @@ def test_up_refuses_bad_config_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "swarm.toml").unlink()
     missing = swarm(tmp_path, "up", timeout=60)
     assert missing.returncode == 2 and "no such file" in missing.stderr
-
-
