@@ -47,6 +47,7 @@ class AgentSpec:
     store_path: str
     store: StoreConfig
     results_dir: str
+    supervisor_pid: int | None = None
 
 
 class AgentRunner:
@@ -125,9 +126,30 @@ class AgentRunner:
             except SwarmError as exc:
                 logger.warning("agent %s: heartbeat failed: %s", self.spec.agent_id, exc)
 
+    def supervisor_gone(self) -> bool:
+        pid = self.spec.supervisor_pid
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
     def _loop(self, backend: Backend) -> None:
         idle = IDLE_MIN_S
         while not self.stopping.is_set():
+            if self.supervisor_gone():
+                # Nobody would restart us or release our work: stop claiming, leave cleanly.
+                logger.error(
+                    "agent %s: supervisor %s is gone; stopping",
+                    self.spec.agent_id,
+                    self.spec.supervisor_pid,
+                )
+                self.request_stop()
+                break
             item = self.store.claim(self.spec.agent_id, self.filters)
             if item is None:
                 self.stopping.wait(idle)

@@ -104,7 +104,10 @@ class Supervisor:
         self._signals = 0
         self._last_signal = 0.0
         self._ctx = multiprocess.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["agents.loop", "agents.backends.command"])
+        # Imported once in the fork server, so each agent starts without importing them.
+        self._ctx.set_forkserver_preload(
+            ["agents.loop", "agents.backends.command", "orchestrator.config", "psutil"]
+        )
         self._last_sample = 0.0
         self._last_sweep = 0.0
         self._last_drain_check = 0.0
@@ -179,11 +182,17 @@ class Supervisor:
             ):
                 logger.error("no agent left to run (all groups exited or fatal)")
                 break
-            self._wait(self.config.supervisor.tick_s)
+            self._wait(self._next_wake())
         self._shutdown()
         if self.on_tick:
             self.on_tick(self)
         return 1 if any(s.state == SlotState.FATAL for s in self.slots.values()) else 0
+
+    def _next_wake(self) -> float:
+        """Sleep a tick, or less when a respawn falls due sooner."""
+        now = time.time()
+        due = [s.next_start - now for s in self.slots.values() if s.state == SlotState.BACKOFF]
+        return max(0.0, min([self.config.supervisor.tick_s, *due]))
 
     def _wait(self, timeout: float) -> None:
         sentinels = [s.process.sentinel for s in self.slots.values() if s.process is not None]
@@ -224,6 +233,7 @@ class Supervisor:
             store_path=str(self.store_path),
             store=self.config.store,
             results_dir=str(self.results_dir),
+            supervisor_pid=os.getpid(),
         )
         slot.counters = self._ctx.Array("i", 2)
         slot.process = self._ctx.Process(

@@ -234,6 +234,21 @@ def test_commands_of_a_killed_agent_do_not_survive_it(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_agents_leave_cleanly_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    write_config(tmp_path, '[[agents]]\nname = "w"\ncount = 3\n', "")
+    assert swarm(tmp_path, "up", "--detach", timeout=60).returncode == 0
+    store = FileStore(tmp_path / "agent_coordination")
+    wait_for(lambda: len(store.list_agents()) == 3)
+    agents = [psutil.Process(a["pid"]) for a in state(tmp_path)["agents"]]
+    os.kill(state(tmp_path)["pid"], signal.SIGKILL)
+    wait_for(
+        lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in agents),
+        timeout=15,
+    )
+    assert store.list_agents() == []  # they deregistered on their way out
+
+
+@pytest.mark.slow
 def test_an_idle_swarm_uses_almost_no_cpu_and_one_supervisor_per_store(tmp_path: Path) -> None:
     write_config(tmp_path, '[[agents]]\nname = "w"\ncount = 4\n', "")
     assert swarm(tmp_path, "up", "--detach", timeout=60).returncode == 0
