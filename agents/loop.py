@@ -48,6 +48,7 @@ class AgentSpec:
     store: StoreConfig
     results_dir: str
     supervisor_pid: int | None = None
+    workdir: str | None = None  # swarm.toml's folder: relative paths in work items start here
 
 
 class AgentRunner:
@@ -227,6 +228,8 @@ def _summary(outcome: Outcome) -> Any:
 def agent_main(spec: AgentSpec, counters: Any = None) -> None:
     """Process entry point (spawned by the supervisor)."""
     logs.configure(spec.agent_id)
+    if spec.workdir:
+        os.chdir(spec.workdir)
     os.environ["SWARM_AGENT_ID"] = spec.agent_id  # inherited by commands: orphans are traceable
     runner = AgentRunner(spec, counters)
     runner.install_signal_handlers()

@@ -88,8 +88,8 @@ class WorkSpec(_Section):
     @field_validator("foreach")
     @classmethod
     def _relative_glob(cls, value: str | None) -> str | None:
-        if value is not None and (value.startswith(("/", "~")) or ".." in Path(value).parts):
-            raise ValueError("must be a glob relative to swarm.toml's folder, without '..'")
+        if value is not None and value.startswith(("/", "~")):
+            raise ValueError("must be a glob relative to swarm.toml's folder")
         return value
 
 

@@ -234,6 +234,7 @@ class Supervisor:
             store=self.config.store,
             results_dir=str(self.results_dir),
             supervisor_pid=os.getpid(),
+            workdir=str(self.config.base_dir),
         )
         slot.counters = self._ctx.Array("i", 2)
         slot.process = self._ctx.Process(

@@ -279,3 +279,39 @@ def test_up_refuses_bad_config_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "swarm.toml").unlink()
     missing = swarm(tmp_path, "up", timeout=60)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+@pytest.mark.slow
+def test_llm_agents_end_to_end_with_tokens_in_result_files_and_no_key_leak(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .fake_llm import FakeLLM, claude_ok, ollama_ok
+
+    key = "sk-ant-e2e-secret-key-9876543210"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    with FakeLLM() as ollama, FakeLLM() as claude:
+        ollama.replies.extend([ollama_ok(f"answer {n}") for n in range(3)])
+        claude.replies.extend([claude_ok(f"answer {n}") for n in range(2)])
+        write_config(
+            tmp_path,
+            f'[[agents]]\nname = "local"\nbackend = "ollama"\nhost = "{ollama.url}"\n'
+            'work_types = ["ask_ollama"]\n\n'
+            f'[[agents]]\nname = "cloud"\nbackend = "claude"\nhost = "{claude.url}"\n'
+            'model = "claude-test"\nwork_types = ["ask_claude"]\n',
+            '[[work]]\nwork_type = "ask_ollama"\ndescription = "q"\ncount = 3\n\n'
+            '[[work]]\nwork_type = "ask_claude"\ndescription = "q"\ncount = 2\n',
+        )
+        run = swarm(tmp_path, "up", "--until-drained", timeout=120)
+    assert run.returncode == 0, run.stderr
+    records = list(results(tmp_path).values())
+    assert len(records) == 5 and {r["status"] for r in records} == {"completed"}
+    by_backend = Counter(r["backend"] for r in records)
+    assert by_backend == {"ollama": 3, "claude": 2}
+    for r in records:
+        assert r["output"].startswith("answer ")
+        if r["backend"] == "ollama":
+            assert (r["model"], r["tokens"]) == ("qwen3", {"input": 21, "output": 7})
+        else:
+            assert (r["model"], r["tokens"]) == ("claude-test", {"input": 33, "output": 9})
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+    assert leaked == []
