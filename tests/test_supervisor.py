@@ -315,3 +315,22 @@ def test_llm_agents_end_to_end_with_tokens_in_result_files_and_no_key_leak(
             assert (r["model"], r["tokens"]) == ("claude-test", {"input": 33, "output": 9})
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
     assert leaked == []
+
+
+@pytest.mark.slow
+def test_the_shipped_demo_swarm_runs_offline(tmp_path: Path) -> None:
+    import shutil
+
+    repo = Path(__file__).resolve().parent.parent
+    for name in ("orchestrator", "agents", "tests", "bench"):
+        shutil.copytree(repo / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("swarm.toml", "README.md", "CHANGELOG.md"):
+        shutil.copy(repo / name, tmp_path / name)
+    run = swarm(tmp_path, "demo", timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "Summary" in run.stdout and "0 unfinished" in run.stdout
+    records = list(results(tmp_path).values())
+    statuses = Counter(r["status"] for r in records)
+    assert statuses["dead"] == 2 and statuses["completed"] >= 40  # the two broken steps
+    flaky = [r for r in records if r["work_type"] == "flaky"]
+    assert len(flaky) == 3 and all(r["status"] == "completed" and r["attempts"] == 1 for r in flaky)
