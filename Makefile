@@ -22,8 +22,8 @@ lint: $(STAMP)  ## ruff
 typecheck: $(STAMP)  ## mypy (strict)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
-	$(BIN)/pytest -q
+pytest: $(STAMP)  ## the test suite; PostgreSQL from SWARM_TEST_PG_DSN or a throwaway server
+	scripts/with-postgres.sh $(BIN)/pytest -q
 
 test: lint typecheck pytest  ## everything CI runs
 

@@ -27,7 +27,7 @@ from orchestrator.store.base import Agent, ClaimFilter, WorkItem
 if TYPE_CHECKING:
     from agents.backends import Backend
     from orchestrator.config import AgentGroup, StoreConfig
-    from orchestrator.store.file import FileStore
+    from orchestrator.store.base import Store
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class AgentRunner:
         self.counters = counters  # shared array: [done, failed]
         self.stopping = threading.Event()
         self.cancel = threading.Event()
-        self.store: FileStore = open_store(spec.store_path, spec.store)
+        self.store: Store = open_store(spec.store_path, spec.store)
         self.filters = ClaimFilter(
             work_types=frozenset(self.group.work_types) if self.group.work_types else None,
             teams=frozenset(self.group.teams) if self.group.teams else None,
@@ -153,7 +153,7 @@ class AgentRunner:
                 break
             item = self.store.claim(self.spec.agent_id, self.filters)
             if item is None:
-                self.stopping.wait(idle)
+                self.store.wait_for_work(idle, self.stopping)
                 idle = min(idle * 2, IDLE_MAX_S)
                 continue
             idle = IDLE_MIN_S

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
@@ -29,7 +28,7 @@ from orchestrator.store.base import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.store.file import FileStore
+    from orchestrator.store.base import Store
 
 # Typer vendors click (the module path differs between releases); its public
 # BadParameter leads to the base class of every command-line usage error.
@@ -68,9 +67,9 @@ class _Context:
     def __init__(self, store: str | None, config: str | None) -> None:
         self._store_arg = store
         self._config_arg = config
-        self._store: FileStore | None = None
+        self._store: Store | None = None
 
-    def store(self) -> FileStore:
+    def store(self) -> Store:
         if self._store is None:
             from orchestrator.store import open_store
 
@@ -78,14 +77,14 @@ class _Context:
             config_file = self._config_arg or (
                 "swarm.toml" if os.path.exists("swarm.toml") else None
             )
-            path: str | Path = self._store_arg or "agent_coordination"
+            path: str = self._store_arg or "agent_coordination"
             if config_file:
                 from orchestrator.config import load_config
 
                 config = load_config(config_file)
                 settings = config.store
                 if not self._store_arg:
-                    path = config.store_path()
+                    path = config.store_target()
             self._store = open_store(path, settings)
         return self._store
 

@@ -23,10 +23,12 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts."
 def _config(ctx: typer.Context) -> SwarmConfig:
     from orchestrator.config import load_config
 
-    path = ctx.find_root().params.get("config") or "swarm.toml"
+    root = ctx.find_root().params
+    path = root.get("config") or "swarm.toml"
     if not os.path.exists(path):
         raise InvalidArgument(f"{path}: no such file (run where swarm.toml is, or pass -c FILE)")
-    return load_config(path)
+    config = load_config(path)
+    return config.with_store(root["store"]) if root.get("store") else config
 
 
 def up(

@@ -22,12 +22,14 @@ DEFAULT_CONFIG = "swarm.toml"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class StoreConfig(_Section):
-    backend: Literal["file"] = "file"
+    backend: Literal["file", "postgres"] = "file"
     path: str = "agent_coordination"
+    dsn: str | None = Field(default=None, pattern=r"^postgres(ql)?://")
+    schema_name: str = Field(default="swarmsh", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     durability: Literal["os", "fsync"] = "os"
     lease_s: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
@@ -111,6 +113,12 @@ class SwarmConfig(_Section):
     source: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
+    def _postgres_needs_dsn(self) -> SwarmConfig:
+        if self.store.backend == "postgres" and not self.store.dsn:
+            raise ValueError('[store] backend = "postgres" needs dsn = "postgresql://…"')
+        return self
+
+    @model_validator(mode="after")
     def _unique_group_names(self) -> SwarmConfig:
         names = [group.name for group in self.agents]
         for name in names:
@@ -128,6 +136,26 @@ class SwarmConfig(_Section):
 
     def store_path(self) -> Path:
         return self.resolve(self.store.path)
+
+    def store_target(self) -> str:
+        """What open_store takes: the PostgreSQL DSN, or the file store's directory."""
+        if self.store.backend == "postgres":
+            assert self.store.dsn is not None
+            return self.store.dsn
+        return str(self.store_path())
+
+    def with_store(self, target: str) -> SwarmConfig:
+        """This config with the store replaced by ``--store`` / ``SWARM_STORE``."""
+        from orchestrator.store import is_url
+
+        if is_url(target):
+            store = self.store.model_copy(update={"backend": "postgres", "dsn": target})
+        else:
+            path = str(Path(target).resolve())
+            store = self.store.model_copy(update={"backend": "file", "path": path})
+        copy = self.model_copy(update={"store": store})
+        copy.source = self.source
+        return copy
 
 
 def load_config(path: str | os.PathLike[str]) -> SwarmConfig:

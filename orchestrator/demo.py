@@ -96,7 +96,8 @@ class LiveView:
         for slot in supervisor.slots.values():
             per_group[slot.group.name] += slot.done
         c.print("done per agent group: " + ", ".join(f"{g} {n}" for g, n in per_group.items()))
+        store = supervisor.store.path if supervisor.store else "-"
         c.print(
             f"results: {supervisor.results_dir}/<work_item_id>.json"
-            f" · agent records: {supervisor.agents_dir}/ · store: {supervisor.store_path}"
+            f" · agent records: {supervisor.agents_dir}/ · store: {store}"
         )

@@ -33,10 +33,14 @@ class Conflict(SwarmError):
     exit_code = 3
 
 
-class LockTimeout(SwarmError):
-    """Timed out waiting for the store lock (raise FLOCK_TIMEOUT or find the stuck process)."""
+class Timeout(SwarmError):
+    """The operation timed out."""
 
     exit_code = 4
+
+
+class LockTimeout(Timeout):
+    """Timed out waiting for the store lock (raise FLOCK_TIMEOUT or find the stuck process)."""
 
 
 class PermissionDenied(SwarmError):

@@ -35,8 +35,7 @@ from orchestrator.config import AgentGroup, SwarmConfig
 from orchestrator.errors import Conflict, SwarmError
 from orchestrator.ids import new_agent_id
 from orchestrator.store import open_store
-from orchestrator.store.base import WorkItem
-from orchestrator.store.file import FileStore
+from orchestrator.store.base import Store, WorkItem
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +95,8 @@ class Supervisor:
         self.on_tick = on_tick
         self.status = Status.STARTING
         self.host = os.environ.get("SWARM_HOST_ID") or socket.gethostname()
-        self.store_path = config.store_path()
+        self.store_target = config.store_target()
+        self.is_file_store = config.store.backend == "file"
         self.agents_dir = config.resolve(config.supervisor.agents_dir)
         self.results_dir = config.resolve(config.supervisor.results_dir)
         self.slots: dict[str, Slot] = {}
@@ -113,7 +113,7 @@ class Supervisor:
         self._last_drain_check = 0.0
         self.drained = False
         self.enqueued: list[str] = []
-        self.store: FileStore | None = None
+        self.store: Store | None = None
 
     # -- signals ---------------------------------------------------------------------
 
@@ -138,15 +138,18 @@ class Supervisor:
     # -- main loop ---------------------------------------------------------------------
 
     def run(self) -> int:
-        os.makedirs(self.store_path, exist_ok=True)
-        lock = filelock.FileLock(str(self.store_path / "supervisor.lock"))
+        # One supervisor per store directory; with PostgreSQL, one per run directory
+        # (supervisors on several hosts share the database).
+        lock_dir = Path(self.store_target) if self.is_file_store else self.agents_dir
+        os.makedirs(lock_dir, exist_ok=True)
+        lock = filelock.FileLock(str(lock_dir / "supervisor.lock"))
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:
             other = runstate.read(self.agents_dir)
             pid = f" (pid {other['pid']})" if other else ""
             raise Conflict(
-                f"another supervisor{pid} is running on store {self.store_path};"
+                f"another supervisor{pid} is running on {lock_dir};"
                 " use `swarm status` or `swarm down`"
             ) from None
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -161,7 +164,7 @@ class Supervisor:
         _become_subreaper()
         self.agents_dir.mkdir(parents=True, exist_ok=True)
         self.results_dir.mkdir(parents=True, exist_ok=True)
-        self.store = open_store(self.store_path, self.config.store)
+        self.store = open_store(self.store_target, self.config.store)
         self._enqueue_configured_work()
         for group in self.config.agents:
             for index in range(1, group.count + 1):
@@ -230,7 +233,7 @@ class Supervisor:
             group=slot.group,
             slot=slot.index,
             host=self.host,
-            store_path=str(self.store_path),
+            store_path=self.store_target,
             store=self.config.store,
             results_dir=str(self.results_dir),
             supervisor_pid=os.getpid(),
@@ -399,7 +402,7 @@ class Supervisor:
 
     # -- work, records, state ------------------------------------------------------------------
 
-    def _store(self) -> FileStore:
+    def _store(self) -> Store:
         assert self.store is not None
         return self.store
 
@@ -501,7 +504,7 @@ class Supervisor:
             "started_at": self.started_at,
             "updated_at": time.time(),
             "config": str(self.config.source) if self.config.source else None,
-            "store": str(self.store_path),
+            "store": self._store().path if self.store else self.store_target,
             "results_dir": str(self.results_dir),
             "groups": groups,
             "agents": [

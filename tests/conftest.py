@@ -1,33 +1,73 @@
-"""Shared fixtures: the store contract runs once per backend listed in BACKENDS."""
+"""Shared fixtures: the store contract runs once per backend listed in BACKENDS.
+
+PostgreSQL tests use SWARM_TEST_PG_DSN (default: the local server); `make test` runs
+them under scripts/with-postgres.sh, which starts a throwaway server when none
+answers. They fail, never skip, when the database cannot be reached.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from orchestrator.store.file import FileStore
 
-BACKENDS = ["file"]
+BACKENDS = ["file", "postgres"]
+PG_DSN = os.environ.get("SWARM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 SWARM = str(Path(sys.executable).with_name("swarm"))
 
 StoreFactory = Callable[..., Any]
 
 
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    try:
+        with psycopg.connect(PG_DSN, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL tests need a server at {PG_DSN} (SWARM_TEST_PG_DSN): {exc}", pytrace=False
+        )
+    return PG_DSN
+
+
+@pytest.fixture
+def pg_schema(pg_dsn: str) -> Iterator[str]:
+    """A fresh schema for one test, dropped afterwards."""
+    schema = f"t_{secrets.token_hex(6)}"
+    yield schema
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
 @pytest.fixture(params=BACKENDS)
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Open (another handle on) one fresh store; each call is a separate view of it."""
-    opened: list[FileStore] = []
+    opened: list[Any] = []
+    if request.param == "postgres":
+        from orchestrator.store.postgres import PostgresStore
 
-    def factory(**settings: Any) -> FileStore:
-        store = FileStore(tmp_path / "store", **settings)
-        opened.append(store)
-        return store
+        dsn = request.getfixturevalue("pg_dsn")
+        schema = request.getfixturevalue("pg_schema")
+
+        def factory(**settings: Any) -> Any:
+            store = PostgresStore(dsn, schema=schema, **settings)
+            opened.append(store)
+            return store
+    else:
+
+        def factory(**settings: Any) -> Any:
+            store = FileStore(tmp_path / "store", **settings)
+            opened.append(store)
+            return store
 
     yield factory
     for store in opened:

@@ -7,17 +7,35 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from orchestrator.config import StoreConfig
-    from orchestrator.store.file import FileStore
+    from orchestrator.store.base import Store
+
+URL_PREFIXES = ("postgresql://", "postgres://")
 
 
-def open_store(path: str | os.PathLike[str], settings: StoreConfig | None = None) -> FileStore:
-    """Open the store at ``path`` with the ``[store]`` settings of swarm.toml."""
+def is_url(target: str | os.PathLike[str]) -> bool:
+    return str(target).startswith(URL_PREFIXES)
+
+
+def open_store(target: str | os.PathLike[str], settings: StoreConfig | None = None) -> Store:
+    """Open the store at ``target``: a directory (file store) or a PostgreSQL URL,
+    with the ``[store]`` settings of swarm.toml. Backends are imported on demand."""
+    if is_url(target):
+        from orchestrator.store.postgres import PostgresStore
+
+        if settings is None:
+            return PostgresStore(str(target))
+        return PostgresStore(
+            str(target),
+            schema=settings.schema_name,
+            lease_s=settings.lease_s,
+            max_attempts=settings.max_attempts,
+        )
     from orchestrator.store.file import FileStore
 
     if settings is None:
-        return FileStore(path)
+        return FileStore(target)
     return FileStore(
-        path,
+        target,
         durability=settings.durability,
         lease_s=settings.lease_s,
         max_attempts=settings.max_attempts,

@@ -8,6 +8,8 @@ that they serialise straight to the JSON files SwarmSH users read with ``jq``.
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -171,6 +173,8 @@ class Store(Protocol):
     without ``AGENT_ID``: the holder check is skipped, the state checks are not.
     """
 
+    path: str  # where it lives, for messages (a DSN without its password)
+
     def register(self, agent: Agent) -> Agent: ...
 
     def heartbeat(self, agent_id: str) -> int:
@@ -184,6 +188,10 @@ class Store(Protocol):
     def list_agents(self) -> list[Agent]: ...
 
     def add_work(self, item: WorkItem) -> str: ...
+
+    def add_many(self, items: Sequence[WorkItem]) -> list[str]:
+        """Enqueue several items at once (all or none)."""
+        ...
 
     def claim(
         self, agent_id: str, filters: ClaimFilter = ANY, lease_s: float | None = None
@@ -220,6 +228,14 @@ class Store(Protocol):
 
     def sweep(self) -> list[WorkItem]:
         """Apply expired leases now; return the items that changed."""
+        ...
+
+    def compact(self) -> int:
+        """Housekeeping; return how many finished items were archived."""
+        ...
+
+    def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
+        """Idle until work may be available, ``timeout`` passes or ``stop`` is set."""
         ...
 
     def close(self) -> None: ...

@@ -569,6 +569,9 @@ class FileStore:
         with self._transaction():
             return self._expired
 
+    def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
+        stop.wait(timeout)
+
     def close(self) -> None:
         with self._mutex:
             if self._fd >= 0:

@@ -188,10 +188,15 @@ def held_item(state: State, work_id: str, agent_id: str | None) -> WorkItem:
     item = state.items.get(work_id)
     if item is None:
         raise NotFound(f"work item {work_id} not found")
+    return check_holder(item, agent_id)
+
+
+def check_holder(item: WorkItem, agent_id: str | None) -> WorkItem:
+    """The item if it is held (by ``agent_id`` when given), else Conflict."""
     if item.status not in HELD_STATUSES:
-        raise Conflict(f"work item {work_id} is {item.status}, not claimed")
+        raise Conflict(f"work item {item.work_item_id} is {item.status}, not claimed")
     if agent_id is not None and item.agent_id != agent_id:
-        raise Conflict(f"work item {work_id} is held by {item.agent_id}, not {agent_id}")
+        raise Conflict(f"work item {item.work_item_id} is held by {item.agent_id}, not {agent_id}")
     return item
 
 

@@ -1,0 +1,670 @@
+"""The PostgreSQL store: one queue shared by supervisors on several machines.
+
+Same contract as the file store. Claims are one statement, ``UPDATE … WHERE id =
+(SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)``, over a partial index of pending items;
+times come from the database clock (``swarm_now()``), so hosts with skewed clocks
+agree on leases; every operation first returns expired leases to the queue, in the
+same transaction, as the file store does. Each change also appends to ``events``.
+
+A lost connection is retried with backoff (logged once per outage); an operation whose
+commit may or may not have reached the server is recognised on retry, so nothing is
+done twice. Idle agents wait on ``LISTEN`` for new work instead of polling hard.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from orchestrator.errors import (
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    StoreError,
+    Timeout,
+)
+from orchestrator.ids import check_id, new_work_id
+from orchestrator.store import state as rules
+from orchestrator.store.base import (
+    AGENT_STATUSES,
+    ANY,
+    PRIORITIES,
+    Agent,
+    ClaimFilter,
+    WorkItem,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+COLS = (
+    "work_item_id, work_type, description, priority, team, status, agent_id, progress,"
+    " payload, result, completion_status, story_points, error, attempts, max_attempts,"
+    " created_at, updated_at, claimed_at, completed_at, lease_expires_at, trace_context"
+)
+W_COLS = ", ".join(f"w.{c.strip()}" for c in COLS.split(","))
+AGENT_COLS = (
+    "agent_id, capacity, status, specialization, team, role, host, pid, registered_at,"
+    " last_heartbeat"
+)
+HELD = "('claimed', 'in_progress', 'blocked')"
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_MIGRATION_LOCK = 0x5157_4D53  # advisory lock keys: "SWMS"
+_SWEEP_LOCK = 0x5157_4D54
+
+
+def _logged(update: str, op: str) -> str:
+    """Wrap an ``UPDATE work_items w … `` so each changed row is also an event."""
+    return (
+        f"WITH changed AS ({update} RETURNING {W_COLS}),"
+        f" logged AS (INSERT INTO events (ts, op, by_agent, work_item_id, agent_id, status)"
+        f" SELECT swarm_now(), '{op}', %(by)s, work_item_id, agent_id, status FROM changed)"
+        f" SELECT {COLS} FROM changed"
+    )
+
+
+def _returned(error_sql: str) -> str:
+    """SET clause: back to the queue counting an attempt, or dead when none is left."""
+    dead = "w.attempts + 1 >= w.max_attempts"
+    return (
+        f"attempts = w.attempts + 1,"
+        f" status = CASE WHEN {dead} THEN 'dead' ELSE 'pending' END,"
+        f" error = CASE WHEN {dead} THEN {error_sql} || '; gave up after '"
+        f" || (w.attempts + 1) || ' attempts' ELSE {error_sql} END,"
+        f" agent_id = CASE WHEN {dead} THEN w.agent_id END,"
+        f" progress = CASE WHEN {dead} THEN w.progress ELSE 0 END,"
+        f" claimed_at = CASE WHEN {dead} THEN w.claimed_at END,"
+        f" completed_at = CASE WHEN {dead} THEN swarm_now() END,"
+        f" updated_at = swarm_now(), lease_expires_at = NULL"
+    )
+
+
+EXPIRE = _logged(
+    "UPDATE work_items w SET "
+    + _returned("'lease expired (held by ' || w.agent_id || ')'")
+    + f" FROM (SELECT work_item_id FROM work_items WHERE status IN {HELD}"
+    " AND lease_expires_at <= swarm_now() FOR UPDATE SKIP LOCKED) due"
+    " WHERE w.work_item_id = due.work_item_id",
+    "expire",
+)
+
+CLAIM = _logged(
+    "UPDATE work_items w SET status = 'claimed', agent_id = %(by)s, progress = 0,"
+    " claimed_at = swarm_now(), updated_at = swarm_now(),"
+    " lease_expires_at = swarm_now() + %(lease)s"
+    " WHERE w.work_item_id = (SELECT work_item_id FROM work_items"
+    " WHERE status = 'pending'"
+    " AND (%(types)s::text[] IS NULL OR work_type = ANY(%(types)s))"
+    " AND (%(teams)s::text[] IS NULL OR team = ANY(%(teams)s))"
+    " ORDER BY priority_rank, created_at, seq FOR UPDATE SKIP LOCKED LIMIT 1)",
+    "claim",
+)
+
+_HOLDER = (
+    f" WHERE w.work_item_id = %(id)s AND w.status IN {HELD}"
+    " AND (%(by)s::text IS NULL OR w.agent_id = %(by)s)"
+)
+
+INSERT = (
+    f"INSERT INTO work_items ({COLS}, priority_rank) VALUES (%(work_item_id)s, %(work_type)s,"
+    " %(description)s, %(priority)s, %(team)s, %(status)s, %(agent_id)s, 0, %(payload)s,"
+    " NULL, NULL, NULL, NULL, 0, %(max_attempts)s, swarm_now(), swarm_now(),"
+    " %(claimed_at)s, NULL, %(lease_expires_at)s, %(trace_context)s, %(rank)s)"
+)
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "swarmsh",
+        lease_s: float = 60.0,
+        max_attempts: int = 3,
+        connect_timeout_s: float = 10.0,
+        retry_for_s: float = 60.0,
+        **_ignored: Any,
+    ) -> None:
+        if not _SCHEMA_RE.match(schema):
+            raise InvalidArgument(f"schema {schema!r}: use lowercase letters, digits and _")
+        self.dsn = dsn
+        self.path = _redact(dsn)
+        self.schema = schema
+        self.lease_s = lease_s
+        self.max_attempts = max_attempts
+        self.retry_for_s = retry_for_s
+        self.channel = f"swarmsh_work_{schema}"
+        self._connect_kwargs: dict[str, Any] = {
+            "options": f"-c search_path={schema}",
+            "connect_timeout": max(1, int(connect_timeout_s)),
+        }
+        self.migrate()
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=4,
+            kwargs=self._connect_kwargs,
+            open=False,
+            timeout=connect_timeout_s,
+            name=f"swarmsh-{schema}",
+        )
+        self._pool.open(wait=False)
+        self._listener: psycopg.Connection[Any] | None = None
+        self._outage_logged = False
+        self._expired: list[WorkItem] = []
+
+    # -- connections, migrations, retries ------------------------------------------------
+
+    def _connect(self, **extra: Any) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self.dsn, **(self._connect_kwargs | extra))
+        except psycopg.OperationalError as exc:
+            raise _connection_error(self.path, exc) from None
+
+    def migrate(self) -> int:
+        """Apply the versioned migrations not applied yet; return the schema version.
+        Supervisors starting together serialise on an advisory lock."""
+        with self._connect(autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY,"
+                " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            wanted = _migrations()
+            row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+            current = int(row[0]) if row else 0
+            if current >= len(wanted):
+                return current
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                row = conn.execute(
+                    "SELECT coalesce(max(version), 0) FROM schema_version"
+                ).fetchone()
+                current = int(row[0]) if row else 0
+                for version, (name, sql) in enumerate(wanted, start=1):
+                    if version > current:
+                        conn.execute(sql.encode())
+                        conn.execute(
+                            "INSERT INTO schema_version (version, name) VALUES (%s, %s)",
+                            (version, name),
+                        )
+                        logger.info("applied migration %s to %s", name, self.path)
+            return len(wanted)
+
+    def _run(self, work: Callable[[psycopg.Cursor[Any], bool], T]) -> T:
+        """Run ``work`` in one transaction that first expires leases; retry it when the
+        connection is lost. ``work`` gets ``retrying=True`` after a lost connection."""
+        started = time.monotonic()
+        delay = 0.05
+        retrying = False
+        while True:
+            try:
+                with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                    cur.execute(EXPIRE, {"by": None})
+                    self._expired = [WorkItem(*row) for row in cur.fetchall()]
+                    result = work(cur, retrying)
+                if self._outage_logged:
+                    logger.warning("PostgreSQL at %s is reachable again", self.path)
+                    self._outage_logged = False
+                return result
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                if isinstance(exc, psycopg.errors.QueryCanceled):
+                    raise
+                if not self._outage_logged:
+                    logger.warning(
+                        "lost PostgreSQL at %s (%s); retrying",
+                        self.path,
+                        str(exc).strip().splitlines()[0] if str(exc) else exc,
+                    )
+                    self._outage_logged = True
+                if time.monotonic() - started > self.retry_for_s:
+                    raise Timeout(
+                        f"PostgreSQL at {self.path} unreachable for {self.retry_for_s:g}s"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                retrying = True
+
+    def _held(
+        self,
+        cur: psycopg.Cursor[Any],
+        sql: str,
+        params: dict[str, Any],
+        retrying: bool,
+        done: Callable[[WorkItem], bool],
+    ) -> WorkItem:
+        """Run an update of a held item; explain a miss as NotFound or Conflict."""
+        cur.execute(sql, params)
+        row = cur.fetchone()
+        if row is not None:
+            return WorkItem(*row)
+        cur.execute(f"SELECT {COLS} FROM work_items WHERE work_item_id = %s", (params["id"],))
+        found = cur.fetchone()
+        if found is None:
+            raise NotFound(f"work item {params['id']} not found")
+        item = WorkItem(*found)
+        if retrying and done(item):
+            return item  # our first try did commit before the connection dropped
+        rules.check_holder(item, params["by"])
+        raise Conflict(f"work item {item.work_item_id} changed concurrently; try again")
+
+    # -- agents ------------------------------------------------------------------------
+
+    def register(self, agent: Agent) -> Agent:
+        check_id(agent.agent_id, "agent id")
+        if not 0 <= agent.capacity <= 100:
+            raise InvalidArgument(f"capacity {agent.capacity} out of range: use 0-100")
+        if agent.status not in AGENT_STATUSES:
+            raise InvalidArgument(
+                f"unknown agent status {agent.status!r}: use {' or '.join(AGENT_STATUSES)}"
+            )
+
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> Agent:
+            cur.execute(
+                f"INSERT INTO agents ({AGENT_COLS}) VALUES (%(agent_id)s, %(capacity)s,"
+                " %(status)s, %(specialization)s, %(team)s, %(role)s, %(host)s, %(pid)s,"
+                " swarm_now(), swarm_now()) ON CONFLICT (agent_id) DO UPDATE SET"
+                " capacity = excluded.capacity, status = excluded.status,"
+                " specialization = excluded.specialization, team = excluded.team,"
+                " role = excluded.role, host = excluded.host, pid = excluded.pid,"
+                f" last_heartbeat = excluded.last_heartbeat RETURNING {AGENT_COLS}",
+                agent.to_dict(),
+            )
+            row = cur.fetchone()
+            self._event(cur, "register", agent.agent_id, agent_id=agent.agent_id)
+            return Agent(*row)  # type: ignore[misc]
+
+        return self._run(work)
+
+    def _event(self, cur: psycopg.Cursor[Any], op: str, by: str | None, **what: Any) -> None:
+        cur.execute(
+            "INSERT INTO events (ts, op, by_agent, work_item_id, agent_id, status)"
+            " VALUES (swarm_now(), %s, %s, %s, %s, %s)",
+            (op, by, what.get("work_item_id"), what.get("agent_id"), what.get("status")),
+        )
+
+    def heartbeat(self, agent_id: str) -> int:
+        check_id(agent_id, "agent id")
+
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> int:
+            cur.execute(
+                "UPDATE agents SET last_heartbeat = swarm_now() WHERE agent_id = %s", (agent_id,)
+            )
+            known = cur.rowcount
+            cur.execute(
+                "UPDATE work_items SET lease_expires_at = swarm_now() + %s,"
+                f" updated_at = swarm_now() WHERE agent_id = %s AND status IN {HELD}",
+                (self.lease_s, agent_id),
+            )
+            held = cur.rowcount
+            if not known and not held:
+                raise NotFound(f"agent {agent_id} not found")
+            return held
+
+        return self._run(work)
+
+    def deregister(self, agent_id: str) -> Agent:
+        check_id(agent_id, "agent id")
+
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> Agent:
+            cur.execute(
+                _logged(
+                    "UPDATE work_items w SET status = 'pending', agent_id = NULL, progress = 0,"
+                    " claimed_at = NULL, updated_at = swarm_now(), lease_expires_at = NULL"
+                    f" WHERE w.agent_id = %(by)s AND w.status IN {HELD}",
+                    "deregister",
+                ),
+                {"by": agent_id},
+            )
+            cur.execute(
+                f"DELETE FROM agents WHERE agent_id = %s RETURNING {AGENT_COLS}", (agent_id,)
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise NotFound(f"agent {agent_id} not found")
+            self._event(cur, "deregister", agent_id, agent_id=agent_id)
+            return Agent(*row)
+
+        return self._run(work)
+
+    def get_agent(self, agent_id: str) -> Agent:
+        check_id(agent_id, "agent id")
+
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> Agent:
+            cur.execute(f"SELECT {AGENT_COLS} FROM agents WHERE agent_id = %s", (agent_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise NotFound(f"agent {agent_id} not found")
+            return Agent(*row)
+
+        return self._run(work)
+
+    def list_agents(self) -> list[Agent]:
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> list[Agent]:
+            cur.execute(f"SELECT {AGENT_COLS} FROM agents ORDER BY registered_at, agent_id")
+            return [Agent(*row) for row in cur.fetchall()]
+
+        return self._run(work)
+
+    # -- work ------------------------------------------------------------------------------
+
+    def _insert_params(self, item: WorkItem, status: str, agent_id: str | None) -> dict[str, Any]:
+        if not item.work_item_id:
+            item = item.evolve(work_item_id=new_work_id())
+        check_id(item.work_item_id, "work id")
+        rules.check_priority(item.priority)
+        if not item.work_type:
+            raise InvalidArgument("work_type must not be empty")
+        return {
+            "work_item_id": item.work_item_id,
+            "work_type": item.work_type,
+            "description": item.description,
+            "priority": item.priority,
+            "rank": PRIORITIES[item.priority],
+            "team": item.team,
+            "status": status,
+            "agent_id": agent_id,
+            "payload": None if item.payload is None else Jsonb(item.payload),
+            "max_attempts": item.max_attempts if item.max_attempts > 0 else self.max_attempts,
+            "claimed_at": None,
+            "lease_expires_at": None,
+            "trace_context": None if item.trace_context is None else Jsonb(item.trace_context),
+        }
+
+    def add_work(self, item: WorkItem) -> str:
+        return self.add_many([item])[0]
+
+    def add_many(self, items: Sequence[WorkItem]) -> list[str]:
+        rows = [self._insert_params(item, "pending", None) for item in items]
+        ids = [row["work_item_id"] for row in rows]
+
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> list[str]:
+            if retrying:
+                cur.execute("SELECT count(*) FROM work_items WHERE work_item_id = ANY(%s)", (ids,))
+                found = cur.fetchone()
+                if found and found[0] == len(ids):
+                    return ids  # the first try committed
+            try:
+                cur.executemany(INSERT, rows)
+            except psycopg.errors.UniqueViolation:
+                raise Conflict("a work item with one of these ids already exists") from None
+            cur.execute(
+                "INSERT INTO events (ts, op, work_item_id, status)"
+                " SELECT swarm_now(), 'add', unnest(%s::text[]), 'pending'",
+                (ids,),
+            )
+            cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
+            return ids
+
+        return self._run(work)
+
+    def claim(
+        self, agent_id: str, filters: ClaimFilter = ANY, lease_s: float | None = None
+    ) -> WorkItem | None:
+        check_id(agent_id, "agent id")
+        params = {
+            "by": agent_id,
+            "lease": lease_s or self.lease_s,
+            "types": sorted(filters.work_types) if filters.work_types is not None else None,
+            "teams": sorted(filters.teams) if filters.teams is not None else None,
+        }
+
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> WorkItem | None:
+            cur.execute(CLAIM, params)
+            row = cur.fetchone()
+            return WorkItem(*row) if row else None
+
+        return self._run(work)
+
+    def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
+        check_id(agent_id, "agent id")
+        params = self._insert_params(item, "claimed", agent_id)
+
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> WorkItem:
+            cur.execute(
+                f"SELECT {COLS} FROM work_items WHERE work_item_id = %s", (params["work_item_id"],)
+            )
+            existing = cur.fetchone()
+            if existing is not None:
+                if retrying:
+                    return WorkItem(*existing)
+                raise Conflict(f"work item {params['work_item_id']} already exists")
+            cur.execute(
+                INSERT.replace("%(claimed_at)s", "swarm_now()").replace(
+                    "%(lease_expires_at)s", "swarm_now() + %(lease)s"
+                )
+                + f" RETURNING {COLS}",
+                params | {"lease": self.lease_s},
+            )
+            row = cur.fetchone()
+            self._event(
+                cur,
+                "claim_new",
+                agent_id,
+                work_item_id=params["work_item_id"],
+                agent_id=agent_id,
+                status="claimed",
+            )
+            return WorkItem(*row)  # type: ignore[misc]
+
+        return self._run(work)
+
+    def progress(
+        self, work_id: str, percent: int, status: str = "in_progress", agent_id: str | None = None
+    ) -> WorkItem:
+        rules.check_percent(percent)
+        if status not in ("in_progress", "blocked"):
+            raise InvalidArgument(f"unknown progress status {status!r}: use in_progress or blocked")
+        params = {
+            "id": check_id(work_id, "work id"),
+            "by": _agent(agent_id),
+            "pct": percent,
+            "status": status,
+            "lease": self.lease_s,
+        }
+        sql = _logged(
+            "UPDATE work_items w SET progress = %(pct)s, status = %(status)s,"
+            " updated_at = swarm_now(), lease_expires_at = swarm_now() + %(lease)s" + _HOLDER,
+            "progress",
+        )
+        return self._run(
+            lambda cur, retrying: self._held(cur, sql, params, retrying, lambda i: False)
+        )
+
+    def complete(
+        self,
+        work_id: str,
+        status: str = "success",
+        points: int | None = None,
+        result: Any = None,
+        agent_id: str | None = None,
+    ) -> WorkItem:
+        rules.check_points(points)
+        if status not in ("success", "failed", "blocked"):
+            raise InvalidArgument(
+                f"unknown completion status {status!r}: use one of success, failed, blocked"
+            )
+        final = "completed" if status == "success" else "failed"
+        params = {
+            "id": check_id(work_id, "work id"),
+            "by": _agent(agent_id),
+            "status": final,
+            "how": status,
+            "points": points,
+            "result": None if result is None else Jsonb(result),
+        }
+        sql = _logged(
+            "UPDATE work_items w SET status = %(status)s, completion_status = %(how)s,"
+            " story_points = %(points)s, result = %(result)s,"
+            " progress = CASE WHEN %(how)s = 'success' THEN 100 ELSE w.progress END,"
+            " updated_at = swarm_now(), completed_at = swarm_now(), lease_expires_at = NULL"
+            + _HOLDER,
+            "complete",
+        )
+        return self._run(
+            lambda cur, retrying: self._held(
+                cur,
+                sql,
+                params,
+                retrying,
+                lambda i: i.status == final and i.agent_id == (agent_id or i.agent_id),
+            )
+        )
+
+    def fail(
+        self, work_id: str, error: str, agent_id: str | None = None, retry: bool = False
+    ) -> WorkItem:
+        params = {"id": check_id(work_id, "work id"), "by": _agent(agent_id), "error": error}
+        if retry:
+            update = "UPDATE work_items w SET " + _returned("%(error)s::text")
+        else:
+            update = (
+                "UPDATE work_items w SET status = 'failed', completion_status = 'failed',"
+                " error = %(error)s, updated_at = swarm_now(), completed_at = swarm_now(),"
+                " lease_expires_at = NULL"
+            )
+        sql = _logged(update + _HOLDER, "fail")
+        return self._run(
+            lambda cur, retrying: self._held(
+                cur,
+                sql,
+                params,
+                retrying,
+                lambda i: i.error is not None and i.error.startswith(error) and not i.held,
+            )
+        )
+
+    def release(self, work_id: str, agent_id: str | None = None) -> WorkItem:
+        params = {"id": check_id(work_id, "work id"), "by": _agent(agent_id)}
+        sql = _logged(
+            "UPDATE work_items w SET status = 'pending', agent_id = NULL, progress = 0,"
+            " claimed_at = NULL, updated_at = swarm_now(), lease_expires_at = NULL" + _HOLDER,
+            "release",
+        )
+        return self._run(
+            lambda cur, retrying: self._held(
+                cur, sql, params, retrying, lambda i: i.status == "pending"
+            )
+        )
+
+    def release_agent(self, agent_id: str) -> list[WorkItem]:
+        check_id(agent_id, "agent id")
+        sql = _logged(
+            "UPDATE work_items w SET "
+            + _returned("'agent ' || %(by)s || ' died while holding the item'")
+            + f" WHERE w.agent_id = %(by)s AND w.status IN {HELD}",
+            "release_agent",
+        )
+
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> list[WorkItem]:
+            cur.execute(sql, {"by": agent_id})
+            released = [WorkItem(*row) for row in cur.fetchall()]
+            if released:
+                cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
+            return released
+
+        return self._run(work)
+
+    def get(self, work_id: str) -> WorkItem:
+        check_id(work_id, "work id")
+
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> WorkItem:
+            cur.execute(f"SELECT {COLS} FROM work_items WHERE work_item_id = %s", (work_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise NotFound(f"work item {work_id} not found")
+            return WorkItem(*row)
+
+        return self._run(work)
+
+    def list_work(self, include_terminal: bool = True) -> list[WorkItem]:
+        where = (
+            ""
+            if include_terminal
+            else " WHERE status IN ('pending', 'claimed', 'in_progress', 'blocked')"
+        )
+
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> list[WorkItem]:
+            cur.execute(
+                f"SELECT {COLS} FROM work_items{where} ORDER BY priority_rank, created_at, seq"
+            )
+            return [WorkItem(*row) for row in cur.fetchall()]
+
+        return self._run(work)
+
+    def sweep(self) -> list[WorkItem]:
+        """Expire leases now; when several supervisors share the database, whichever
+        holds the advisory lock does it and the others skip."""
+
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> list[WorkItem]:
+            return self._expired
+
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_SWEEP_LOCK,)).fetchone()
+            if not row or not row[0]:
+                return []
+            try:
+                return self._run(work)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_SWEEP_LOCK,))
+
+    def compact(self) -> int:
+        """Nothing to compact: PostgreSQL reclaims space itself (autovacuum)."""
+        return 0
+
+    def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
+        """Sleep until work is added (NOTIFY) or ``timeout`` passes."""
+        if stop.is_set():
+            return
+        try:
+            if self._listener is None or self._listener.closed:
+                self._listener = self._connect(autocommit=True)
+                self._listener.execute(f"LISTEN {self.channel}")
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                break
+        except (psycopg.Error, StoreError):
+            self._listener = None
+            stop.wait(timeout)
+
+    def close(self) -> None:
+        self._pool.close()
+        if self._listener is not None:
+            self._listener.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _agent(agent_id: str | None) -> str | None:
+    return check_id(agent_id, "agent id") if agent_id is not None else None
+
+
+def _migrations() -> list[tuple[str, str]]:
+    folder = resources.files("orchestrator.store") / "migrations"
+    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
+    return [(name, (folder / name).read_text(encoding="utf-8")) for name in names]
+
+
+def _redact(dsn: str) -> str:
+    """The DSN without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", re.sub(r"password=\S+", "password=***", dsn))
+
+
+def _connection_error(where: str, exc: psycopg.OperationalError) -> StoreError | Timeout:
+    reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    if "timeout" in reason.lower():
+        return Timeout(f"cannot connect to PostgreSQL at {where}: {reason}")
+    return StoreError(f"cannot connect to PostgreSQL at {where}: {reason}")
