@@ -428,6 +428,27 @@ def compact(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         render.echo(f"Compacted {store.path}: {archived} finished item(s) archived")
 
 
+db_app = typer.Typer(help="PostgreSQL store maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("migrate")
+def db_migrate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Apply the PostgreSQL schema migrations not applied yet (swarm up does it too)."""
+    store = _ctx(ctx).store()
+    migrate = getattr(store, "migrate", None)
+    if migrate is None:
+        raise InvalidArgument(
+            "swarm db migrate needs a PostgreSQL store: --store postgresql://… or"
+            ' [store] backend = "postgres" in swarm.toml'
+        )
+    version = migrate()
+    if as_json:
+        render.emit_json({"store": store.path, "version": version})
+    else:
+        render.echo(f"{store.path}: schema at version {version}")
+
+
 cli_run.register(app)
 
 

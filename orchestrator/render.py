@@ -77,28 +77,37 @@ def work_table(items: Sequence[WorkItem], limit: int, title: str) -> None:
 
 
 def agent_table(agents: Sequence[Agent], holding: dict[str, list[str]]) -> None:
+    """One table per host (swarms on several machines share a PostgreSQL store)."""
     from rich import box
     from rich.table import Table
 
     now = time.time()
-    table = Table(title=f"{len(agents)} agent(s)", title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("agent id", "status", "capacity", "specialization", "team", "host", "pid"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("heartbeat", no_wrap=True)
-    table.add_column("holding")
-    for agent in agents:
-        table.add_row(
-            agent.agent_id,
-            agent.status,
-            str(agent.capacity),
-            agent.specialization,
-            agent.team or "-",
-            agent.host or "-",
-            str(agent.pid) if agent.pid else "-",
-            _age(agent.last_heartbeat, now) + " ago",
-            ", ".join(holding.get(agent.agent_id, [])) or "-",
+    by_host: dict[str, list[Agent]] = {}
+    for agent in sorted(agents, key=lambda a: (a.host or "", a.registered_at, a.agent_id)):
+        by_host.setdefault(agent.host or "-", []).append(agent)
+    console = _console()
+    if not by_host:
+        console.print("0 agent(s)")
+    for host, members in by_host.items():
+        table = Table(
+            title=f"host {host}: {len(members)} agent(s)", title_justify="left", box=box.SIMPLE_HEAD
         )
-    _console().print(table)
+        for column in ("agent id", "status", "capacity", "specialization", "team", "pid"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("heartbeat", no_wrap=True)
+        table.add_column("holding")
+        for agent in members:
+            table.add_row(
+                agent.agent_id,
+                agent.status,
+                str(agent.capacity),
+                agent.specialization,
+                agent.team or "-",
+                str(agent.pid) if agent.pid else "-",
+                _age(agent.last_heartbeat, now) + " ago",
+                ", ".join(holding.get(agent.agent_id, [])) or "-",
+            )
+        console.print(table)
 
 
 def dashboard_data(

@@ -24,6 +24,37 @@ def claim_and_complete(store_path: str, agent_id: str, out_path: str, start: Eve
     store.close()
 
 
+def pg_drain(
+    dsn: str, schema: str, agent_id: str, out_path: str, start: Event, lease_s: float = 60.0
+) -> None:
+    """Drain a PostgreSQL queue until nothing is pending or held, recording completions.
+    Survives the connection being killed under it (the store retries)."""
+    from orchestrator.store.postgres import PostgresStore
+
+    store = PostgresStore(dsn, schema=schema, lease_s=lease_s)
+    done: list[str] = []
+    start.wait()
+    while True:
+        item = store.claim(agent_id)
+        if item is None:
+            if not store.list_work(include_terminal=False):
+                break
+            time.sleep(0.1)  # ghost claims from a lost reply return at lease end
+            continue
+        store.complete(item.work_item_id, "success", agent_id=agent_id)
+        done.append(item.work_item_id)
+    with open(out_path, "w") as fh:
+        fh.write("\n".join(done))
+    store.close()
+
+
+def pg_migrate(dsn: str, schema: str, start: Event) -> None:
+    from orchestrator.store.postgres import PostgresStore
+
+    start.wait()
+    PostgresStore(dsn, schema=schema).close()
+
+
 def claim_and_hang(store_path: str, agent_id: str, count: int, lease_s: float) -> None:
     """Claim ``count`` items, say so on stdout, then hang until killed."""
     store = FileStore(store_path, lease_s=lease_s)

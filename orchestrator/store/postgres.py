@@ -146,6 +146,7 @@ class PostgresStore:
         self.channel = f"swarmsh_work_{schema}"
         self._connect_kwargs: dict[str, Any] = {
             "options": f"-c search_path={schema}",
+            "application_name": f"swarmsh:{schema}",
             "connect_timeout": max(1, int(connect_timeout_s)),
         }
         self.migrate()
@@ -174,23 +175,18 @@ class PostgresStore:
     def migrate(self) -> int:
         """Apply the versioned migrations not applied yet; return the schema version.
         Supervisors starting together serialise on an advisory lock."""
+        wanted = _migrations()
         with self._connect(autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY,"
-                " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            wanted = _migrations()
-            row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-            current = int(row[0]) if row else 0
-            if current >= len(wanted):
-                return current
+            if self._version(conn) >= len(wanted):
+                return len(wanted)
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                row = conn.execute(
-                    "SELECT coalesce(max(version), 0) FROM schema_version"
-                ).fetchone()
-                current = int(row[0]) if row else 0
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY,"
+                    " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                current = self._version(conn)
                 for version, (name, sql) in enumerate(wanted, start=1):
                     if version > current:
                         conn.execute(sql.encode())
@@ -200,6 +196,17 @@ class PostgresStore:
                         )
                         logger.info("applied migration %s to %s", name, self.path)
             return len(wanted)
+
+    @staticmethod
+    def _version(conn: psycopg.Connection[Any]) -> int:
+        try:
+            with conn.transaction():
+                row = conn.execute(
+                    "SELECT coalesce(max(version), 0) FROM schema_version"
+                ).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return 0
+        return int(row[0]) if row else 0
 
     def _run(self, work: Callable[[psycopg.Cursor[Any], bool], T]) -> T:
         """Run ``work`` in one transaction that first expires leases; retry it when the

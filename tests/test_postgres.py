@@ -1,0 +1,255 @@
+"""What only the PostgreSQL store has: many processes on one database, lost
+connections, migrations racing, NOTIFY, several hosts sharing one queue."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from orchestrator.store.base import Agent, WorkItem
+from orchestrator.store.postgres import PostgresStore
+
+from .conftest import SWARM
+from .workers import pg_drain, pg_migrate
+
+
+def _items(n: int, **extra: Any) -> list[WorkItem]:
+    return [
+        WorkItem(work_item_id="", work_type="t", description=f"item {i}", **extra) for i in range(n)
+    ]
+
+
+def _drain_with(
+    dsn: str, schema: str, tmp_path: Path, procs: int, lease_s: float, during: Any = None
+) -> Counter[str]:
+    ctx = multiprocessing.get_context("spawn")
+    go = ctx.Event()
+    outs = [tmp_path / f"done{n}" for n in range(procs)]
+    workers = [
+        ctx.Process(target=pg_drain, args=(dsn, schema, f"agent{n}", str(outs[n]), go, lease_s))
+        for n in range(procs)
+    ]
+    for w in workers:
+        w.start()
+    go.set()
+    if during is not None:
+        during()
+    for w in workers:
+        w.join(240)
+        assert w.exitcode == 0
+    done: Counter[str] = Counter()
+    for out in outs:
+        done.update(out.read_text().split())
+    return done
+
+
+@pytest.mark.slow
+def test_32_processes_complete_10000_items_exactly_once(
+    pg_dsn: str, pg_schema: str, tmp_path: Path
+) -> None:
+    store = PostgresStore(pg_dsn, schema=pg_schema)
+    ids = set(store.add_many(_items(10_000)))
+    done = _drain_with(pg_dsn, pg_schema, tmp_path, 32, 60.0)
+    assert set(done) == ids and set(done.values()) == {1}
+    assert {i.status for i in store.list_work()} == {"completed"}
+    store.close()
+
+
+@pytest.mark.slow
+def test_connections_killed_mid_run_lose_and_double_nothing(
+    pg_dsn: str, pg_schema: str, tmp_path: Path
+) -> None:
+    store = PostgresStore(pg_dsn, schema=pg_schema)
+    ids = set(store.add_many(_items(3000)))
+    killed: list[int] = []
+
+    def terminate_twice() -> None:
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            for _ in range(2):
+                time.sleep(0.7)
+                rows = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = %s AND pid <> pg_backend_pid()",
+                    (f"swarmsh:{pg_schema}",),
+                ).fetchall()
+                killed.append(len(rows))
+
+    done = _drain_with(pg_dsn, pg_schema, tmp_path, 6, 2.0, during=terminate_twice)
+    assert sum(killed) >= 6, killed  # the workers' connections really were cut
+    assert set(done) == ids, "an item was lost"
+    assert set(done.values()) == {1}, "an item was completed twice"
+    assert {i.status for i in store.list_work()} == {"completed"}
+    store.close()
+
+
+def test_supervisors_starting_together_do_not_race_the_migration(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    go = ctx.Event()
+    procs = [ctx.Process(target=pg_migrate, args=(pg_dsn, pg_schema, go)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    go.set()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 6
+    with psycopg.connect(pg_dsn) as conn:
+        rows = conn.execute(f"SELECT version, name FROM {pg_schema}.schema_version").fetchall()
+    assert rows == [(1, "0001_initial.sql")]
+
+
+def test_operations_are_logged_as_events(pg_dsn: str, pg_schema: str) -> None:
+    store = PostgresStore(pg_dsn, schema=pg_schema)
+    store.register(Agent(agent_id="a1"))
+    work_id = store.add_work(_items(1)[0])
+    store.claim("a1")
+    store.complete(work_id, agent_id="a1")
+    with psycopg.connect(pg_dsn) as conn:
+        ops = [r[0] for r in conn.execute(f"SELECT op FROM {pg_schema}.events ORDER BY id")]
+    assert ops == ["register", "add", "claim", "complete"]
+    store.close()
+
+
+def test_notify_wakes_an_idle_agent_at_once(pg_dsn: str, pg_schema: str) -> None:
+    idle, writer = PostgresStore(pg_dsn, schema=pg_schema), PostgresStore(pg_dsn, schema=pg_schema)
+    woke: list[float] = []
+    stop = threading.Event()
+    idle.wait_for_work(0.01, stop)  # subscribe
+
+    def wait() -> None:
+        started = time.monotonic()
+        idle.wait_for_work(20, stop)
+        woke.append(time.monotonic() - started)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.3)
+    writer.add_work(_items(1)[0])
+    waiter.join(30)
+    assert woke and woke[0] < 5, woke  # woken by NOTIFY, not by the 20 s timeout
+    idle.close()
+    writer.close()
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SWARM_STORE"}
+    run = subprocess.run(
+        [SWARM, "--store", "postgresql://postgres:hunter2@127.0.0.1:1/test", "list-work"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.startswith("swarm: error: cannot connect to PostgreSQL at ")
+    assert run.stderr.count("\n") == 1 and "hunter2" not in run.stderr
+
+
+def test_cli_against_postgres_and_db_migrate(pg_dsn: str, pg_schema: str, tmp_path: Path) -> None:
+    (tmp_path / "swarm.toml").write_text(
+        f'[store]\nbackend = "postgres"\ndsn = "{pg_dsn}"\nschema = "{pg_schema}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("SWARM_STORE", "AGENT_ID")}
+
+    def swarm(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [SWARM, *args],
+            env=env | extra,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+
+    migrate = swarm("db", "migrate", "--json")
+    assert migrate.returncode == 0, migrate.stderr
+    assert json.loads(migrate.stdout)["version"] == 1
+    swarm("register", "100", "active", "x", AGENT_ID="a1", SWARM_HOST_ID="host-a")
+    swarm("register", "100", "active", "y", AGENT_ID="b1", SWARM_HOST_ID="host-b")
+    claimed = json.loads(swarm("claim", "feature", "x", "high", "--json", AGENT_ID="a1").stdout)
+    assert claimed["status"] == "claimed"
+    assert swarm("complete", claimed["work_item_id"], AGENT_ID="b1").returncode == 3
+    assert swarm("complete", claimed["work_item_id"], "success", "5", AGENT_ID="a1").returncode == 0
+    status = swarm("agent-status")
+    assert status.stdout.index("host-a") < status.stdout.index("host-b")
+    hosts = {a["host"] for a in json.loads(swarm("agent-status", "--json").stdout)}
+    assert hosts == {"host-a", "host-b"}
+    file_store = subprocess.run(
+        [SWARM, "--store", str(tmp_path / "s"), "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert file_store.returncode == 2 and "PostgreSQL" in file_store.stderr
+
+
+@pytest.mark.slow
+def test_three_hosts_share_one_queue_and_survive_losing_one(
+    pg_dsn: str, pg_schema: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "executions.log"
+    store = PostgresStore(pg_dsn, schema=pg_schema)
+    cmd = f'echo "$SWARM_WORK_ITEM_ID $SWARM_AGENT_ID" >> {log}; sleep 0.02'
+    ids = set(store.add_many(_items(1000, payload={"argv": ["sh", "-c", cmd]})))
+    hosts = {}
+    for name in ("host-a", "host-b", "host-c"):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        (run_dir / "swarm.toml").write_text(
+            f'[store]\nbackend = "postgres"\ndsn = "{pg_dsn}"\nschema = "{pg_schema}"\n'
+            'lease_s = 3\n\n[[agents]]\nname = "w"\ncount = 2\n'
+        )
+        env = {k: v for k, v in os.environ.items() if k not in ("SWARM_STORE", "AGENT_ID")}
+        hosts[name] = subprocess.Popen(
+            [SWARM, "up", "--until-drained"],
+            cwd=run_dir,
+            env=env | {"SWARM_HOST_ID": name},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            text=True,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = sum(1 for i in store.list_work() if i.status == "completed")
+        if done >= 250:
+            break
+        time.sleep(0.05)
+    held_by_b = {a.agent_id for a in store.list_agents() if a.host == "host-b"}
+    assert held_by_b, "host-b never registered"
+    os.killpg(hosts["host-b"].pid, signal.SIGKILL)  # the whole host: supervisor and agents
+    for name in ("host-a", "host-c"):
+        _, err = hosts[name].communicate(timeout=180)
+        assert hosts[name].returncode == 0, err
+    hosts["host-b"].communicate()
+    items = store.list_work()
+    assert {i.work_item_id for i in items} == ids and {i.status for i in items} == {"completed"}
+    results: Counter[str] = Counter()
+    by_host: Counter[str] = Counter()
+    for name in hosts:
+        for path in (tmp_path / name / "real_work_results").glob("*.json"):
+            record = json.loads(path.read_text())
+            results[record["work_item_id"]] += 1
+            by_host[record["host"]] += 1
+    assert set(results) == ids and set(results.values()) == {1}, "lost or doubled"
+    assert by_host["host-a"] and by_host["host-c"] and by_host["host-b"]
+    reclaimed = [i for i in items if i.attempts > 0]
+    assert reclaimed, "host-b held nothing when killed"
+    assert all(i.agent_id not in held_by_b for i in reclaimed)
+    runs = Counter(line.split()[0] for line in log.read_text().splitlines())
+    assert set(runs) == ids and sum(runs.values()) - len(ids) <= 2  # only host-b's in-flight
+    store.close()
