@@ -18,7 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from agents.backends import Outcome, load_backend
-from agents.results import result_record, write_result
+from agents.results import discard_result, result_record, write_result
 from orchestrator import logs
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.store import open_store
@@ -174,25 +174,14 @@ class AgentRunner:
         if self.cancel.is_set():
             self._release(item)
             return
-        try:
-            if outcome.ok:
-                finished = self.store.complete(
-                    item.work_item_id, "success", result=_summary(outcome), agent_id=agent_id
-                )
-            else:
-                finished = self.store.fail(
-                    item.work_item_id, outcome.error or "failed", agent_id=agent_id, retry=True
-                )
-        except (Conflict, NotFound) as exc:
-            # The lease ran out and another agent has the item now: its result counts.
-            logger.warning(
-                "agent %s: result for %s discarded: %s", agent_id, item.work_item_id, exc
-            )
-            return
-        self._count(0 if outcome.ok else 1)
-        if finished.terminal:
+        # The result file is written before the store records the outcome: a crash in
+        # between leaves a file for an attempt that did not count (the next holder
+        # rewrites it), never a finished item without its result.
+        path = None
+        final = _final_status(item, outcome)
+        if final is not None:
             record = result_record(
-                finished,
+                item.evolve(status=final, attempts=item.attempts + (0 if outcome.ok else 1)),
                 outcome,
                 agent_id=agent_id,
                 group=self.group.name,
@@ -201,7 +190,25 @@ class AgentRunner:
                 started_at=started,
                 finished_at=time.time(),
             )
-            write_result(self.spec.results_dir, record)
+            path = write_result(self.spec.results_dir, record)
+        try:
+            if outcome.ok:
+                self.store.complete(
+                    item.work_item_id, "success", result=_summary(outcome), agent_id=agent_id
+                )
+            else:
+                self.store.fail(
+                    item.work_item_id, outcome.error or "failed", agent_id=agent_id, retry=True
+                )
+        except (Conflict, NotFound) as exc:
+            # The lease ran out and another agent has the item now: its result counts.
+            logger.warning(
+                "agent %s: result for %s discarded: %s", agent_id, item.work_item_id, exc
+            )
+            if path is not None:
+                discard_result(path, agent_id)
+            return
+        self._count(0 if outcome.ok else 1)
 
     def _release(self, item: WorkItem) -> None:
         try:
@@ -213,6 +220,14 @@ class AgentRunner:
         if self.counters is not None:
             with self.counters.get_lock():
                 self.counters[index] += 1
+
+
+def _final_status(item: WorkItem, outcome: Outcome) -> str | None:
+    """What the store will make of this outcome, if it ends the item: completed, or
+    dead when a failure uses the last attempt (else the item is retried)."""
+    if outcome.ok:
+        return "completed"
+    return "dead" if item.attempts + 1 >= item.max_attempts else None
 
 
 def _summary(outcome: Outcome) -> Any:

@@ -1,5 +1,8 @@
 """One ``real_work_results/<work_item_id>.json`` per finished item, written atomically.
 
+The agent writes it just before the store records the outcome; if the store refuses
+(the lease was lost), the file is removed again.
+
 Schema (version 1)::
 
     {"schema": 1, "work_item_id", "work_type", "description", "priority", "team",
@@ -68,3 +71,14 @@ def write_result(results_dir: str, record: dict[str, Any]) -> str:
     path = os.path.join(results_dir, f"{work_id}.json")
     write_atomic(path, orjson.dumps(record, option=orjson.OPT_INDENT_2), fsync=False)
     return path
+
+
+def discard_result(path: str, agent_id: str) -> None:
+    """Remove a result file written ahead of a completion the store refused, unless
+    another agent has rewritten it since."""
+    try:
+        with open(path, "rb") as fh:
+            if orjson.loads(fh.read()).get("agent_id") == agent_id:
+                os.unlink(path)
+    except (OSError, orjson.JSONDecodeError):
+        pass

@@ -149,7 +149,8 @@ class PostgresStore:
             "application_name": f"swarmsh:{schema}",
             "connect_timeout": max(1, int(connect_timeout_s)),
         }
-        self.migrate()
+        self._outage_logged = False
+        self._retrying(lambda retrying: self.migrate())
         self._pool = ConnectionPool(
             dsn,
             min_size=1,
@@ -161,7 +162,6 @@ class PostgresStore:
         )
         self._pool.open(wait=False)
         self._listener: psycopg.Connection[Any] | None = None
-        self._outage_logged = False
         self._expired: list[WorkItem] = []
 
     # -- connections, migrations, retries ------------------------------------------------
@@ -208,31 +208,21 @@ class PostgresStore:
             return 0
         return int(row[0]) if row else 0
 
-    def _run(self, work: Callable[[psycopg.Cursor[Any], bool], T]) -> T:
-        """Run ``work`` in one transaction that first expires leases; retry it when the
-        connection is lost. ``work`` gets ``retrying=True`` after a lost connection."""
+    def _retrying(self, action: Callable[[bool], T]) -> T:
+        """Run ``action``; when the connection is lost under it, wait and run it again
+        (``retrying=True``) for up to ``retry_for_s``, logging once per outage."""
         started = time.monotonic()
         delay = 0.05
         retrying = False
         while True:
             try:
-                with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                    cur.execute(EXPIRE, {"by": None})
-                    self._expired = [WorkItem(*row) for row in cur.fetchall()]
-                    result = work(cur, retrying)
-                if self._outage_logged:
-                    logger.warning("PostgreSQL at %s is reachable again", self.path)
-                    self._outage_logged = False
-                return result
+                result = action(retrying)
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 if isinstance(exc, psycopg.errors.QueryCanceled):
                     raise
                 if not self._outage_logged:
-                    logger.warning(
-                        "lost PostgreSQL at %s (%s); retrying",
-                        self.path,
-                        str(exc).strip().splitlines()[0] if str(exc) else exc,
-                    )
+                    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc
+                    logger.warning("lost PostgreSQL at %s (%s); retrying", self.path, first_line)
                     self._outage_logged = True
                 if time.monotonic() - started > self.retry_for_s:
                     raise Timeout(
@@ -241,6 +231,24 @@ class PostgresStore:
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 retrying = True
+                continue
+            if self._outage_logged:
+                logger.warning("PostgreSQL at %s is reachable again", self.path)
+                self._outage_logged = False
+            return result
+
+    def _run(self, work: Callable[[psycopg.Cursor[Any], bool], T]) -> T:
+        """Run ``work`` in one transaction that first expires leases, retried when the
+        connection is lost; ``work`` gets ``retrying=True`` on a retry, to recognise an
+        earlier try whose commit reached the server."""
+
+        def attempt(retrying: bool) -> T:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                cur.execute(EXPIRE, {"by": None})
+                self._expired = [WorkItem(*row) for row in cur.fetchall()]
+                return work(cur, retrying)
+
+        return self._retrying(attempt)
 
     def _held(
         self,
