@@ -36,6 +36,7 @@ cli-demo: $(STAMP)  ## a short scripted session of the coordination commands on 
 bench: $(STAMP)  ## benchmarks (not part of make test); writes bench/RESULTS.md
 	$(BIN)/python -m bench.store_bench --write-results
 	$(BIN)/python -m bench.swarm_bench --write-results
+	scripts/with-postgres.sh $(BIN)/python -m bench.pg_bench --write-results
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

@@ -89,26 +89,9 @@ def _returned(error_sql: str) -> str:
     )
 
 
-EXPIRE = _logged(
-    "UPDATE work_items w SET "
-    + _returned("'lease expired (held by ' || w.agent_id || ')'")
-    + f" FROM (SELECT work_item_id FROM work_items WHERE status IN {HELD}"
-    " AND lease_expires_at <= swarm_now() FOR UPDATE SKIP LOCKED) due"
-    " WHERE w.work_item_id = due.work_item_id",
-    "expire",
-)
-
-CLAIM = _logged(
-    "UPDATE work_items w SET status = 'claimed', agent_id = %(by)s, progress = 0,"
-    " claimed_at = swarm_now(), updated_at = swarm_now(),"
-    " lease_expires_at = swarm_now() + %(lease)s"
-    " WHERE w.work_item_id = (SELECT work_item_id FROM work_items"
-    " WHERE status = 'pending'"
-    " AND (%(types)s::text[] IS NULL OR work_type = ANY(%(types)s))"
-    " AND (%(teams)s::text[] IS NULL OR team = ANY(%(teams)s))"
-    " ORDER BY priority_rank, created_at, seq FOR UPDATE SKIP LOCKED LIMIT 1)",
-    "claim",
-)
+# Both live in the schema (migration 0002): one round trip each.
+EXPIRE = f"SELECT {COLS} FROM swarm_expire()"
+CLAIM = f"SELECT {COLS} FROM swarm_claim(%(by)s, %(lease)s, %(types)s, %(teams)s)"
 
 _HOLDER = (
     f" WHERE w.work_item_id = %(id)s AND w.status IN {HELD}"
@@ -144,7 +127,10 @@ class PostgresStore:
         self.max_attempts = max_attempts
         self.retry_for_s = retry_for_s
         self.channel = f"swarmsh_work_{schema}"
+        # Autocommit: a claim is one statement; multi-statement operations open their
+        # own transaction.
         self._connect_kwargs: dict[str, Any] = {
+            "autocommit": True,
             "options": f"-c search_path={schema}",
             "application_name": f"swarmsh:{schema}",
             "connect_timeout": max(1, int(connect_timeout_s)),
@@ -244,7 +230,7 @@ class PostgresStore:
 
         def attempt(retrying: bool) -> T:
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                cur.execute(EXPIRE, {"by": None})
+                cur.execute(EXPIRE)
                 self._expired = [WorkItem(*row) for row in cur.fetchall()]
                 return work(cur, retrying)
 
@@ -434,12 +420,12 @@ class PostgresStore:
             "teams": sorted(filters.teams) if filters.teams is not None else None,
         }
 
-        def work(cur: psycopg.Cursor[Any], retrying: bool) -> WorkItem | None:
-            cur.execute(CLAIM, params)
-            row = cur.fetchone()
+        def attempt(retrying: bool) -> WorkItem | None:
+            with self._pool.connection() as conn:
+                row = conn.execute(CLAIM, params).fetchone()
             return WorkItem(*row) if row else None
 
-        return self._run(work)
+        return self._retrying(attempt)
 
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         check_id(agent_id, "agent id")

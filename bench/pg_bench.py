@@ -1,0 +1,193 @@
+"""Claims/s and claim latency: the PostgreSQL store next to the file store, and a bare
+psycopg loop that runs only the SKIP LOCKED claim statement (the database's own limit
+on this machine), all in the same run.
+
+    python -m bench.pg_bench [--seconds 3] [--procs 1 10 32] [--write-results]
+
+The DSN comes from SWARM_TEST_PG_DSN (default: the local server); each run uses a
+fresh schema, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+DSN = os.environ.get("SWARM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+BARE_CLAIM = (
+    "UPDATE work_items SET status = 'claimed', agent_id = %s, claimed_at = swarm_now(),"
+    " lease_expires_at = swarm_now() + 60 WHERE work_item_id = (SELECT work_item_id"
+    " FROM work_items WHERE status = 'pending' ORDER BY priority_rank, created_at, seq"
+    " FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING work_item_id"
+)
+
+
+def _prefill_pg(schema: str, count: int) -> None:
+    from orchestrator.store.postgres import PostgresStore
+
+    PostgresStore(DSN, schema=schema).close()  # creates the schema
+    with psycopg.connect(DSN, autocommit=True, options=f"-c search_path={schema}") as conn:
+        conn.execute(
+            "INSERT INTO work_items (work_item_id, work_type, description, priority,"
+            " priority_rank, status, max_attempts, created_at, updated_at)"
+            " SELECT 'w' || g, 'bench', 'benchmark item', 'medium', g %% 4, 'pending', 3,"
+            " swarm_now() + g * 1e-6, swarm_now() FROM generate_series(1, %s) g",
+            (count,),
+        )
+        conn.execute("ANALYZE work_items")
+
+
+def _prefill_file(path: str, count: int) -> None:
+    from orchestrator.store.base import WorkItem
+    from orchestrator.store.file import FileStore
+
+    store = FileStore(path)
+    for start in range(0, count, 5000):
+        store.add_many(
+            [
+                WorkItem(work_item_id=f"w{n}", work_type="bench", description="benchmark item")
+                for n in range(start, min(count, start + 5000))
+            ]
+        )
+    store.close()
+
+
+def _claimer(
+    kind: str, target: str, index: int, seconds: float, ready: Any, go: Event, out: str
+) -> None:
+    agent = f"agent{index}"
+    if kind == "bare-sql":
+        conn = psycopg.connect(DSN, autocommit=True, options=f"-c search_path={target}")
+        conn.execute("SELECT 1")
+
+        def claim() -> object:
+            return conn.execute(BARE_CLAIM, (agent,)).fetchone()
+    else:
+        from orchestrator.store import open_store
+
+        store = open_store(DSN if kind == "postgres" else target)
+        if kind == "postgres":
+            from orchestrator.store.postgres import PostgresStore
+
+            store.close()
+            store = PostgresStore(DSN, schema=target)
+        store.list_agents()  # warm up: connect / load the state
+
+        def claim() -> object:
+            return store.claim(agent)
+
+    ready.release()
+    go.wait()
+    latencies: list[int] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter_ns()
+        if claim() is None:
+            break
+        latencies.append(time.perf_counter_ns() - started)
+    with open(out, "w") as fh:
+        fh.write(" ".join(map(str, latencies)))
+
+
+def run(kind: str, procs: int, seconds: float, items: int) -> tuple[float, float, float]:
+    root = tempfile.mkdtemp(prefix="swarm-pgbench-")
+    schema = f"bench_{secrets.token_hex(4)}"
+    target = schema if kind != "file" else os.path.join(root, "store")
+    try:
+        if kind == "file":
+            _prefill_file(target, items)
+        else:
+            _prefill_pg(schema, items)
+        ctx = multiprocessing.get_context("spawn")
+        ready, go = ctx.Semaphore(0), ctx.Event()
+        outs = [os.path.join(root, f"lat{i}") for i in range(procs)]
+        workers = [
+            ctx.Process(target=_claimer, args=(kind, target, i, seconds, ready, go, outs[i]))
+            for i in range(procs)
+        ]
+        for w in workers:
+            w.start()
+        for _ in workers:
+            ready.acquire()
+        started = time.perf_counter()
+        go.set()
+        for w in workers:
+            w.join()
+            if w.exitcode != 0:
+                raise RuntimeError(f"{kind} worker failed")
+        elapsed = time.perf_counter() - started
+        lat = sorted(int(x) for o in outs for x in Path(o).read_text().split())
+        return len(lat) / elapsed, statistics.median(lat) / 1e6, lat[int(len(lat) * 0.99) - 1] / 1e6
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        if kind != "file":
+            with psycopg.connect(DSN, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--procs", type=int, nargs="+", default=[1, 10, 32])
+    parser.add_argument("--items", type=int, default=60_000)
+    parser.add_argument("--write-results", action="store_true")
+    args = parser.parse_args()
+    with psycopg.connect(DSN) as conn:
+        sync = conn.execute("SHOW synchronous_commit").fetchone()
+    lines = [
+        "| N | bare SKIP LOCKED claims/s | PostgreSQL store claims/s | store/bare |"
+        " store p50 ms | store p99 ms | bare p99 ms | file store claims/s | file p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for procs in args.procs:
+        bare = run("bare-sql", procs, args.seconds, args.items)
+        pg = run("postgres", procs, args.seconds, args.items)
+        file = run("file", procs, args.seconds, args.items)
+        for name, r in (("bare-sql", bare), ("postgres", pg), ("file", file)):
+            print(
+                f"{name:9} N={procs:<3} {r[0]:8.0f} claims/s  p50 {r[1]:.3f} ms  p99 {r[2]:.3f} ms",
+                flush=True,
+            )
+        lines.append(
+            f"| {procs} | {bare[0]:,.0f} | {pg[0]:,.0f} | {pg[0] / bare[0]:.2f}x |"
+            f" {pg[1]:.3f} | {pg[2]:.3f} | {bare[2]:.3f} | {file[0]:,.0f} | {file[2]:.3f} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    if args.write_results:
+        marker = "<!-- pg_bench -->"
+        command = "python -m bench.pg_bench " + " ".join(sys.argv[1:])
+        section = (
+            f"{marker}\n## PostgreSQL store: claims, against the bare SKIP LOCKED statement\n\n"
+            f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
+            f" {os.cpu_count()} cores, PostgreSQL on the same machine, synchronous_commit ="
+            f" {sync[0] if sync else '?'}. Each process claims in a loop for {args.seconds:g} s"
+            f" from {args.items:,} pending items; a claim is one transaction.\n\n{table}\n"
+            f"{marker}\n"
+        )
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+        if marker in text:
+            head, _, rest = text.partition(marker)
+            _, _, tail = rest.partition(marker)
+            text = head + section + tail.lstrip("\n")
+        else:
+            text = text.rstrip("\n") + "\n\n" + section
+        RESULTS.write_text(text)
+        print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
