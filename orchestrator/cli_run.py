@@ -94,18 +94,30 @@ def _running_state(config: SwarmConfig) -> dict[str, Any]:
 
 
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Show the running supervisor: groups, agents, pids, restarts (exit 6 if none)."""
+    """Show the running supervisor: groups, agents, pids, restarts, and the store's
+    agents by host (exit 6 if no supervisor is running here)."""
+    from collections import Counter
+
+    from orchestrator.store import open_store
     from orchestrator.supervisor import agents_dir_of
 
     config = _config(ctx)
     state = runstate.read(agents_dir_of(config))
     alive = state is not None and runstate.is_alive(state)
+    store = open_store(config.store_target(), config.store)
+    try:
+        by_host = dict(Counter(a.host or "-" for a in store.list_agents()))
+    finally:
+        store.close()
     if as_json:
-        render.emit_json((state or {}) | {"alive": alive})
-    elif state is None:
-        render.echo("no supervisor has run for this swarm.toml")
+        render.emit_json((state or {}) | {"alive": alive, "agents_by_host": by_host})
     else:
-        render.supervisor_status(state, alive)
+        if state is None:
+            render.echo("no supervisor has run for this swarm.toml")
+        else:
+            render.supervisor_status(state, alive)
+        hosts = ", ".join(f"{host} {n}" for host, n in sorted(by_host.items())) or "none"
+        render.echo(f"agents registered in the store, by host: {hosts}")
     if not alive:
         raise typer.Exit(NotFound.exit_code)
 
