@@ -26,6 +26,7 @@ from orchestrator.errors import (
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "ALL_STATUSES",
     "AGENT_STATUSES",
     "COMPLETE_STATUSES",
     "HELD_STATUSES",
@@ -60,6 +61,7 @@ DEAD = "dead"
 HELD_STATUSES = frozenset({CLAIMED, IN_PROGRESS, BLOCKED})
 TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, DEAD})
 ACTIVE_STATUSES = HELD_STATUSES | {PENDING}
+ALL_STATUSES = ACTIVE_STATUSES | TERMINAL_STATUSES
 
 # What `swarm progress` accepts (SwarmSH's list): pending releases the item,
 # completed completes it with status success.

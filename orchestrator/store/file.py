@@ -45,6 +45,7 @@ from orchestrator.store import journal
 from orchestrator.store import state as rules
 from orchestrator.store.base import (
     AGENT_STATUSES,
+    ALL_STATUSES,
     ANY,
     PRIORITIES,
     Agent,
@@ -57,6 +58,43 @@ from orchestrator.store.state import State
 logger = logging.getLogger(__name__)
 
 DURABILITIES = ("os", "fsync")
+_NUMBER = (int, float)
+
+
+def _checked_item(raw: object) -> WorkItem:
+    """A work item from a snapshot file, which people may edit: check what the
+    indexes and file names rely on."""
+    if not isinstance(raw, dict):
+        raise TypeError("not a JSON object")
+    item = WorkItem.from_dict(raw)
+    check_id(item.work_item_id, "work id")
+    if item.priority not in PRIORITIES:
+        raise ValueError(f"unknown priority {item.priority!r}")
+    if item.status not in ALL_STATUSES:
+        raise ValueError(f"unknown status {item.status!r}")
+    if not isinstance(item.work_type, str) or not isinstance(item.description, str):
+        raise TypeError("work_type and description must be strings")
+    for name in ("created_at", "updated_at", "attempts", "max_attempts", "progress"):
+        if not isinstance(getattr(item, name), _NUMBER) or isinstance(getattr(item, name), bool):
+            raise TypeError(f"{name} must be a number")
+    for name in ("claimed_at", "completed_at", "lease_expires_at"):
+        value = getattr(item, name)
+        if value is not None and not isinstance(value, _NUMBER):
+            raise TypeError(f"{name} must be a number or null")
+    if item.agent_id is not None:
+        check_id(item.agent_id, "agent id")
+    return item
+
+
+def _checked_agent(raw: object) -> Agent:
+    if not isinstance(raw, dict):
+        raise TypeError("not a JSON object")
+    agent = Agent.from_dict(raw)
+    check_id(agent.agent_id, "agent id")
+    for name in ("registered_at", "last_heartbeat"):
+        if not isinstance(getattr(agent, name), _NUMBER):
+            raise TypeError(f"{name} must be a number")
+    return agent
 
 
 class FileStore:
@@ -284,17 +322,23 @@ class FileStore:
         """Rebuild the state: snapshot, then the whole current journal."""
         state = State()
         self._state = state
-        try:
-            for raw in self._read_snapshot(self.WORK):
-                state.put_item(WorkItem.from_dict(raw))
-            for raw in self._read_snapshot(self.AGENTS):
-                state.put_agent(Agent.from_dict(raw))
-        except (TypeError, ValueError) as exc:
-            self._state = None
-            raise StoreError(
-                f"{self.path}: a snapshot record is not valid ({exc}); restore the file"
-                " or remove it to rebuild from the journal history"
-            ) from None
+
+        def load_items(raw: object) -> None:
+            state.put_item(_checked_item(raw))
+
+        def load_agents(raw: object) -> None:
+            state.put_agent(_checked_agent(raw))
+
+        for name, load in ((self.WORK, load_items), (self.AGENTS, load_agents)):
+            for index, raw in enumerate(self._read_snapshot(name)):
+                try:
+                    load(raw)
+                except (TypeError, ValueError, InvalidArgument) as exc:
+                    self._state = None
+                    raise StoreError(
+                        f"{self._file(name)}: record {index} is not valid ({exc}); restore"
+                        " the file from a backup"
+                    ) from None
         self._open_journal()
         self._generation = 0
         self._read_new(locked=True)
