@@ -26,8 +26,8 @@ from orchestrator.errors import (
 
 __all__ = [
     "ACTIVE_STATUSES",
-    "ALL_STATUSES",
     "AGENT_STATUSES",
+    "ALL_STATUSES",
     "COMPLETE_STATUSES",
     "HELD_STATUSES",
     "PRIORITIES",
