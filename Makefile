@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := test
-.PHONY: install test lint typecheck pytest demo cli-demo bench clean
+.PHONY: install test lint typecheck pytest demo cli-demo chaos bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ demo: $(STAMP)  ## run the quick-start swarm of swarm.toml until its work is don
 
 cli-demo: $(STAMP)  ## a short scripted session of the coordination commands on a scratch store
 	@bash scripts/demo.sh $(BIN)/swarm
+
+chaos: $(STAMP)  ## fault scenarios at full scale; rewrites docs/RELIABILITY.md
+	scripts/with-postgres.sh env CHAOS_SCALE=full CHAOS_REPORT=docs/RELIABILITY.md \
+		$(BIN)/pytest -q -p no:randomly tests/chaos
 
 bench: $(STAMP)  ## benchmarks (not part of make test); writes bench/RESULTS.md
 	$(BIN)/python -m bench.store_bench --write-results

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from agents.backends import Outcome, load_backend
-from agents.results import discard_result, result_record, write_result
+from agents.results import discard_result, finalize, result_record, write_pending
 from orchestrator import logs
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.store import open_store
@@ -174,9 +174,9 @@ class AgentRunner:
         if self.cancel.is_set():
             self._release(item)
             return
-        # The result file is written before the store records the outcome: a crash in
-        # between leaves a file for an attempt that did not count (the next holder
-        # rewrites it), never a finished item without its result.
+        # The result is written (pending) before the store records the outcome, and put
+        # in place after: see agents/results.py for why and how a kill in between is
+        # settled.
         path = None
         final = _final_status(item, outcome)
         if final is not None:
@@ -190,7 +190,7 @@ class AgentRunner:
                 started_at=started,
                 finished_at=time.time(),
             )
-            path = write_result(self.spec.results_dir, record)
+            path = write_pending(self.spec.results_dir, record)
         try:
             if outcome.ok:
                 self.store.complete(
@@ -206,8 +206,10 @@ class AgentRunner:
                 "agent %s: result for %s discarded: %s", agent_id, item.work_item_id, exc
             )
             if path is not None:
-                discard_result(path, agent_id)
+                discard_result(path)
             return
+        if path is not None:
+            finalize(path)
         self._count(0 if outcome.ok else 1)
 
     def _release(self, item: WorkItem) -> None:

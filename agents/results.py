@@ -1,7 +1,12 @@
 """One ``real_work_results/<work_item_id>.json`` per finished item, written atomically.
 
-The agent writes it just before the store records the outcome; if the store refuses
-(the lease was lost), the file is removed again.
+The agent writes it under ``.pending/<work_item_id>.<agent_id>.json`` before the store
+records the outcome, and moves it into place once the store has accepted it; if the
+store refuses (the lease was lost), the pending file is removed. So an agent that
+loses its lease never touches the result of the agent that finished the item, and a
+kill between the two steps leaves a pending file that ``reconcile`` (run by the
+supervisor when an agent dies and when it starts) moves into place or removes,
+according to the store.
 
 Schema (version 1)::
 
@@ -15,17 +20,19 @@ Schema (version 1)::
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from orchestrator.errors import SwarmError
 from orchestrator.ids import check_id
 from orchestrator.store.journal import write_atomic
 
 if TYPE_CHECKING:
     from agents.backends import Outcome
-    from orchestrator.store.base import WorkItem
+    from orchestrator.store.base import Store, WorkItem
 
 SCHEMA_VERSION = 1
 
@@ -65,20 +72,71 @@ def result_record(
     }
 
 
-def write_result(results_dir: str, record: dict[str, Any]) -> str:
-    """Write the record; the id is checked so it can never name a path outside."""
+PENDING = ".pending"
+
+
+def write_pending(results_dir: str, record: dict[str, Any]) -> str:
+    """Write the record as pending; ids are checked so they never name a path outside."""
     work_id = check_id(record["work_item_id"], "work id")
-    path = os.path.join(results_dir, f"{work_id}.json")
+    agent_id = check_id(record["agent_id"], "agent id")
+    folder = os.path.join(results_dir, PENDING)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{work_id}.{agent_id}.json")
     write_atomic(path, orjson.dumps(record, option=orjson.OPT_INDENT_2), fsync=False)
     return path
 
 
-def discard_result(path: str, agent_id: str) -> None:
-    """Remove a result file written ahead of a completion the store refused, unless
-    another agent has rewritten it since."""
+def finalize(pending: str) -> str:
+    """Move a pending result into place: ``<results_dir>/<work_item_id>.json``."""
+    folder = os.path.dirname(os.path.dirname(pending))
+    work_id = os.path.basename(pending).split(".", 1)[0]
+    final = os.path.join(folder, f"{work_id}.json")
+    os.replace(pending, final)
+    return final
+
+
+def reconcile(results_dir: str, store: Store, agent_id: str | None = None) -> int:
+    """Settle the pending results left by killed agents (all, or one agent's): move in
+    place those the store says that agent finished, remove the others."""
+    folder = os.path.join(results_dir, PENDING)
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return 0
+    settled = 0
+    for name in names:
+        work_id, _, rest = name.partition(".")
+        owner = rest.removesuffix(".json")
+        if agent_id is not None and owner != agent_id:
+            continue
+        path = os.path.join(folder, name)
+        try:
+            item = store.get(work_id)
+        except SwarmError:
+            item = None
+        if (
+            item is not None
+            and item.terminal
+            and item.agent_id == owner
+            and (_status_of(path) == item.status)
+        ):
+            finalize(path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        settled += 1
+    return settled
+
+
+def _status_of(path: str) -> object:
     try:
         with open(path, "rb") as fh:
-            if orjson.loads(fh.read()).get("agent_id") == agent_id:
-                os.unlink(path)
-    except (OSError, orjson.JSONDecodeError):
-        pass
+            return orjson.loads(fh.read()).get("status")
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return None
+
+
+def discard_result(path: str) -> None:
+    """Remove a pending result whose outcome the store refused."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

@@ -30,6 +30,7 @@ import psutil
 from multiprocess.connection import wait as wait_for_sentinels
 
 from agents.loop import AgentSpec, agent_main
+from agents.results import reconcile
 from orchestrator import runstate
 from orchestrator.config import AgentGroup, SwarmConfig
 from orchestrator.errors import Conflict, SwarmError
@@ -165,6 +166,9 @@ class Supervisor:
         self.agents_dir.mkdir(parents=True, exist_ok=True)
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(self.store_target, self.config.store)
+        settled = reconcile(str(self.results_dir), self.store)
+        if settled:
+            logger.warning("settled %d result(s) left pending by killed agents", settled)
         self._enqueue_configured_work()
         for group in self.config.agents:
             for index in range(1, group.count + 1):
@@ -289,6 +293,7 @@ class Supervisor:
             store.deregister(slot.agent_id)
         except SwarmError:
             pass  # it deregistered itself on a clean exit
+        reconcile(str(self.results_dir), store, slot.agent_id)
 
     def _apply_policy(self, slot: Slot, now: float) -> None:
         group = slot.group

@@ -173,7 +173,7 @@ class FileStore:
                 self._expired = self._expire_leases(state)
                 yield state
                 if self._offset >= self._compact_at:
-                    self._compact(state)
+                    self._try_compact(state)
             finally:
                 self._lock.release()
 
@@ -394,6 +394,17 @@ class FileStore:
         """Snapshot now and start a new journal generation; return items archived."""
         with self._transaction() as state:
             return self._compact(state)
+
+    def _try_compact(self, state: State) -> None:
+        """Compact after an operation; a failure (a full disk) costs nothing but a warning:
+        the operation is already in the journal, which stays the source of truth."""
+        try:
+            self._compact(state)
+        except (OSError, StoreError) as exc:
+            logger.warning("could not compact %s (%s); will retry later", self.path, exc)
+            # Memory was purged for a generation that did not start: rebuild it from disk.
+            self._state = None
+            self._compact_at = self._offset * 2
 
     def _compact(self, state: State) -> int:
         fsync = self.durability == "fsync"
