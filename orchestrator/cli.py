@@ -456,7 +456,9 @@ cli_run.register(app)
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"swarm: error: {message}\n")
+    # Messages quote user input: escape control characters so it stays one line.
+    clean = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
+    sys.stderr.write(f"swarm: error: {clean}\n")
     sys.stderr.flush()
 
 

@@ -62,10 +62,10 @@ def test_kill_9_of_the_supervisor_twice_then_up_again(tmp_path: Path) -> None:
     for round_ in (1, 2):
         run.start()
         _until(lambda r=round_: run.completed() >= items * r // 4)
-        store = run.store()
-        held = {i.work_item_id for i in store.list_work() if i.held}
-        store.close()
         run.kill_supervisor_and_agents()
+        store = run.store()
+        held = {i.work_item_id for i in store.list_work() if i.held}  # by dead agents now
+        store.close()
     restarted = time.monotonic()
     run.start()
 
