@@ -11,7 +11,6 @@ fresh schema, dropped afterwards.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import secrets
 import shutil
@@ -20,12 +19,12 @@ import sys
 import tempfile
 import time
 from multiprocessing.synchronize import Event
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from bench.common import percentile_ms, run_processes, write_section
+
 DSN = os.environ.get("SWARM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 BARE_CLAIM = (
     "UPDATE work_items SET status = 'claimed', agent_id = %s, claimed_at = swarm_now(),"
@@ -111,26 +110,13 @@ def run(kind: str, procs: int, seconds: float, items: int) -> tuple[float, float
             _prefill_file(target, items)
         else:
             _prefill_pg(schema, items)
-        ctx = multiprocessing.get_context("spawn")
-        ready, go = ctx.Semaphore(0), ctx.Event()
-        outs = [os.path.join(root, f"lat{i}") for i in range(procs)]
-        workers = [
-            ctx.Process(target=_claimer, args=(kind, target, i, seconds, ready, go, outs[i]))
-            for i in range(procs)
-        ]
-        for w in workers:
-            w.start()
-        for _ in workers:
-            ready.acquire()
-        started = time.perf_counter()
-        go.set()
-        for w in workers:
-            w.join()
-            if w.exitcode != 0:
-                raise RuntimeError(f"{kind} worker failed")
-        elapsed = time.perf_counter() - started
-        lat = sorted(int(x) for o in outs for x in Path(o).read_text().split())
-        return len(lat) / elapsed, statistics.median(lat) / 1e6, lat[int(len(lat) * 0.99) - 1] / 1e6
+        elapsed, lat = run_processes(
+            _claimer,
+            lambda i, ready, go, out: (kind, target, i, seconds, ready, go, out),
+            procs,
+            root,
+        )
+        return len(lat) / elapsed, statistics.median(lat) / 1e6, percentile_ms(lat, 0.99)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if kind != "file":
@@ -168,25 +154,17 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.write_results:
-        marker = "<!-- pg_bench -->"
         command = "python -m bench.pg_bench " + " ".join(sys.argv[1:])
-        section = (
-            f"{marker}\n## PostgreSQL store: claims, against the bare SKIP LOCKED statement\n\n"
-            f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
-            f" {os.cpu_count()} cores, PostgreSQL on the same machine, synchronous_commit ="
-            f" {sync[0] if sync else '?'}. Each process claims in a loop for {args.seconds:g} s"
-            f" from {args.items:,} pending items; a claim is one transaction.\n\n{table}\n"
-            f"{marker}\n"
+        write_section(
+            "pg_bench",
+            (
+                f"## PostgreSQL store: claims, against the bare SKIP LOCKED statement\n\n"
+                f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
+                f" {os.cpu_count()} cores, PostgreSQL on the same machine, synchronous_commit ="
+                f" {sync[0] if sync else '?'}. Each process claims in a loop for {args.seconds:g} s"
+                f" from {args.items:,} pending items; a claim is one transaction.\n\n{table}\n"
+            ),
         )
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        if marker in text:
-            head, _, rest = text.partition(marker)
-            _, _, tail = rest.partition(marker)
-            text = head + section + tail.lstrip("\n")
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        RESULTS.write_text(text)
-        print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ single-row claim transaction. Both run in the same invocation, so the ratio is f
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import platform
 import shutil
@@ -25,11 +24,11 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
+from bench.common import percentile_ms, run_processes, write_section
 from orchestrator.store.base import WorkItem
 from orchestrator.store.file import FileStore
 
 PRIORITIES = ["critical", "high", "medium", "low"]
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def _item(n: int) -> WorkItem:
@@ -181,33 +180,19 @@ def run_one(backend: str, procs: int, size: int, seconds: float) -> Result:
     try:
         path = os.path.join(root, "store")
         BACKENDS[backend].prefill(path, size)
-        ctx = multiprocessing.get_context("spawn")
-        ready, go = ctx.Semaphore(0), ctx.Event()
-        outs = [os.path.join(root, f"lat{i}") for i in range(procs)]
-        workers = [
-            ctx.Process(target=_worker, args=(backend, path, i, seconds, ready, go, outs[i]))
-            for i in range(procs)
-        ]
-        for w in workers:
-            w.start()
-        for _ in workers:
-            ready.acquire()
-        started = time.perf_counter()
-        go.set()
-        for w in workers:
-            w.join()
-            if w.exitcode != 0:
-                raise RuntimeError(f"{backend} worker failed with exit code {w.exitcode}")
-        elapsed = time.perf_counter() - started
-        latencies = sorted(int(x) for out in outs for x in Path(out).read_text().split())
-        cut = max(0, int(len(latencies) * 0.99) - 1)
+        elapsed, latencies = run_processes(
+            _worker,
+            lambda i, ready, go, out: (backend, path, i, seconds, ready, go, out),
+            procs,
+            root,
+        )
         return Result(
             backend,
             procs,
             size,
             len(latencies) / elapsed,
             statistics.median(latencies) / 1e6,
-            latencies[cut] / 1e6,
+            percentile_ms(latencies, 0.99),
             latencies[-1] / 1e6,
         )
     finally:
@@ -245,7 +230,7 @@ def main() -> None:
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 10, 32])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 100_000])
     parser.add_argument("--cli-runs", type=int, default=30)
-    parser.add_argument("--write-results", action="store_true", help=f"write {RESULTS.name}")
+    parser.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
 
     results: dict[tuple[str, int, int], Result] = {}
@@ -284,28 +269,21 @@ def main() -> None:
     print(table)
     if args.write_results:
         command = "python -m bench.store_bench " + " ".join(sys.argv[1:])
-        text = RESULTS.read_text() if RESULTS.exists() else ""
-        marker = "<!-- store_bench -->"
-        section = (
-            f"{marker}\n## Store: claim+complete cycles, file journal vs SQLite WAL\n\n"
-            f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
-            f" {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-            f" SQLite {sqlite3.sqlite_version}.\n"
-            f"A cycle is claim + complete + enqueue a replacement; latency is of the claim"
-            f" call alone, as seen by the caller (lock wait included). {args.seconds:g} s"
-            f" measured per row.\n\n{table}\n\n"
-            f"`swarm claim` run as a new process each time: median **{cli_ms:.0f} ms**"
-            f" (a bare `python -c pass`: {python_ms:.0f} ms; SwarmSH's claim: 592 ms).\n"
-            f"{marker}\n"
+        write_section(
+            "store_bench",
+            (
+                f"## Store: claim+complete cycles, file journal vs SQLite WAL\n\n"
+                f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
+                f" {platform.machine()}, {os.cpu_count()} cores,"
+                f" Python {platform.python_version()},"
+                f" SQLite {sqlite3.sqlite_version}.\n"
+                f"A cycle is claim + complete + enqueue a replacement; latency is of the claim"
+                f" call alone, as seen by the caller (lock wait included). {args.seconds:g} s"
+                f" measured per row.\n\n{table}\n\n"
+                f"`swarm claim` run as a new process each time: median **{cli_ms:.0f} ms**"
+                f" (a bare `python -c pass`: {python_ms:.0f} ms; SwarmSH's claim: 592 ms).\n"
+            ),
         )
-        if marker in text:
-            head, _, rest = text.partition(marker)
-            _, _, tail = rest.partition(marker)
-            text = head + section + tail.lstrip("\n")
-        else:
-            text = (text or "# Benchmark results\n\n") + section
-        RESULTS.write_text(text)
-        print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

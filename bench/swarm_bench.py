@@ -25,10 +25,10 @@ from typing import Any
 import multiprocess
 import psutil
 
+from bench.common import write_section
 from orchestrator.store.file import FileStore
 
 SWARM = str(Path(sys.executable).with_name("swarm"))
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def _config(root: Path, agents: int, items: int = 0, argv: str = '["true"]') -> None:
@@ -195,23 +195,16 @@ def main() -> None:
     )
     print(table)
     if args.write_results:
-        marker = "<!-- swarm_bench -->"
         command = "python -m bench.swarm_bench " + " ".join(sys.argv[1:])
-        section = (
-            f"{marker}\n## Supervisor and agents\n\nCommand: `{command.strip()}` (via"
-            f" `make bench`), {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores.\n\n"
-            f"{table}\n\nTargets: 32 agents up < 2 s, first restart < 0.5 s, idle agent RSS"
-            f" ≤ 60 MB.\n{marker}\n"
+        write_section(
+            "swarm_bench",
+            (
+                f"## Supervisor and agents\n\nCommand: `{command.strip()}` (via"
+                f" `make bench`), {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores.\n\n"
+                f"{table}\n\nTargets: 32 agents up < 2 s, first restart < 0.5 s, idle agent RSS"
+                f" ≤ 60 MB.\n"
+            ),
         )
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        if marker in text:
-            head, _, rest = text.partition(marker)
-            _, _, tail = rest.partition(marker)
-            text = head + section + tail.lstrip("\n")
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        RESULTS.write_text(text)
-        print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":
