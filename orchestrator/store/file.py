@@ -45,7 +45,6 @@ from orchestrator.store import journal
 from orchestrator.store import state as rules
 from orchestrator.store.base import (
     AGENT_STATUSES,
-    ALL_STATUSES,
     ANY,
     PRIORITIES,
     Agent,
@@ -53,48 +52,12 @@ from orchestrator.store.base import (
     WorkItem,
 )
 from orchestrator.store.locking import StoreLock, flock_timeout_from_env
+from orchestrator.store.snapshot import checked_agent, checked_item
 from orchestrator.store.state import State
 
 logger = logging.getLogger(__name__)
 
 DURABILITIES = ("os", "fsync")
-_NUMBER = (int, float)
-
-
-def _checked_item(raw: object) -> WorkItem:
-    """A work item from a snapshot file, which people may edit: check what the
-    indexes and file names rely on."""
-    if not isinstance(raw, dict):
-        raise TypeError("not a JSON object")
-    item = WorkItem.from_dict(raw)
-    check_id(item.work_item_id, "work id")
-    if item.priority not in PRIORITIES:
-        raise ValueError(f"unknown priority {item.priority!r}")
-    if item.status not in ALL_STATUSES:
-        raise ValueError(f"unknown status {item.status!r}")
-    if not isinstance(item.work_type, str) or not isinstance(item.description, str):
-        raise TypeError("work_type and description must be strings")
-    for name in ("created_at", "updated_at", "attempts", "max_attempts", "progress"):
-        if not isinstance(getattr(item, name), _NUMBER) or isinstance(getattr(item, name), bool):
-            raise TypeError(f"{name} must be a number")
-    for name in ("claimed_at", "completed_at", "lease_expires_at"):
-        value = getattr(item, name)
-        if value is not None and not isinstance(value, _NUMBER):
-            raise TypeError(f"{name} must be a number or null")
-    if item.agent_id is not None:
-        check_id(item.agent_id, "agent id")
-    return item
-
-
-def _checked_agent(raw: object) -> Agent:
-    if not isinstance(raw, dict):
-        raise TypeError("not a JSON object")
-    agent = Agent.from_dict(raw)
-    check_id(agent.agent_id, "agent id")
-    for name in ("registered_at", "last_heartbeat"):
-        if not isinstance(getattr(agent, name), _NUMBER):
-            raise TypeError(f"{name} must be a number")
-    return agent
 
 
 class FileStore:
@@ -324,10 +287,10 @@ class FileStore:
         self._state = state
 
         def load_items(raw: object) -> None:
-            state.put_item(_checked_item(raw))
+            state.put_item(checked_item(raw))
 
         def load_agents(raw: object) -> None:
-            state.put_agent(_checked_agent(raw))
+            state.put_agent(checked_agent(raw))
 
         for name, load in ((self.WORK, load_items), (self.AGENTS, load_agents)):
             for index, raw in enumerate(self._read_snapshot(name)):

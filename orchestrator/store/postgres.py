@@ -42,68 +42,24 @@ from orchestrator.store.base import (
     ClaimFilter,
     WorkItem,
 )
+from orchestrator.store.pg_sql import (
+    AGENT_COLS,
+    CLAIM,
+    COLS,
+    EXPIRE,
+    HELD,
+    HOLDER,
+    INSERT,
+    MIGRATION_LOCK,
+    SCHEMA_RE,
+    SWEEP_LOCK,
+    logged,
+    returned,
+)
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-COLS = (
-    "work_item_id, work_type, description, priority, team, status, agent_id, progress,"
-    " payload, result, completion_status, story_points, error, attempts, max_attempts,"
-    " created_at, updated_at, claimed_at, completed_at, lease_expires_at, trace_context"
-)
-W_COLS = ", ".join(f"w.{c.strip()}" for c in COLS.split(","))
-AGENT_COLS = (
-    "agent_id, capacity, status, specialization, team, role, host, pid, registered_at,"
-    " last_heartbeat"
-)
-HELD = "('claimed', 'in_progress', 'blocked')"
-_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_MIGRATION_LOCK = 0x5157_4D53  # advisory lock keys: "SWMS"
-_SWEEP_LOCK = 0x5157_4D54
-
-
-def _logged(update: str, op: str) -> str:
-    """Wrap an ``UPDATE work_items w … `` so each changed row is also an event."""
-    return (
-        f"WITH changed AS ({update} RETURNING {W_COLS}),"
-        f" logged AS (INSERT INTO events (ts, op, by_agent, work_item_id, agent_id, status)"
-        f" SELECT swarm_now(), '{op}', %(by)s, work_item_id, agent_id, status FROM changed)"
-        f" SELECT {COLS} FROM changed"
-    )
-
-
-def _returned(error_sql: str) -> str:
-    """SET clause: back to the queue counting an attempt, or dead when none is left."""
-    dead = "w.attempts + 1 >= w.max_attempts"
-    return (
-        f"attempts = w.attempts + 1,"
-        f" status = CASE WHEN {dead} THEN 'dead' ELSE 'pending' END,"
-        f" error = CASE WHEN {dead} THEN {error_sql} || '; gave up after '"
-        f" || (w.attempts + 1) || ' attempts' ELSE {error_sql} END,"
-        f" agent_id = CASE WHEN {dead} THEN w.agent_id END,"
-        f" progress = CASE WHEN {dead} THEN w.progress ELSE 0 END,"
-        f" claimed_at = CASE WHEN {dead} THEN w.claimed_at END,"
-        f" completed_at = CASE WHEN {dead} THEN swarm_now() END,"
-        f" updated_at = swarm_now(), lease_expires_at = NULL"
-    )
-
-
-# Both live in the schema (migration 0002): one round trip each.
-EXPIRE = f"SELECT {COLS} FROM swarm_expire()"
-CLAIM = f"SELECT {COLS} FROM swarm_claim(%(by)s, %(lease)s, %(types)s, %(teams)s)"
-
-_HOLDER = (
-    f" WHERE w.work_item_id = %(id)s AND w.status IN {HELD}"
-    " AND (%(by)s::text IS NULL OR w.agent_id = %(by)s)"
-)
-
-INSERT = (
-    f"INSERT INTO work_items ({COLS}, priority_rank) VALUES (%(work_item_id)s, %(work_type)s,"
-    " %(description)s, %(priority)s, %(team)s, %(status)s, %(agent_id)s, 0, %(payload)s,"
-    " NULL, NULL, NULL, NULL, 0, %(max_attempts)s, swarm_now(), swarm_now(),"
-    " %(claimed_at)s, NULL, %(lease_expires_at)s, %(trace_context)s, %(rank)s)"
-)
 
 
 class PostgresStore:
@@ -118,7 +74,7 @@ class PostgresStore:
         retry_for_s: float = 60.0,
         **_ignored: Any,
     ) -> None:
-        if not _SCHEMA_RE.match(schema):
+        if not SCHEMA_RE.match(schema):
             raise InvalidArgument(f"schema {schema!r}: use lowercase letters, digits and _")
         self.dsn = dsn
         self.path = _redact(dsn)
@@ -166,7 +122,7 @@ class PostgresStore:
             if self._version(conn) >= len(wanted):
                 return len(wanted)
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY,"
@@ -319,7 +275,7 @@ class PostgresStore:
 
         def work(cur: psycopg.Cursor[Any], retrying: bool) -> Agent:
             cur.execute(
-                _logged(
+                logged(
                     "UPDATE work_items w SET status = 'pending', agent_id = NULL, progress = 0,"
                     " claimed_at = NULL, updated_at = swarm_now(), lease_expires_at = NULL"
                     f" WHERE w.agent_id = %(by)s AND w.status IN {HELD}",
@@ -473,9 +429,9 @@ class PostgresStore:
             "status": status,
             "lease": self.lease_s,
         }
-        sql = _logged(
+        sql = logged(
             "UPDATE work_items w SET progress = %(pct)s, status = %(status)s,"
-            " updated_at = swarm_now(), lease_expires_at = swarm_now() + %(lease)s" + _HOLDER,
+            " updated_at = swarm_now(), lease_expires_at = swarm_now() + %(lease)s" + HOLDER,
             "progress",
         )
         return self._run(
@@ -504,12 +460,12 @@ class PostgresStore:
             "points": points,
             "result": None if result is None else Jsonb(result),
         }
-        sql = _logged(
+        sql = logged(
             "UPDATE work_items w SET status = %(status)s, completion_status = %(how)s,"
             " story_points = %(points)s, result = %(result)s,"
             " progress = CASE WHEN %(how)s = 'success' THEN 100 ELSE w.progress END,"
             " updated_at = swarm_now(), completed_at = swarm_now(), lease_expires_at = NULL"
-            + _HOLDER,
+            + HOLDER,
             "complete",
         )
         return self._run(
@@ -527,14 +483,14 @@ class PostgresStore:
     ) -> WorkItem:
         params = {"id": check_id(work_id, "work id"), "by": _agent(agent_id), "error": error}
         if retry:
-            update = "UPDATE work_items w SET " + _returned("%(error)s::text")
+            update = "UPDATE work_items w SET " + returned("%(error)s::text")
         else:
             update = (
                 "UPDATE work_items w SET status = 'failed', completion_status = 'failed',"
                 " error = %(error)s, updated_at = swarm_now(), completed_at = swarm_now(),"
                 " lease_expires_at = NULL"
             )
-        sql = _logged(update + _HOLDER, "fail")
+        sql = logged(update + HOLDER, "fail")
         return self._run(
             lambda cur, retrying: self._held(
                 cur,
@@ -547,9 +503,9 @@ class PostgresStore:
 
     def release(self, work_id: str, agent_id: str | None = None) -> WorkItem:
         params = {"id": check_id(work_id, "work id"), "by": _agent(agent_id)}
-        sql = _logged(
+        sql = logged(
             "UPDATE work_items w SET status = 'pending', agent_id = NULL, progress = 0,"
-            " claimed_at = NULL, updated_at = swarm_now(), lease_expires_at = NULL" + _HOLDER,
+            " claimed_at = NULL, updated_at = swarm_now(), lease_expires_at = NULL" + HOLDER,
             "release",
         )
         return self._run(
@@ -560,9 +516,9 @@ class PostgresStore:
 
     def release_agent(self, agent_id: str) -> list[WorkItem]:
         check_id(agent_id, "agent id")
-        sql = _logged(
+        sql = logged(
             "UPDATE work_items w SET "
-            + _returned("'agent ' || %(by)s || ' died while holding the item'")
+            + returned("'agent ' || %(by)s || ' died while holding the item'")
             + f" WHERE w.agent_id = %(by)s AND w.status IN {HELD}",
             "release_agent",
         )
@@ -611,13 +567,13 @@ class PostgresStore:
             return self._expired
 
         with self._pool.connection() as conn:
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_SWEEP_LOCK,)).fetchone()
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (SWEEP_LOCK,)).fetchone()
             if not row or not row[0]:
                 return []
             try:
                 return self._run(work)
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_SWEEP_LOCK,))
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SWEEP_LOCK,))
 
     def compact(self) -> int:
         """Nothing to compact: PostgreSQL reclaims space itself (autovacuum)."""

@@ -1,0 +1,64 @@
+"""The SQL of the PostgreSQL store: column lists and statement builders (the claim and
+lease expiry themselves live in the schema: migrations/0002_claim_functions.sql)."""
+
+from __future__ import annotations
+
+import re
+
+COLS = (
+    "work_item_id, work_type, description, priority, team, status, agent_id, progress,"
+    " payload, result, completion_status, story_points, error, attempts, max_attempts,"
+    " created_at, updated_at, claimed_at, completed_at, lease_expires_at, trace_context"
+)
+W_COLS = ", ".join(f"w.{c.strip()}" for c in COLS.split(","))
+AGENT_COLS = (
+    "agent_id, capacity, status, specialization, team, role, host, pid, registered_at,"
+    " last_heartbeat"
+)
+HELD = "('claimed', 'in_progress', 'blocked')"
+SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+MIGRATION_LOCK = 0x5157_4D53  # advisory lock keys: "SWMS"
+SWEEP_LOCK = 0x5157_4D54
+
+
+def logged(update: str, op: str) -> str:
+    """Wrap an ``UPDATE work_items w … `` so each changed row is also an event."""
+    return (
+        f"WITH changed AS ({update} RETURNING {W_COLS}),"
+        f" logged AS (INSERT INTO events (ts, op, by_agent, work_item_id, agent_id, status)"
+        f" SELECT swarm_now(), '{op}', %(by)s, work_item_id, agent_id, status FROM changed)"
+        f" SELECT {COLS} FROM changed"
+    )
+
+
+def returned(error_sql: str) -> str:
+    """SET clause: back to the queue counting an attempt, or dead when none is left."""
+    dead = "w.attempts + 1 >= w.max_attempts"
+    return (
+        f"attempts = w.attempts + 1,"
+        f" status = CASE WHEN {dead} THEN 'dead' ELSE 'pending' END,"
+        f" error = CASE WHEN {dead} THEN {error_sql} || '; gave up after '"
+        f" || (w.attempts + 1) || ' attempts' ELSE {error_sql} END,"
+        f" agent_id = CASE WHEN {dead} THEN w.agent_id END,"
+        f" progress = CASE WHEN {dead} THEN w.progress ELSE 0 END,"
+        f" claimed_at = CASE WHEN {dead} THEN w.claimed_at END,"
+        f" completed_at = CASE WHEN {dead} THEN swarm_now() END,"
+        f" updated_at = swarm_now(), lease_expires_at = NULL"
+    )
+
+
+# Both live in the schema (migration 0002): one round trip each.
+EXPIRE = f"SELECT {COLS} FROM swarm_expire()"
+CLAIM = f"SELECT {COLS} FROM swarm_claim(%(by)s, %(lease)s, %(types)s, %(teams)s)"
+
+HOLDER = (
+    f" WHERE w.work_item_id = %(id)s AND w.status IN {HELD}"
+    " AND (%(by)s::text IS NULL OR w.agent_id = %(by)s)"
+)
+
+INSERT = (
+    f"INSERT INTO work_items ({COLS}, priority_rank) VALUES (%(work_item_id)s, %(work_type)s,"
+    " %(description)s, %(priority)s, %(team)s, %(status)s, %(agent_id)s, 0, %(payload)s,"
+    " NULL, NULL, NULL, NULL, 0, %(max_attempts)s, swarm_now(), swarm_now(),"
+    " %(claimed_at)s, NULL, %(lease_expires_at)s, %(trace_context)s, %(rank)s)"
+)
