@@ -107,7 +107,8 @@ def test_supervisors_starting_together_do_not_race_the_migration(
     assert [p.exitcode for p in procs] == [0] * 6
     with psycopg.connect(pg_dsn) as conn:
         rows = conn.execute(f"SELECT version, name FROM {pg_schema}.schema_version").fetchall()
-    assert rows == [(1, "0001_initial.sql"), (2, "0002_claim_functions.sql")]
+    assert rows == [(1, "0001_initial.sql"), (2, "0002_claim_functions.sql"),
+                    (3, "0003_events_brin.sql")]
 
 
 def test_operations_are_logged_as_events(pg_dsn: str, pg_schema: str) -> None:
@@ -176,7 +177,7 @@ def test_cli_against_postgres_and_db_migrate(pg_dsn: str, pg_schema: str, tmp_pa
 
     migrate = swarm("db", "migrate", "--json")
     assert migrate.returncode == 0, migrate.stderr
-    assert json.loads(migrate.stdout)["version"] == 2
+    assert json.loads(migrate.stdout)["version"] == 3
     swarm("register", "100", "active", "x", AGENT_ID="a1", SWARM_HOST_ID="host-a")
     swarm("register", "100", "active", "y", AGENT_ID="b1", SWARM_HOST_ID="host-b")
     claimed = json.loads(swarm("claim", "feature", "x", "high", "--json", AGENT_ID="a1").stdout)
