@@ -103,8 +103,8 @@ def _global(
         typer.Option(
             "--store",
             envvar="SWARM_STORE",
-            help="Store directory [env SWARM_STORE; default: [store] path of swarm.toml,"
-            " else ./agent_coordination].",
+            help="The store: a directory or a postgresql:// URL [default: [store] of"
+            " swarm.toml, else ./agent_coordination].",
         ),
     ] = None,
     config: Annotated[
