@@ -156,6 +156,15 @@ class Supervisor:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             return self._run()
+        except BaseException:
+            # Whatever went wrong, the agents must not outlive their supervisor.
+            if self.status != Status.STOPPED:
+                self._signals = 2
+                try:
+                    self._shutdown()
+                except Exception:
+                    logger.exception("could not stop the agents cleanly")
+            raise
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -244,8 +253,13 @@ class Supervisor:
             workdir=str(self.config.base_dir),
         )
         slot.counters = self._ctx.Array("i", 2)
+        # Daemonic: should the supervisor ever exit without stopping them, the agents are
+        # terminated at its exit instead of being waited for.
         slot.process = self._ctx.Process(
-            target=agent_main, args=(spec, slot.counters), name=f"swarm-agent-{slot.name}"
+            target=agent_main,
+            args=(spec, slot.counters),
+            name=f"swarm-agent-{slot.name}",
+            daemon=True,
         )
         slot.process.start()
         slot.pid = slot.process.pid

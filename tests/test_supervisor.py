@@ -334,3 +334,27 @@ def test_the_shipped_demo_swarm_runs_offline(tmp_path: Path) -> None:
     assert statuses["dead"] == 2 and statuses["completed"] >= 40  # the two broken steps
     flaky = [r for r in records if r["work_type"] == "flaky"]
     assert len(flaky) == 3 and all(r["status"] == "completed" and r["attempts"] == 1 for r in flaky)
+
+
+@pytest.mark.slow
+def test_a_supervisor_that_crashes_takes_its_agents_down(tmp_path: Path) -> None:
+    from orchestrator.config import load_config
+    from orchestrator.supervisor import Supervisor
+
+    write_config(tmp_path, '[[agents]]\nname = "w"\ncount = 2\nstop_timeout_s = 1\n', "")
+    ticks: list[int] = []
+    pids: list[int] = []
+
+    def crash(supervisor: Supervisor) -> None:
+        ticks.append(1)
+        if len(ticks) == 5:
+            pids.extend(s.pid for s in supervisor.slots.values() if s.pid)
+            raise RuntimeError("bug in the supervisor")
+
+    supervisor = Supervisor(load_config(tmp_path / "swarm.toml"), on_tick=crash)
+    with pytest.raises(RuntimeError, match="bug in the supervisor"):
+        supervisor.run()
+    assert len(pids) == 2
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert state(tmp_path)["status"] == "stopped"

@@ -563,17 +563,18 @@ class PostgresStore:
         """Expire leases now; when several supervisors share the database, whichever
         holds the advisory lock does it and the others skip."""
 
-        def work(cur: psycopg.Cursor[Any], retrying: bool) -> list[WorkItem]:
-            return self._expired
+        def attempt(retrying: bool) -> list[WorkItem]:
+            with self._pool.connection() as conn:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (SWEEP_LOCK,)).fetchone()
+                if not row or not row[0]:
+                    return []
+                try:
+                    with conn.transaction():
+                        return [WorkItem(*r) for r in conn.execute(EXPIRE).fetchall()]
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (SWEEP_LOCK,))
 
-        with self._pool.connection() as conn:
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (SWEEP_LOCK,)).fetchone()
-            if not row or not row[0]:
-                return []
-            try:
-                return self._run(work)
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (SWEEP_LOCK,))
+        return self._retrying(attempt)
 
     def compact(self) -> int:
         """Nothing to compact: PostgreSQL reclaims space itself (autovacuum)."""
