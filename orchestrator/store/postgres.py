@@ -92,7 +92,7 @@ class PostgresStore:
             "connect_timeout": max(1, int(connect_timeout_s)),
         }
         self._outage_logged = False
-        self._retrying(lambda retrying: self.migrate())
+        self.migrate()
         self._pool = ConnectionPool(
             dsn,
             min_size=1,
@@ -117,6 +117,9 @@ class PostgresStore:
     def migrate(self) -> int:
         """Apply the versioned migrations not applied yet; return the schema version.
         Supervisors starting together serialise on an advisory lock."""
+        return self._retrying(lambda retrying: self._migrate())
+
+    def _migrate(self) -> int:
         wanted = _migrations()
         with self._connect(autocommit=True) as conn:
             if self._version(conn) >= len(wanted):
