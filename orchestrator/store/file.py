@@ -40,11 +40,10 @@ from orchestrator.errors import (
     StorageFull,
     StoreError,
 )
-from orchestrator.ids import check_id, new_work_id
+from orchestrator.ids import check_id
 from orchestrator.store import journal
 from orchestrator.store import state as rules
 from orchestrator.store.base import (
-    AGENT_STATUSES,
     ANY,
     PRIORITIES,
     Agent,
@@ -411,13 +410,7 @@ class FileStore:
     # -- agents ----------------------------------------------------------------------
 
     def register(self, agent: Agent) -> Agent:
-        check_id(agent.agent_id, "agent id")
-        if not 0 <= agent.capacity <= 100:
-            raise InvalidArgument(f"capacity {agent.capacity} out of range: use 0-100")
-        if agent.status not in AGENT_STATUSES:
-            raise InvalidArgument(
-                f"unknown agent status {agent.status!r}: use {' or '.join(AGENT_STATUSES)}"
-            )
+        rules.check_agent(agent)
         with self._transaction() as state:
             now = self.clock()
             known = state.agents.get(agent.agent_id)
@@ -468,7 +461,7 @@ class FileStore:
 
     def add_many(self, items: Sequence[WorkItem]) -> list[str]:
         """Enqueue several items in one locked append (one journal record)."""
-        prepared = [self._prepare(item) for item in items]
+        prepared = [rules.prepared(item) for item in items]
         with self._transaction() as state:
             now = self.clock()
             for item in prepared:
@@ -477,13 +470,6 @@ class FileStore:
             new = [rules.new_item(item, now, self.max_attempts) for item in prepared]
             self._commit("add", new)
             return [item.work_item_id for item in new]
-
-    def _prepare(self, item: WorkItem) -> WorkItem:
-        if not item.work_item_id:
-            item = replace(item, work_item_id=new_work_id())
-        check_id(item.work_item_id, "work id")
-        rules.check_priority(item.priority)
-        return item
 
     def claim(
         self, agent_id: str, filters: ClaimFilter = ANY, lease_s: float | None = None
@@ -500,7 +486,7 @@ class FileStore:
 
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         check_id(agent_id, "agent id")
-        item = self._prepare(item)
+        item = rules.prepared(item)
         with self._transaction() as state:
             if item.work_item_id in state.items:
                 raise Conflict(f"work item {item.work_item_id} already exists")

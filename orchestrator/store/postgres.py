@@ -32,10 +32,9 @@ from orchestrator.errors import (
     StoreError,
     Timeout,
 )
-from orchestrator.ids import check_id, new_work_id
+from orchestrator.ids import check_id
 from orchestrator.store import state as rules
 from orchestrator.store.base import (
-    AGENT_STATUSES,
     ANY,
     PRIORITIES,
     Agent,
@@ -221,13 +220,7 @@ class PostgresStore:
     # -- agents ------------------------------------------------------------------------
 
     def register(self, agent: Agent) -> Agent:
-        check_id(agent.agent_id, "agent id")
-        if not 0 <= agent.capacity <= 100:
-            raise InvalidArgument(f"capacity {agent.capacity} out of range: use 0-100")
-        if agent.status not in AGENT_STATUSES:
-            raise InvalidArgument(
-                f"unknown agent status {agent.status!r}: use {' or '.join(AGENT_STATUSES)}"
-            )
+        rules.check_agent(agent)
 
         def work(cur: psycopg.Cursor[Any], retrying: bool) -> Agent:
             cur.execute(
@@ -319,12 +312,7 @@ class PostgresStore:
     # -- work ------------------------------------------------------------------------------
 
     def _insert_params(self, item: WorkItem, status: str, agent_id: str | None) -> dict[str, Any]:
-        if not item.work_item_id:
-            item = item.evolve(work_item_id=new_work_id())
-        check_id(item.work_item_id, "work id")
-        rules.check_priority(item.priority)
-        if not item.work_type:
-            raise InvalidArgument("work_type must not be empty")
+        item = rules.prepared(item)
         return {
             "work_item_id": item.work_item_id,
             "work_type": item.work_type,
@@ -423,8 +411,7 @@ class PostgresStore:
         self, work_id: str, percent: int, status: str = "in_progress", agent_id: str | None = None
     ) -> WorkItem:
         rules.check_percent(percent)
-        if status not in ("in_progress", "blocked"):
-            raise InvalidArgument(f"unknown progress status {status!r}: use in_progress or blocked")
+        rules.check_progress_status(status)
         params = {
             "id": check_id(work_id, "work id"),
             "by": _agent(agent_id),
@@ -450,10 +437,7 @@ class PostgresStore:
         agent_id: str | None = None,
     ) -> WorkItem:
         rules.check_points(points)
-        if status not in ("success", "failed", "blocked"):
-            raise InvalidArgument(
-                f"unknown completion status {status!r}: use one of success, failed, blocked"
-            )
+        rules.check_complete_status(status)
         final = "completed" if status == "success" else "failed"
         params = {
             "id": check_id(work_id, "work id"),

@@ -18,8 +18,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from orchestrator.errors import Conflict, InvalidArgument, NotFound
-from orchestrator.ids import check_id
+from orchestrator.ids import check_id, new_work_id
 from orchestrator.store.base import (
+    AGENT_STATUSES,
     BLOCKED,
     CLAIMED,
     COMPLETE_STATUSES,
@@ -156,10 +157,44 @@ def check_points(points: int | None) -> int | None:
     return points
 
 
-def new_item(item: WorkItem, now: float, max_attempts: int) -> WorkItem:
+def check_agent(agent: Agent) -> Agent:
+    check_id(agent.agent_id, "agent id")
+    if not 0 <= agent.capacity <= 100:
+        raise InvalidArgument(f"capacity {agent.capacity} out of range: use 0-100")
+    if agent.status not in AGENT_STATUSES:
+        raise InvalidArgument(
+            f"unknown agent status {agent.status!r}: use {' or '.join(AGENT_STATUSES)}"
+        )
+    return agent
+
+
+def check_progress_status(status: str) -> str:
+    if status not in (IN_PROGRESS, BLOCKED):
+        raise InvalidArgument(f"unknown progress status {status!r}: use in_progress or blocked")
+    return status
+
+
+def check_complete_status(status: str) -> str:
+    if status not in COMPLETE_STATUSES:
+        raise InvalidArgument(
+            f"unknown completion status {status!r}: use one of {', '.join(COMPLETE_STATUSES)}"
+        )
+    return status
+
+
+def prepared(item: WorkItem) -> WorkItem:
+    """A new item checked before it is stored: an id (generated when empty) that is
+    safe as a file name, a known priority, a work type."""
+    if not item.work_item_id:
+        item = item.evolve(work_item_id=new_work_id())
+    check_id(item.work_item_id, "work id")
     check_priority(item.priority)
     if not item.work_type:
         raise InvalidArgument("work_type must not be empty")
+    return item
+
+
+def new_item(item: WorkItem, now: float, max_attempts: int) -> WorkItem:
     return item.evolve(
         status=PENDING,
         agent_id=None,
@@ -201,21 +236,16 @@ def check_holder(item: WorkItem, agent_id: str | None) -> WorkItem:
 
 
 def progressed(item: WorkItem, percent: int, status: str, now: float, lease_s: float) -> WorkItem:
-    if status not in (IN_PROGRESS, BLOCKED):
-        raise InvalidArgument(f"unknown progress status {status!r}: use in_progress or blocked")
     return item.evolve(
         progress=check_percent(percent),
-        status=status,
+        status=check_progress_status(status),
         updated_at=now,
         lease_expires_at=now + lease_s,
     )
 
 
 def completed(item: WorkItem, status: str, points: int | None, result: Any, now: float) -> WorkItem:
-    if status not in COMPLETE_STATUSES:
-        raise InvalidArgument(
-            f"unknown completion status {status!r}: use one of {', '.join(COMPLETE_STATUSES)}"
-        )
+    check_complete_status(status)
     return item.evolve(
         status=COMPLETED if status == "success" else FAILED,
         completion_status=status,
