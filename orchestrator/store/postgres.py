@@ -103,7 +103,6 @@ class PostgresStore:
         )
         self._pool.open(wait=False)
         self._listener: psycopg.Connection[Any] | None = None
-        self._expired: list[WorkItem] = []
 
     # -- connections, migrations, retries ------------------------------------------------
 
@@ -189,7 +188,6 @@ class PostgresStore:
         def attempt(retrying: bool) -> T:
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 cur.execute(EXPIRE)
-                self._expired = [WorkItem(*row) for row in cur.fetchall()]
                 return work(cur, retrying)
 
         return self._retrying(attempt)
