@@ -17,12 +17,15 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from agents import spans
 from agents.backends import Outcome, load_backend
 from agents.results import discard_result, finalize, result_record, write_pending
 from orchestrator import logs
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.store import open_store
 from orchestrator.store.base import Agent, ClaimFilter, WorkItem
+from orchestrator.telemetry import tracing
+from orchestrator.telemetry.settings import TelemetrySettings
 
 if TYPE_CHECKING:
     from agents.backends import Backend
@@ -49,6 +52,7 @@ class AgentSpec:
     results_dir: str
     supervisor_pid: int | None = None
     workdir: str | None = None  # swarm.toml's folder: relative paths in work items start here
+    telemetry: TelemetrySettings | None = None  # None: no spans
 
 
 class AgentRunner:
@@ -160,20 +164,27 @@ class AgentRunner:
             self._work(backend, item)
 
     def _work(self, backend: Backend, item: WorkItem) -> None:
+        with spans.invoke_agent(self.spec.agent_id, self.group, item) as span:
+            outcome = self._work_traced(backend, item)
+            if outcome is not None and not outcome.ok:
+                spans.mark_failed(span, outcome)
+
+    def _work_traced(self, backend: Backend, item: WorkItem) -> Outcome | None:
         agent_id = self.spec.agent_id
         started = time.time()
+        capture = self.spec.telemetry is not None and self.spec.telemetry.capture_content
         try:
             self.store.progress(item.work_item_id, 10, agent_id=agent_id)
-            outcome = backend.run(item, self.cancel)
+            outcome = spans.run_backend(backend, self.group, item, self.cancel, capture)
         except Conflict:
             logger.warning("agent %s lost %s before starting it", agent_id, item.work_item_id)
-            return
+            return None
         except Exception as exc:  # a backend bug must not kill the agent
             logger.exception("agent %s: backend error on %s", agent_id, item.work_item_id)
             outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}")
         if self.cancel.is_set():
             self._release(item)
-            return
+            return outcome
         # The result is written (pending) before the store records the outcome, and put
         # in place after: see agents/results.py for why and how a kill in between is
         # settled.
@@ -207,10 +218,11 @@ class AgentRunner:
             )
             if path is not None:
                 discard_result(path)
-            return
+            return outcome
         if path is not None:
             finalize(path)
         self._count(0 if outcome.ok else 1)
+        return outcome
 
     def _release(self, item: WorkItem) -> None:
         try:
@@ -248,6 +260,12 @@ def agent_main(spec: AgentSpec, counters: Any = None) -> None:
     if spec.workdir:
         os.chdir(spec.workdir)
     os.environ["SWARM_AGENT_ID"] = spec.agent_id  # inherited by commands: orphans are traceable
-    runner = AgentRunner(spec, counters)
-    runner.install_signal_handlers()
-    raise SystemExit(runner.run())
+    if spec.telemetry is not None:
+        tracing.configure("agent", spec.telemetry, agent_id=spec.agent_id)
+    try:
+        runner = AgentRunner(spec, counters)
+        runner.install_signal_handlers()
+        code = runner.run()
+    finally:
+        tracing.shutdown()  # flush the last spans of a warm stop
+    raise SystemExit(code)

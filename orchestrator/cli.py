@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 
-from orchestrator import cli_run, logs, render
+from orchestrator import cli_run, cli_telemetry, logs, render
 from orchestrator.errors import EXIT_CODES, InvalidArgument, NotFound, SwarmError
 from orchestrator.ids import new_agent_id, new_work_id
 from orchestrator.store.base import (
@@ -72,8 +72,11 @@ class _Context:
     def store(self) -> Store:
         if self._store is None:
             from orchestrator.store import open_store
+            from orchestrator.telemetry import tracing
+            from orchestrator.telemetry.settings import resolve_settings
 
             settings = None
+            config = None
             config_file = self._config_arg or (
                 "swarm.toml" if os.path.exists("swarm.toml") else None
             )
@@ -85,6 +88,7 @@ class _Context:
                 settings = config.store
                 if not self._store_arg:
                     path = config.store_target()
+            tracing.configure("cli", resolve_settings(config), short_lived=True)
             self._store = open_store(path, settings)
         return self._store
 
@@ -450,6 +454,7 @@ def db_migrate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 
 cli_run.register(app)
+cli_telemetry.register(app)
 
 
 # -- entry point -------------------------------------------------------------------------
@@ -479,7 +484,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        _flush_spans()
     return result if isinstance(result, int) else 0
+
+
+def _flush_spans() -> None:
+    tracing = sys.modules.get("orchestrator.telemetry.tracing")
+    if tracing is not None:  # only commands that opened the store record spans
+        tracing.shutdown()
 
 
 if __name__ == "__main__":

@@ -103,12 +103,31 @@ class SupervisorConfig(_Section):
     metrics_port: int = Field(default=0, ge=0, le=65535)
 
 
+class TelemetryConfig(_Section):
+    """``[telemetry]``: where spans go and how they are judged. Paths are relative to
+    swarm.toml's folder; the environment variables of the README override each key."""
+
+    enabled: bool = True
+    spans_file: str = "telemetry_spans.jsonl"
+    archive_dir: str = "telemetry_archive"
+    health_report: str = "system_health_report.json"
+    max_size_mb: float = Field(default=10.0, gt=0)
+    archive_lines: int = Field(default=0, ge=0)
+    retention_days: float = Field(default=30.0, gt=0)
+    capture_content: bool = False
+    latency_threshold_ms: float = Field(default=500.0, gt=0)
+    freshness_s: float = Field(default=3600.0, gt=0)
+    health_critical: int = Field(default=60, ge=0, le=100)
+    health_warning: int = Field(default=70, ge=0, le=100)
+    window: str = Field(default="24h", pattern=r"^(all|\d+(\.\d+)?[smhdw])$")
+
+
 class SwarmConfig(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
     agents: list[AgentGroup] = Field(default_factory=list)
     work: list[WorkSpec] = Field(default_factory=list)
-    telemetry: dict[str, Any] = Field(default_factory=dict)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
     source: Path | None = Field(default=None, exclude=True)
 

@@ -187,3 +187,41 @@ def supervisor_status(state: dict[str, Any], alive: bool) -> None:
             f"group {name}: {group['state']}, {group['running']}/{group['count']} running,"
             f" {group['restarts']} restarts, {group['done']} done, {group['failed']} failed"
         )
+
+
+def telemetry_stats(data: dict[str, Any]) -> None:
+    """`swarm telemetry stats`: one table of operations, then errors and tokens."""
+    from rich import box
+    from rich.table import Table
+
+    console = _console()
+    rate = data["success_rate"]
+    console.print(
+        f"{data['spans']} spans in window {data['window']}: {data['ops_per_s']:g} ops/s,"
+        f" success {'-' if rate is None else f'{rate:.2%}'}, {data['errors']} errors"
+        f" ({data['lines_read']} lines read in {data['read_s']:g}s,"
+        f" {data['bad_lines']} unparsable)"
+    )
+    table = Table(box=box.SIMPLE_HEAD, title="operations", title_justify="left")
+    for column in ("operation", "count", "ops/s", "success", "p50 ms", "p95 ms", "p99 ms", "max"):
+        table.add_column(column, justify="left" if column == "operation" else "right")
+    for name, op in data["operations"].items():
+        success = op["success_rate"]
+        table.add_row(
+            name,
+            str(op["count"]),
+            f"{op['ops_per_s']:g}",
+            "-" if success is None else f"{success:.1%}",
+            f"{op['p50_ms']:g}",
+            f"{op['p95_ms']:g}",
+            f"{op['p99_ms']:g}",
+            f"{op['max_ms']:g}",
+        )
+    console.print(table)
+    if data["errors_by_type"]:
+        errors = ", ".join(f"{kind} {n}" for kind, n in data["errors_by_type"].items())
+        console.print(f"errors by type: {errors}")
+    for model, usage in data["tokens_by_model"].items():
+        console.print(
+            f"tokens {model}: {usage['input']} in, {usage['output']} out ({usage['calls']} calls)"
+        )

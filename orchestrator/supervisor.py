@@ -37,6 +37,8 @@ from orchestrator.errors import Conflict, SwarmError
 from orchestrator.ids import new_agent_id
 from orchestrator.store import open_store
 from orchestrator.store.base import Store, WorkItem
+from orchestrator.telemetry import tracing
+from orchestrator.telemetry.settings import resolve_settings
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ class Supervisor:
         self.is_file_store = config.store.backend == "file"
         self.agents_dir = config.resolve(config.supervisor.agents_dir)
         self.results_dir = config.resolve(config.supervisor.results_dir)
+        self.telemetry = resolve_settings(config)
         self.slots: dict[str, Slot] = {}
         self.started_at = time.time()
         self._signals = 0
@@ -107,7 +110,14 @@ class Supervisor:
         self._ctx = multiprocess.get_context("forkserver")
         # Imported once in the fork server, so each agent starts without importing them.
         self._ctx.set_forkserver_preload(
-            ["agents.loop", "agents.backends.command", "orchestrator.config", "psutil"]
+            [
+                "agents.loop",
+                "agents.backends.command",
+                "orchestrator.config",
+                "orchestrator.telemetry.jsonl",
+                "opentelemetry.sdk.trace",
+                "psutil",
+            ]
         )
         self._last_sample = 0.0
         self._last_sweep = 0.0
@@ -115,6 +125,7 @@ class Supervisor:
         self.drained = False
         self.enqueued: list[str] = []
         self.store: Store | None = None
+        self.metrics: Any = None  # the /metrics server when [supervisor] metrics_port is set
 
     # -- signals ---------------------------------------------------------------------
 
@@ -168,10 +179,14 @@ class Supervisor:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self.metrics is not None:
+                self.metrics.close()
+            tracing.shutdown()
             lock.release()
 
     def _run(self) -> int:
         _become_subreaper()
+        tracing.configure("supervisor", self.telemetry)
         self.agents_dir.mkdir(parents=True, exist_ok=True)
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(self.store_target, self.config.store)
@@ -179,6 +194,7 @@ class Supervisor:
         if settled:
             logger.warning("settled %d result(s) left pending by killed agents", settled)
         self._enqueue_configured_work()
+        self._serve_metrics()
         for group in self.config.agents:
             for index in range(1, group.count + 1):
                 slot = Slot(group, index)
@@ -251,6 +267,7 @@ class Supervisor:
             results_dir=str(self.results_dir),
             supervisor_pid=os.getpid(),
             workdir=str(self.config.base_dir),
+            telemetry=self.telemetry,
         )
         slot.counters = self._ctx.Array("i", 2)
         # Daemonic: should the supervisor ever exit without stopping them, the agents are
@@ -272,6 +289,7 @@ class Supervisor:
         except psutil.Error:
             slot.ps = None
         logger.info("started %s as %s (pid %s)", slot.name, slot.agent_id, slot.pid)
+        self._event("swarm.agent.start", slot)
 
     def _reap(self, now: float) -> bool:
         changed = False
@@ -287,8 +305,39 @@ class Supervisor:
                 slot.state = SlotState.EXITED
             else:
                 self._apply_policy(slot, now)
+            self._event("swarm.agent.exit", slot)
             self._write_agent_record(slot, now)
         return changed
+
+    def _serve_metrics(self) -> None:
+        port = self.config.supervisor.metrics_port
+        if not port:
+            return
+        from orchestrator.telemetry import endpoint
+
+        # Scrapes run in the server's thread: they get a store of their own.
+        own_store = open_store(self.store_target, self.config.store)
+        self.metrics = endpoint.serve(port, own_store, self.telemetry, self.snapshot)
+        logger.info("metrics on http://127.0.0.1:%d/metrics", self.metrics.port)
+
+    def _event(self, name: str, slot: Slot) -> None:
+        """A span for an agent's start or exit: the diagrams and the timeline use them."""
+        attributes: dict[str, Any] = {
+            "swarm.operation": name.removeprefix("swarm."),
+            "swarm.agent.id": slot.agent_id or "",
+            "swarm.agent.group": slot.group.name,
+            "swarm.agent.slot": slot.name,
+            "swarm.agent.state": str(slot.state),
+            "swarm.agent.restarts": slot.restarts,
+        }
+        if slot.pid is not None:
+            attributes["process.pid"] = slot.pid
+        if slot.exit_code is not None:
+            attributes["process.exit.code"] = slot.exit_code
+        span = tracing.tracer().start_span(name, attributes=attributes)
+        if slot.exit_code not in (None, 0):
+            span.set_status(tracing.error_status(f"exit code {slot.exit_code}"))
+        span.end()
 
     def _after_exit(self, slot: Slot) -> None:
         """An agent is gone: kill what it left running, return its work, forget it."""
@@ -304,9 +353,12 @@ class Supervisor:
                     slot.agent_id,
                     len(released),
                 )
-            store.deregister(slot.agent_id)
+            # It deregistered itself on a clean exit; asking again would only record a
+            # failed operation.
+            if any(a.agent_id == slot.agent_id for a in store.list_agents()):
+                store.deregister(slot.agent_id)
         except SwarmError:
-            pass  # it deregistered itself on a clean exit
+            pass
         reconcile(str(self.results_dir), store, slot.agent_id)
 
     def _apply_policy(self, slot: Slot, now: float) -> None:

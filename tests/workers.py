@@ -84,3 +84,21 @@ if __name__ == "__main__":
         ),
         "add_forever": lambda: add_forever(sys.argv[2]),
     }[sys.argv[1]]()
+
+
+def write_spans(spans_file: str, count: int, start: Event) -> None:
+    """Emit ``count`` spans with a large attribute through the real exporter."""
+    from orchestrator.telemetry import tracing
+    from orchestrator.telemetry.settings import TelemetrySettings
+
+    tracing.configure("agent", TelemetrySettings(spans_file=spans_file))
+    start.wait()
+    filler = "x" * 3000  # lines bigger than a pipe buffer's atomic write
+    for index in range(count):
+        with tracing.tracer().start_as_current_span("test.op") as span:
+            span.set_attribute("test.pid", os.getpid())
+            span.set_attribute("test.index", index)
+            span.set_attribute("test.filler", filler)
+        if index % 100 == 0:
+            time.sleep(0.001)
+    tracing.shutdown()

@@ -18,7 +18,16 @@ def is_url(target: str | os.PathLike[str]) -> bool:
 
 def open_store(target: str | os.PathLike[str], settings: StoreConfig | None = None) -> Store:
     """Open the store at ``target``: a directory (file store) or a PostgreSQL URL,
-    with the ``[store]`` settings of swarm.toml. Backends are imported on demand."""
+    with the ``[store]`` settings of swarm.toml, recording its operations as spans
+    (``orchestrator.telemetry``). Backends are imported on demand."""
+    from orchestrator.telemetry.traced_store import TracedStore
+
+    backend = "postgres" if is_url(target) else "file"
+    return TracedStore(open_backend(target, settings), backend)
+
+
+def open_backend(target: str | os.PathLike[str], settings: StoreConfig | None = None) -> Store:
+    """The bare backend, without spans (benchmarks compare against it)."""
     if is_url(target):
         from orchestrator.store.postgres import PostgresStore
 

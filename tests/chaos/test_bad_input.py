@@ -89,7 +89,9 @@ def test_random_command_lines(
     assert "Traceback" not in err
     if code:
         assert len(err.strip().splitlines()) == 1, err
-    assert {p.name for p in tmp_path.iterdir()} <= {"store"}  # nothing written elsewhere
+    # Nothing written but the store and the span file (with its lock).
+    spans = {"telemetry_spans.jsonl", "telemetry_spans.jsonl.lock"}
+    assert {p.name for p in tmp_path.iterdir()} <= {"store", *spans}
 
 
 SHIPPED = (Path(__file__).resolve().parents[2] / "swarm.toml").read_text()

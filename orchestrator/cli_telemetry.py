@@ -1,0 +1,341 @@
+"""Observing commands: `swarm health`, `metrics`, `monitor`, `diagram`, `validate`,
+`telemetry stats` and `telemetry archive`.
+
+They read the store, the supervisor's state file and the span file, and record no
+spans themselves: an observer polling every second must not fill what it observes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from orchestrator import render
+from orchestrator.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from orchestrator.config import StoreConfig, SwarmConfig
+    from orchestrator.store.base import Store
+    from orchestrator.telemetry.observe import Observation
+    from orchestrator.telemetry.settings import TelemetrySettings
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+WindowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--window",
+        "-w",
+        help="Spans that ended within: 24h, 7d, all, or any number with s/m/h/d/w"
+        " [default: TELEMETRY_WINDOW, else 24h].",
+    ),
+]
+
+telemetry_app = typer.Typer(
+    name="telemetry",
+    help="The span file: statistics and archival.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+@dataclass
+class Scope:
+    """Where this swarm's files are: from --config/swarm.toml, --store, the environment."""
+
+    config: SwarmConfig | None
+    settings: TelemetrySettings
+    store_target: str
+    store_config: StoreConfig | None
+    agents_dir: Path
+
+    def window(self, option: str | None) -> tuple[str, float | None]:
+        from orchestrator.telemetry.settings import parse_window
+
+        label = (option or self.settings.window).strip().lower()
+        return label, parse_window(label)
+
+    def open_store(self) -> Store | None:
+        """The store, or None when the file store was never created (nothing to see)."""
+        from orchestrator.store import is_url, open_store
+
+        if not is_url(self.store_target) and not os.path.isdir(self.store_target):
+            return None
+        return open_store(self.store_target, self.store_config)
+
+    def observe(self, store: Store | None) -> Observation:
+        from orchestrator import runstate
+        from orchestrator.telemetry.observe import Observation, observe
+
+        if store is None:
+            state = runstate.read(self.agents_dir)
+            return Observation([], [], state, state is not None and runstate.is_alive(state))
+        return observe(store, self.agents_dir)
+
+
+def scope(ctx: typer.Context) -> Scope:
+    from orchestrator.telemetry.settings import resolve_settings
+
+    root = ctx.find_root().params
+    config_path = root.get("config") or ("swarm.toml" if os.path.exists("swarm.toml") else None)
+    config = None
+    if config_path:
+        from orchestrator.config import load_config
+
+        config = load_config(config_path)
+    store_arg = root.get("store")
+    if store_arg:
+        target = str(store_arg) if "://" in str(store_arg) else str(Path(store_arg).resolve())
+    elif config is not None:
+        target = config.store_target()
+    else:
+        target = str(Path("agent_coordination").resolve())
+    agents_dir = (
+        config.resolve(config.supervisor.agents_dir)
+        if config is not None
+        else Path("real_agents").resolve()
+    )
+    return Scope(
+        config=config,
+        settings=resolve_settings(config),
+        store_target=target,
+        store_config=config.store if config is not None else None,
+        agents_dir=agents_dir,
+    )
+
+
+def _health(scope_: Scope, window: str | None) -> Any:
+    from orchestrator.telemetry.health import assess
+    from orchestrator.telemetry.observe import dead_agents
+    from orchestrator.telemetry.reader import newest_span_ns
+    from orchestrator.telemetry.stats import collect
+
+    label, window_s = scope_.window(window)
+    store = scope_.open_store()
+    try:
+        observation = scope_.observe(store)
+    finally:
+        if store is not None:
+            store.close()
+    stats = collect(scope_.settings.spans_file, window_s)
+    report = assess(
+        stats,
+        observation.items,
+        dead_agents=dead_agents(observation),
+        newest_span_ns=newest_span_ns(scope_.settings.spans_file),
+        settings=scope_.settings,
+        window=label,
+    )
+    return observation, stats, report
+
+
+def health(
+    ctx: typer.Context,
+    detailed: Annotated[
+        bool, typer.Option("--detailed", "-d", help="Show every check and its deduction.")
+    ] = False,
+    window: WindowOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score the swarm's health 0-100 from its spans and store, and write
+    system_health_report.json. Status: excellent >= 80, good >= HEALTH_WARNING_THRESHOLD
+    (70), fair >= HEALTH_CRITICAL_THRESHOLD (60), else critical. The formula is in the
+    README (Telemetry)."""
+    from orchestrator.runstate import write_json
+    from orchestrator.telemetry.health import CAPS
+
+    scope_ = scope(ctx)
+    _, _, report = _health(scope_, window)
+    data = report.to_dict()
+    write_json(Path(scope_.settings.health_report), data)
+    if as_json:
+        render.emit_json(data)
+        return
+    render.echo(
+        f"Health score: {report.score}/100 ({report.status}) — window {report.window},"
+        f" report: {scope_.settings.health_report}"
+    )
+    for deduction in report.deductions:
+        if detailed or deduction.points:
+            render.echo(
+                f"  -{deduction.points:<5g} {deduction.check:<16} {deduction.detail}"
+                f" (max {CAPS[deduction.check]:g})"
+            )
+    if detailed:
+        for advice in data["recommendations"]:
+            render.echo(f"  → {advice}")
+
+
+def metrics(
+    ctx: typer.Context,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="prometheus, json or csv.")
+    ] = "prometheus",
+    window: WindowOpt = None,
+) -> None:
+    """Print metrics from the store, the supervisor and the spans of the window:
+    items by status, agents, restarts, operations, claim latency, tokens, health."""
+    from orchestrator.telemetry.metrics import FORMATS, SwarmCollector
+    from orchestrator.telemetry.metrics import render as render_metrics
+
+    if fmt not in FORMATS:
+        raise InvalidArgument(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    scope_ = scope(ctx)
+    observation, stats, report = _health(scope_, window)
+    text = render_metrics(SwarmCollector(lambda: (observation, stats, report)), fmt)
+    render.echo(text.rstrip("\n"))
+
+
+def monitor(
+    ctx: typer.Context,
+    window: WindowOpt = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Print one frame and exit (no live view).")
+    ] = False,
+) -> None:
+    """Live view, refreshed every second: agents, queue, throughput, error rate,
+    health. q or Ctrl-C quits."""
+    from orchestrator.monitor import Monitor
+
+    scope_ = scope(ctx)
+    label, window_s = scope_.window(window)
+    store = scope_.open_store()
+    try:
+        view = Monitor(lambda: scope_.observe(store), scope_.settings, label, window_s)
+        if once:
+            from rich.console import Console
+
+            Console().print(view.frame())
+            return
+        try:
+            view.run()
+        except KeyboardInterrupt:
+            pass
+    finally:
+        if store is not None:
+            store.close()
+
+
+def diagram(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="flow, agents, work or timeline.")] = "flow",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+    ] = None,
+    window: WindowOpt = None,
+    limit: Annotated[int, typer.Option(help="Operations in the timeline.", min=1)] = 30,
+) -> None:
+    """Mermaid diagram of the live swarm: flow (item states and counts), agents (and
+    what they hold), work (items by status), timeline (recent operations)."""
+    from orchestrator.telemetry import diagrams
+    from orchestrator.telemetry.observe import recent_spans
+
+    if kind not in diagrams.KINDS:
+        raise InvalidArgument(f"diagram {kind!r}: use one of {', '.join(diagrams.KINDS)}")
+    scope_ = scope(ctx)
+    if kind == "timeline":
+        _, window_s = scope_.window(window)
+        text = diagrams.timeline(recent_spans(scope_.settings.spans_file, limit, window_s))
+    else:
+        store = scope_.open_store()
+        try:
+            observation = scope_.observe(store)
+        finally:
+            if store is not None:
+                store.close()
+        text = getattr(diagrams, kind)(observation)
+    if output is None:
+        render.echo(text.rstrip("\n"))
+        return
+    from orchestrator.store.journal import write_atomic
+
+    write_atomic(str(output), text.encode(), fsync=False)
+    render.echo(f"wrote {kind} diagram to {output}")
+
+
+@telemetry_app.command("stats")
+def stats_command(
+    ctx: typer.Context,
+    window: WindowOpt = None,
+    archives: Annotated[
+        bool, typer.Option("--archives", help="Read telemetry_archive/*.gz too.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Operations by name, ops/s, success rate, p50/p95/p99 durations, errors by type and
+    tokens by model, over the spans of the window (streamed: any file size)."""
+    from orchestrator.telemetry.archive import archives as archived
+    from orchestrator.telemetry.stats import collect
+
+    scope_ = scope(ctx)
+    label, window_s = scope_.window(window)
+    paths = [*(archived(scope_.settings) if archives else []), scope_.settings.spans_file]
+    started = time.perf_counter()
+    stats = collect(paths, window_s)
+    data = stats.to_dict() | {
+        "window": label,
+        "files": paths,
+        "read_s": round(time.perf_counter() - started, 3),
+    }
+    if as_json:
+        render.emit_json(data)
+        return
+    render.telemetry_stats(data)
+
+
+@telemetry_app.command("archive")
+def archive_command(
+    ctx: typer.Context,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rotate even if under the limits.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Rotate the span file into telemetry_archive/ (gzipped) when it is over
+    TELEMETRY_MAX_SIZE_MB or TELEMETRY_ARCHIVE_LINES, and delete archives older than
+    TELEMETRY_RETENTION_DAYS. Safe while agents are writing."""
+    import dataclasses
+
+    from orchestrator.telemetry.archive import archive
+
+    result = archive(scope(ctx).settings, force=force)
+    if as_json:
+        render.emit_json(dataclasses.asdict(result))
+        return
+    if result.rotated:
+        render.echo(
+            f"archived {result.lines} spans ({result.bytes / 1e6:.1f} MB; {result.reason})"
+            f" to {result.rotated}"
+        )
+    else:
+        render.echo("span file under the limits: not rotated (--force to rotate anyway)")
+    for path in result.deleted:
+        render.echo(f"deleted {path} (older than the retention)")
+
+
+def validate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Self-check: the install, swarm.toml, the store (a full add/claim/complete round
+    trip in a scratch store of the same kind), and the span file."""
+    from orchestrator.selfcheck import run_checks
+
+    checks = run_checks(scope(ctx))
+    failed = [c for c in checks if not c["ok"]]
+    if as_json:
+        render.emit_json({"ok": not failed, "checks": checks})
+    else:
+        for check in checks:
+            mark = "ok  " if check["ok"] else "FAIL"
+            render.echo(f"{mark} {check['name']}: {check['detail']}")
+        render.echo("all checks passed" if not failed else f"{len(failed)} check(s) failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (health, metrics, monitor, diagram, validate):
+        app.command()(command)
+    app.add_typer(telemetry_app)

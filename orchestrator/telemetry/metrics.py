@@ -1,0 +1,170 @@
+"""Metrics from the store, the supervisor and the spans, as one prometheus-client
+collector: ``swarm metrics`` renders it as Prometheus text, JSON or CSV, and the
+supervisor serves it on ``/metrics`` (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from orchestrator.store.base import ALL_STATUSES
+from orchestrator.telemetry.stats import CLAIM_BUCKETS_S
+
+if TYPE_CHECKING:
+    from orchestrator.telemetry.health import HealthReport
+    from orchestrator.telemetry.observe import Observation
+    from orchestrator.telemetry.stats import SpanStats
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("prometheus", "json", "csv")
+
+
+class SwarmCollector(Collector):
+    """``source()`` returns what to report at each collection."""
+
+    def __init__(
+        self, source: Callable[[], tuple[Observation, SpanStats, HealthReport | None]]
+    ) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        observation, stats, health = self.source()
+        items = GaugeMetricFamily(
+            "swarm_work_items", "Work items in the store by status", labels=["status"]
+        )
+        counts = observation.by_status()
+        for status in sorted(ALL_STATUSES):
+            items.add_metric([status], counts.get(status, 0))
+        yield items
+
+        registered = GaugeMetricFamily(
+            "swarm_agents_registered", "Agents registered in the store by status", labels=["status"]
+        )
+        by_status: dict[str, int] = {"active": 0, "inactive": 0}
+        for agent in observation.agents:
+            by_status[agent.status] = by_status.get(agent.status, 0) + 1
+        for status, count in sorted(by_status.items()):
+            registered.add_metric([status], count)
+        yield registered
+
+        supervisor = observation.supervisor if observation.supervisor_alive else None
+        processes = GaugeMetricFamily(
+            "swarm_agent_processes",
+            "Agent processes of the running supervisor by group and state",
+            labels=["group", "state"],
+        )
+        restarts = CounterMetricFamily(
+            "swarm_agent_restarts",
+            "Restarts of agent processes by the running supervisor",
+            labels=["group"],
+        )
+        if supervisor is not None:
+            states: dict[tuple[str, str], int] = {}
+            for agent in supervisor.get("agents", []):
+                key = (str(agent.get("group")), str(agent.get("state")))
+                states[key] = states.get(key, 0) + 1
+            for (group, state), count in sorted(states.items()):
+                processes.add_metric([group, state], count)
+            for group, info in sorted(supervisor.get("groups", {}).items()):
+                restarts.add_metric([group], int(info.get("restarts", 0)))
+        yield processes
+        yield restarts
+
+        operations = CounterMetricFamily(
+            "swarm_operations",
+            "Spans by operation and status (within the span window)",
+            labels=["operation", "status"],
+        )
+        for name, op in sorted(stats.operations.items()):
+            operations.add_metric([name, "ok"], op.count - op.errors)
+            operations.add_metric([name, "error"], op.errors)
+        yield operations
+
+        cumulative, buckets = 0, []
+        for bound, count in zip(CLAIM_BUCKETS_S, stats.claim_buckets, strict=True):
+            cumulative += count
+            buckets.append((_bound(bound), cumulative))
+        buckets.append(("+Inf", stats.claim_count))
+        yield HistogramMetricFamily(
+            "swarm_claim_duration_seconds",
+            "Time a claim took in the store (from the claim spans)",
+            buckets=buckets,
+            sum_value=stats.claim_sum_s,
+        )
+
+        tokens = CounterMetricFamily(
+            "swarm_gen_ai_tokens", "LLM tokens by model and direction", labels=["model", "type"]
+        )
+        for model, usage in sorted(stats.tokens.items()):
+            tokens.add_metric([model, "input"], usage["input"])
+            tokens.add_metric([model, "output"], usage["output"])
+        yield tokens
+
+        if health is not None:
+            score = GaugeMetricFamily("swarm_health_score", "Health score 0-100 (swarm health)")
+            score.add_metric([], health.score)
+            yield score
+
+
+def _bound(value: float) -> str:
+    return repr(float(value))
+
+
+def registry_for(collector: SwarmCollector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+def render(collector: SwarmCollector, fmt: str) -> str:
+    registry = registry_for(collector)
+    if fmt == "prometheus":
+        return generate_latest(registry).decode()
+    rows = [
+        (sample.name, sample.labels, sample.value)
+        for family in registry.collect()
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    ]
+    if fmt == "json":
+        import orjson
+
+        data: dict[str, Any] = {}
+        for name, labels, value in rows:
+            data.setdefault(name, []).append({"labels": labels, "value": value})
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["metric", "labels", "value"])
+    for name, labels, value in rows:
+        writer.writerow([name, ";".join(f"{k}={v}" for k, v in sorted(labels.items())), value])
+    return out.getvalue()
+
+
+class MetricsServer:
+    """``/metrics`` on 127.0.0.1:<port> in a daemon thread (prometheus-client's server)."""
+
+    def __init__(self, collector: SwarmCollector, port: int) -> None:
+        from prometheus_client import start_http_server
+
+        self.server, self.thread = start_http_server(
+            port, addr="127.0.0.1", registry=registry_for(collector)
+        )
+        self.port = int(self.server.server_address[1])
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

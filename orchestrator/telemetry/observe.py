@@ -1,0 +1,124 @@
+"""What the observing commands (health, metrics, monitor, diagram) look at: the store,
+the supervisor's state file and the span file, read without recording spans."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from orchestrator import runstate
+from orchestrator.telemetry.reader import iter_spans
+from orchestrator.telemetry.stats import SpanStats
+
+if TYPE_CHECKING:
+    from orchestrator.store.base import Agent, Store, WorkItem
+
+
+@dataclass
+class Observation:
+    items: list[WorkItem]
+    agents: list[Agent]
+    supervisor: dict[str, Any] | None
+    supervisor_alive: bool
+    taken_at: float = field(default_factory=time.time)
+
+    def by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for item in self.items:
+            counts[item.status] = counts.get(item.status, 0) + 1
+        return counts
+
+
+def observe(store: Store, agents_dir: Path | None) -> Observation:
+    state = runstate.read(agents_dir) if agents_dir is not None else None
+    return Observation(
+        items=store.list_work(include_terminal=True),
+        agents=store.list_agents(),
+        supervisor=state,
+        supervisor_alive=state is not None and runstate.is_alive(state),
+    )
+
+
+def dead_agents(observation: Observation) -> list[str]:
+    """Agents given up on by a running supervisor (fatal), and agents of this host
+    whose process is gone although they never deregistered."""
+    dead: list[str] = []
+    if observation.supervisor is not None and observation.supervisor_alive:
+        for agent in observation.supervisor.get("agents", []):
+            if agent.get("state") == "fatal":
+                dead.append(str(agent.get("agent_id") or agent.get("name")))
+    host = os.environ.get("SWARM_HOST_ID") or socket.gethostname()
+    for registered in observation.agents:
+        if registered.host == host and registered.pid and not psutil.pid_exists(registered.pid):
+            dead.append(registered.agent_id)
+    return dead
+
+
+class SpanTail:
+    """Statistics of a span file kept current by reading only what was appended since
+    the last poll; starts over when the file is rotated (archive) or truncated."""
+
+    def __init__(self, spans_file: str, window_s: float | None = None) -> None:
+        self.path = spans_file
+        self.window_s = window_s
+        self.stats = SpanStats(window_s=None, now_ns=time.time_ns())
+        self.recent: list[dict[str, Any]] = []  # the last spans, for the timeline
+        self._inode: int | None = None
+        self._offset = 0
+        self._since_ns = None if window_s is None else time.time_ns() - int(window_s * 1e9)
+        self._lock = threading.Lock()
+
+    def poll(self, keep_recent: int = 50) -> SpanStats:
+        with self._lock:
+            try:
+                info = os.stat(self.path)
+            except FileNotFoundError:
+                return self.stats
+            if info.st_ino != self._inode or info.st_size < self._offset:
+                self._inode, self._offset = info.st_ino, 0
+            if info.st_size == self._offset:
+                return self.stats
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read(info.st_size - self._offset)
+            cut = data.rfind(b"\n") + 1  # a batch being written: take whole lines only
+            self._offset += cut
+            for span in iter_spans_bytes(data[:cut], self._since_ns, self.stats):
+                self.stats.add(span)
+                self.recent.append(span)
+            del self.recent[:-keep_recent]
+            return self.stats
+
+
+def iter_spans_bytes(data: bytes, since_ns: int | None, stats: SpanStats) -> list[dict[str, Any]]:
+    import orjson
+
+    spans = []
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        stats.read.lines += 1
+        try:
+            span = orjson.loads(line)
+            end = span["end_unix_nano"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            stats.read.bad_lines += 1
+            continue
+        if since_ns is None or end >= since_ns:
+            spans.append(span)
+    return spans
+
+
+def recent_spans(spans_file: str, limit: int, window_s: float | None) -> list[dict[str, Any]]:
+    """The last ``limit`` spans of the window (streamed; keeps ``limit`` in memory)."""
+    from collections import deque
+
+    since = None if window_s is None else time.time_ns() - int(window_s * 1e9)
+    return list(deque(iter_spans(spans_file, since_ns=since), maxlen=limit))

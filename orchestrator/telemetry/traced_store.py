@@ -1,0 +1,352 @@
+"""A store that records a span for every operation that changes coordination state.
+
+Spans of item operations join the item's own trace (its stored ``traceparent``): the
+enqueue starts it, and the claim, progress, completion or release, whichever process
+makes them, continue it. The span of an operation on an item is therefore created when
+the operation returns, with its measured start time, because only then is the item,
+and so its trace, known (a claim does not know which item it gets).
+
+Read-only queries (get, list, agents), waits and sweeps that expire nothing are not
+recorded: dashboards poll them every second and would drown the operations.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, Status, StatusCode, get_current_span
+
+from orchestrator.store.base import ANY, Agent, ClaimFilter, Store, WorkItem
+from orchestrator.telemetry import tracing
+
+T = TypeVar("T")
+_ROOT = Context()  # an empty context: a span started in it begins a new trace
+
+
+def item_attributes(item: WorkItem) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "swarm.work.id": item.work_item_id,
+        "swarm.work.type": item.work_type,
+        "swarm.work.status": item.status,
+        "swarm.work.priority": item.priority,
+        "swarm.work.attempts": item.attempts,
+    }
+    if item.team:
+        attributes["swarm.work.team"] = item.team
+    if item.agent_id:
+        attributes["swarm.agent.id"] = item.agent_id
+    return attributes
+
+
+def mark_error(span: Span, exc: BaseException) -> None:
+    span.set_status(Status(StatusCode.ERROR, str(exc)[:500]))
+    span.set_attribute("error.type", type(exc).__name__)
+    exit_code = getattr(exc, "exit_code", None)
+    if isinstance(exit_code, int):
+        span.set_attribute("swarm.exit_code", exit_code)
+
+
+class TracedStore:
+    """Wraps any ``Store``; with telemetry off every call goes straight through."""
+
+    def __init__(self, inner: Store, backend: str) -> None:
+        self.inner = inner
+        self.path = inner.path
+        self.backend = backend
+        # Traces of the items this process holds, for spans of operations that fail
+        # (a failed operation returns no item to read the trace from).
+        self._held: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    # -- span helpers ------------------------------------------------------------------
+
+    def _span(
+        self,
+        name: str,
+        start_ns: int,
+        attributes: dict[str, Any],
+        parent: Context | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        attributes["swarm.operation"] = name.removeprefix("swarm.")
+        attributes["swarm.store.backend"] = self.backend
+        span = tracing.tracer().start_span(
+            name, context=parent, start_time=start_ns, attributes=attributes
+        )
+        if error is not None:
+            mark_error(span, error)
+        span.end()
+
+    def _timed(self, name: str, attributes: dict[str, Any], call: Callable[[], T]) -> T:
+        """An operation not tied to one item: a span in the caller's trace."""
+        if not tracing.enabled():
+            return call()
+        start = time.time_ns()
+        try:
+            result = call()
+        except Exception as exc:
+            self._span(name, start, attributes, error=exc)
+            raise
+        self._span(name, start, attributes)
+        return result
+
+    def _on_item(
+        self, name: str, work_id: str, agent_id: str | None, call: Callable[[], WorkItem]
+    ) -> WorkItem:
+        """An operation on one item: a span in the item's trace."""
+        if not tracing.enabled():
+            return call()
+        start = time.time_ns()
+        attributes: dict[str, Any] = {"swarm.work.id": work_id}
+        if agent_id:
+            attributes["swarm.agent.id"] = agent_id
+        try:
+            item = call()
+        except Exception as exc:
+            self._span(name, start, attributes, self._trace_of(work_id), error=exc)
+            raise
+        if not item.held:
+            with self._lock:
+                self._held.pop(work_id, None)
+        attributes.update(item_attributes(item))
+        self._span(name, start, attributes, self._parent(item))
+        return item
+
+    def _trace_of(self, work_id: str) -> Context | None:
+        """The trace of an item an operation failed on (it returned no item)."""
+        with self._lock:
+            carrier = self._held.get(work_id)
+        if carrier is None:
+            try:
+                carrier = self.inner.get(work_id).trace_context
+            except Exception:  # unknown id, store down: the span starts its own trace
+                return None
+        return tracing.context_of(carrier)
+
+    @staticmethod
+    def _parent(item: WorkItem) -> Context | None:
+        """The item's trace; the caller's span when it is already in that trace (an
+        agent's ``invoke_agent`` span), so the operation nests under it."""
+        context = tracing.context_of(item.trace_context)
+        if context is None:
+            return None
+        current = get_current_span().get_span_context()
+        stored = get_current_span(context).get_span_context()
+        return None if current.is_valid and current.trace_id == stored.trace_id else context
+
+    def _begin_trace(self, name: str, item: WorkItem) -> tuple[Span, WorkItem]:
+        """Start the item's trace (unless it brings one) with its enqueue span, linked
+        to what the caller is doing (``swarm up``, a script's own trace)."""
+        parent = tracing.context_of(item.trace_context)
+        caller = get_current_span().get_span_context()
+        links = [Link(caller)] if parent is None and caller.is_valid else None
+        span = tracing.tracer().start_span(name, context=parent or _ROOT, links=links)
+        if parent is None:
+            item = item.evolve(trace_context=tracing.carrier_of(span))
+        return span, item
+
+    def _hold(self, item: WorkItem | None) -> None:
+        if item is not None and item.trace_context:
+            with self._lock:
+                self._held[item.work_item_id] = item.trace_context
+
+    # -- agents ------------------------------------------------------------------------
+
+    def register(self, agent: Agent) -> Agent:
+        attributes: dict[str, Any] = {"swarm.agent.id": agent.agent_id}
+        if agent.team:
+            attributes["swarm.agent.team"] = agent.team
+        return self._timed("swarm.register", attributes, lambda: self.inner.register(agent))
+
+    def heartbeat(self, agent_id: str) -> int:
+        return self._timed(
+            "swarm.heartbeat", {"swarm.agent.id": agent_id}, lambda: self.inner.heartbeat(agent_id)
+        )
+
+    def deregister(self, agent_id: str) -> Agent:
+        return self._timed(
+            "swarm.deregister",
+            {"swarm.agent.id": agent_id},
+            lambda: self.inner.deregister(agent_id),
+        )
+
+    def get_agent(self, agent_id: str) -> Agent:
+        return self.inner.get_agent(agent_id)
+
+    def list_agents(self) -> list[Agent]:
+        return self.inner.list_agents()
+
+    # -- work --------------------------------------------------------------------------
+
+    def add_work(self, item: WorkItem) -> str:
+        if not tracing.enabled():
+            return self.inner.add_work(item)
+        span, item = self._begin_trace("swarm.add_work", item)
+        self._end_enqueue(span, item, lambda: self.inner.add_work(item))
+        return item.work_item_id
+
+    def add_many(self, items: Sequence[WorkItem]) -> list[str]:
+        if not tracing.enabled():
+            return self.inner.add_many(items)
+        with tracing.tracer().start_as_current_span(
+            "swarm.add_many",
+            attributes={
+                "swarm.operation": "add_many",
+                "swarm.store.backend": self.backend,
+                "swarm.work.count": len(items),
+            },
+        ) as batch:
+            started = [self._begin_trace("swarm.add_work", item) for item in items]
+            traced = [item for _, item in started]
+            try:
+                ids = self.inner.add_many(traced)
+            except Exception as exc:
+                mark_error(batch, exc)
+                for span, _ in started:
+                    mark_error(span, exc)
+                    span.end()
+                raise
+            for span, item in started:
+                span.set_attributes(self._enqueue_attributes(item))
+                span.end()
+        return ids
+
+    def _enqueue_attributes(self, item: WorkItem) -> dict[str, Any]:
+        attributes = item_attributes(item)
+        attributes["swarm.operation"] = "add_work"
+        attributes["swarm.store.backend"] = self.backend
+        return attributes
+
+    def _end_enqueue(self, span: Span, item: WorkItem, call: Callable[[], Any]) -> Any:
+        span.set_attributes(self._enqueue_attributes(item))
+        try:
+            return call()
+        except Exception as exc:
+            mark_error(span, exc)
+            raise
+        finally:
+            span.end()
+
+    def claim(
+        self, agent_id: str, filters: ClaimFilter = ANY, lease_s: float | None = None
+    ) -> WorkItem | None:
+        if not tracing.enabled():
+            return self.inner.claim(agent_id, filters, lease_s)
+        start = time.time_ns()
+        attributes: dict[str, Any] = {"swarm.agent.id": agent_id}
+        try:
+            item = self.inner.claim(agent_id, filters, lease_s)
+        except Exception as exc:
+            self._span("swarm.claim", start, attributes, error=exc)
+            raise
+        if item is None:
+            # An empty poll is not an operation on anything; an idle swarm polls a lot.
+            return None
+        self._hold(item)
+        attributes.update(item_attributes(item))
+        attributes["swarm.claim.wait_ms"] = round((time.time() - item.created_at) * 1000, 1)
+        self._span("swarm.claim", start, attributes, tracing.context_of(item.trace_context))
+        return item
+
+    def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
+        if not tracing.enabled():
+            return self.inner.claim_new(agent_id, item)
+        span, item = self._begin_trace("swarm.claim_new", item)
+        span.set_attribute("swarm.agent.id", agent_id)
+        claimed: WorkItem = self._end_enqueue(
+            span, item, lambda: self.inner.claim_new(agent_id, item)
+        )
+        self._hold(claimed)
+        return claimed
+
+    def progress(
+        self, work_id: str, percent: int, status: str = "in_progress", agent_id: str | None = None
+    ) -> WorkItem:
+        return self._on_item(
+            "swarm.progress",
+            work_id,
+            agent_id,
+            lambda: self.inner.progress(work_id, percent, status, agent_id),
+        )
+
+    def complete(
+        self,
+        work_id: str,
+        status: str = "success",
+        points: int | None = None,
+        result: Any = None,
+        agent_id: str | None = None,
+    ) -> WorkItem:
+        return self._on_item(
+            "swarm.complete",
+            work_id,
+            agent_id,
+            lambda: self.inner.complete(work_id, status, points, result, agent_id),
+        )
+
+    def fail(
+        self, work_id: str, error: str, agent_id: str | None = None, retry: bool = False
+    ) -> WorkItem:
+        return self._on_item(
+            "swarm.fail",
+            work_id,
+            agent_id,
+            lambda: self.inner.fail(work_id, error, agent_id, retry),
+        )
+
+    def release(self, work_id: str, agent_id: str | None = None) -> WorkItem:
+        return self._on_item(
+            "swarm.release", work_id, agent_id, lambda: self.inner.release(work_id, agent_id)
+        )
+
+    def release_agent(self, agent_id: str) -> list[WorkItem]:
+        items = self._timed(
+            "swarm.release_agent",
+            {"swarm.agent.id": agent_id},
+            lambda: self.inner.release_agent(agent_id),
+        )
+        self._item_events("swarm.released", items, {"swarm.released_from": agent_id})
+        return items
+
+    def sweep(self) -> list[WorkItem]:
+        if not tracing.enabled():
+            return self.inner.sweep()
+        start = time.time_ns()
+        items = self.inner.sweep()
+        if items:
+            self._span("swarm.sweep", start, {"swarm.work.count": len(items)})
+            self._item_events("swarm.lease_expired", items, {})
+        return items
+
+    def _item_events(self, name: str, items: list[WorkItem], extra: dict[str, Any]) -> None:
+        """A span in each item's trace, so its trace shows why it went back to the queue."""
+        if not tracing.enabled():
+            return
+        now = time.time_ns()
+        for item in items:
+            self._span(
+                name, now, item_attributes(item) | extra, tracing.context_of(item.trace_context)
+            )
+
+    def get(self, work_id: str) -> WorkItem:
+        return self.inner.get(work_id)
+
+    def list_work(self, include_terminal: bool = True) -> list[WorkItem]:
+        return self.inner.list_work(include_terminal)
+
+    def compact(self) -> int:
+        return self._timed("swarm.compact", {}, self.inner.compact)
+
+    def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
+        self.inner.wait_for_work(timeout, stop)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # Backend-specific extras (migrate, paths) pass through untraced.
+        return getattr(self.inner, name)

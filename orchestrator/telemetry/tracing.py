@@ -1,0 +1,173 @@
+"""OpenTelemetry set-up for one process (CLI, supervisor or agent) and trace helpers.
+
+``configure`` installs a tracer provider exporting to the span file and, when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_TRACES_ENDPOINT``) is set, to an OTLP
+collector with the SDK's own variables (headers, timeout, protocol). Until it is called,
+or with ``TELEMETRY_ENABLED=false``, every span is a no-op.
+
+A work item carries its trace as W3C ``traceparent`` in ``trace_context``: whichever
+process touches the item continues that trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from orchestrator.telemetry.settings import TelemetrySettings
+
+logger = logging.getLogger(__name__)
+
+INSTRUMENTATION = "swarmsh"
+_propagator = TraceContextTextMapPropagator()
+_noop = trace.NoOpTracer()
+_tracer: trace.Tracer = _noop
+_provider: TracerProvider | None = None
+
+
+def tracer() -> trace.Tracer:
+    return _tracer
+
+
+def enabled() -> bool:
+    return _provider is not None
+
+
+def configure(
+    role: str,
+    settings: TelemetrySettings,
+    *,
+    agent_id: str | None = None,
+    short_lived: bool = False,
+) -> None:
+    """Start exporting this process's spans. ``short_lived`` (the CLI) writes each
+    span as it ends instead of batching, and gives a slow collector less time."""
+    global _tracer, _provider
+    shutdown()
+    if not settings.enabled:
+        return
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    from orchestrator.telemetry.jsonl import JsonlSpanExporter
+
+    attributes: dict[str, Any] = {
+        "service.name": os.environ.get("OTEL_SERVICE_NAME") or "swarmsh",
+        "swarm.role": role,
+        "process.pid": os.getpid(),
+        "host.name": os.environ.get("SWARM_HOST_ID") or socket.gethostname(),
+    }
+    if agent_id:
+        attributes["swarm.agent.id"] = agent_id
+    provider = TracerProvider(resource=Resource.create(attributes))
+    jsonl = JsonlSpanExporter(settings.spans_file)
+    if short_lived:
+        provider.add_span_processor(SimpleSpanProcessor(jsonl))
+    else:
+        provider.add_span_processor(_batch(BatchSpanProcessor, jsonl))
+    otlp = _otlp_exporter(short_lived)
+    if otlp is not None:
+        provider.add_span_processor(_batch(BatchSpanProcessor, otlp))
+    _provider = provider
+    _tracer = provider.get_tracer(INSTRUMENTATION)
+
+
+def _batch(cls: Any, exporter: Any) -> Any:
+    # A deeper queue and a shorter delay than the SDK's defaults: a busy agent makes
+    # thousands of spans a second, and a kill -9 loses at most one delay's worth.
+    return cls(
+        exporter,
+        max_queue_size=int(os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE") or 65536),
+        schedule_delay_millis=float(os.environ.get("OTEL_BSP_SCHEDULE_DELAY") or 1000),
+    )
+
+
+def _otlp_exporter(short_lived: bool) -> Any:
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not endpoint:
+        return None
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+    timeout = None
+    if short_lived and not (
+        os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+    ):
+        timeout = 2.0  # a command must not hang on a collector that is down
+    if protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found]
+                OTLPSpanExporter as GrpcExporter,
+            )
+        except ImportError:
+            logger.warning(
+                "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs opentelemetry-exporter-otlp-proto-grpc"
+                " (pip install it), or use http/protobuf; spans go to the span file only"
+            )
+            return None
+        return GrpcExporter(timeout=timeout)
+    if protocol != "http/protobuf":
+        logger.warning(
+            "OTEL_EXPORTER_OTLP_PROTOCOL=%s is not supported (use http/protobuf or grpc);"
+            " spans go to the span file only",
+            protocol,
+        )
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(timeout=timeout)
+
+
+def shutdown() -> None:
+    """Flush and stop exporting (process exit, or before reconfiguring)."""
+    global _tracer, _provider
+    provider, _provider, _tracer = _provider, None, _noop
+    if provider is not None:
+        try:
+            provider.shutdown()
+        except Exception:  # exporting must never turn a clean exit into a crash
+            logger.exception("telemetry shutdown failed")
+
+
+def error_status(message: str) -> trace.Status:
+    return trace.Status(trace.StatusCode.ERROR, message[:500])
+
+
+def flush() -> None:
+    if _provider is not None:
+        _provider.force_flush()
+
+
+# -- trace context carried by work items ---------------------------------------------------
+
+
+def carrier_of(span: trace.Span) -> dict[str, str] | None:
+    """The ``traceparent`` of ``span``, to store with a work item."""
+    if not span.get_span_context().is_valid:
+        return None
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier
+
+
+def context_of(carrier: dict[str, str] | None) -> Context | None:
+    """The context a stored ``trace_context`` continues, or None."""
+    if not carrier:
+        return None
+    context = _propagator.extract(carrier)
+    return context if trace.get_current_span(context).get_span_context().is_valid else None
