@@ -109,8 +109,7 @@ def scope(ctx: typer.Context) -> Scope:
 
 
 def _health(scope_: Scope, window: str | None) -> Any:
-    from orchestrator.telemetry.health import assess
-    from orchestrator.telemetry.observe import dead_agents
+    from orchestrator.telemetry.observe import health_of
     from orchestrator.telemetry.reader import newest_span_ns
     from orchestrator.telemetry.stats import collect
 
@@ -122,12 +121,11 @@ def _health(scope_: Scope, window: str | None) -> Any:
         if store is not None:
             store.close()
     stats = collect(scope_.settings.spans_file, window_s)
-    report = assess(
+    report = health_of(
+        observation,
         stats,
-        observation.items,
-        dead_agents=dead_agents(observation),
+        scope_.settings,
         newest_span_ns=newest_span_ns(scope_.settings.spans_file),
-        settings=scope_.settings,
         window=label,
     )
     return observation, stats, report

@@ -21,8 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.telemetry.health import assess
-from orchestrator.telemetry.observe import Observation, SpanTail, dead_agents
+from orchestrator.telemetry.observe import Observation, SpanTail, health_of
 
 if TYPE_CHECKING:
     from orchestrator.telemetry.settings import TelemetrySettings
@@ -47,13 +46,8 @@ class Monitor:
     def frame(self) -> Group:
         observation = self.observe()
         stats = self.tail.poll()
-        health = assess(
-            stats,
-            observation.items,
-            dead_agents=dead_agents(observation),
-            newest_span_ns=stats.last_ns,
-            settings=self.settings,
-            window=self.window,
+        health = health_of(
+            observation, stats, self.settings, newest_span_ns=stats.last_ns, window=self.window
         )
         now = time.time()
         counts = observation.by_status()

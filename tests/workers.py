@@ -86,11 +86,13 @@ if __name__ == "__main__":
     }[sys.argv[1]]()
 
 
-def write_spans(spans_file: str, count: int, start: Event) -> None:
-    """Emit ``count`` spans with a large attribute through the real exporter."""
+def write_spans(spans_file: str, count: int, start: Event, pause_s: float = 0.001) -> None:
+    """Emit ``count`` spans with a large attribute through the real exporter, in batches
+    every 50 ms, pausing ``pause_s`` every 100 spans."""
     from orchestrator.telemetry import tracing
     from orchestrator.telemetry.settings import TelemetrySettings
 
+    os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "50"
     tracing.configure("agent", TelemetrySettings(spans_file=spans_file))
     start.wait()
     filler = "x" * 3000  # lines bigger than a pipe buffer's atomic write
@@ -100,5 +102,5 @@ def write_spans(spans_file: str, count: int, start: Event) -> None:
             span.set_attribute("test.index", index)
             span.set_attribute("test.filler", filler)
         if index % 100 == 0:
-            time.sleep(0.001)
+            time.sleep(pause_s)
     tracing.shutdown()

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import Conflict
-from orchestrator.telemetry.health import HealthReport, assess
 from orchestrator.telemetry.metrics import MetricsServer, SwarmCollector
-from orchestrator.telemetry.observe import Observation, SpanTail, dead_agents
+from orchestrator.telemetry.observe import Observation, SpanTail, health_of
 
 if TYPE_CHECKING:
     from orchestrator.store.base import Store
+    from orchestrator.telemetry.health import HealthReport
     from orchestrator.telemetry.settings import TelemetrySettings
     from orchestrator.telemetry.stats import SpanStats
 
@@ -37,13 +37,7 @@ def serve(
                 supervisor_alive=True,
             )
             stats = tail.poll()
-            health = assess(
-                stats,
-                observation.items,
-                dead_agents=dead_agents(observation),
-                newest_span_ns=stats.last_ns,
-                settings=settings,
-            )
+            health = health_of(observation, stats, settings, newest_span_ns=stats.last_ns)
             return observation, stats, health
 
     try:

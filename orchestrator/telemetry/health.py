@@ -6,7 +6,8 @@ check              deduction                                                    
 work_failures      30 x share of items finished in the window that failed/died   30
 span_errors        1 per percent of spans in the window with status ERROR       20
 latency            15 x (p95 - threshold) / threshold, store operations' p95    15
-stale_claims       5 per held item whose lease has expired                      15
+stale_claims       5 per held item nobody will finish: its lease has expired, or  15
+                   its holder is not registered or is dead
 dead_agents        5 per agent that is dead (pid gone, never deregistered)      15
                    or given up on by the supervisor (fatal)
 telemetry_fresh    5 when no span ended within ``freshness_s`` (default 1 h)     5
@@ -96,6 +97,7 @@ def assess(
     items: list[WorkItem],
     *,
     dead_agents: list[str],
+    registered_agents: set[str],
     newest_span_ns: int | None,
     settings: TelemetrySettings,
     window: str | None = None,
@@ -135,9 +137,18 @@ def assess(
     stale = [
         item.work_item_id
         for item in items
-        if item.status in HELD_STATUSES and (item.lease_expires_at or now) < now
+        if item.status in HELD_STATUSES
+        and (
+            (item.lease_expires_at or now) < now
+            or item.agent_id not in registered_agents
+            or item.agent_id in dead_agents
+        )
     ]
-    deduct("stale_claims", 5 * len(stale), f"{len(stale)} held item(s) past their lease")
+    deduct(
+        "stale_claims",
+        5 * len(stale),
+        f"{len(stale)} held item(s) past their lease or held by a dead or unknown agent",
+    )
 
     deduct("dead_agents", 5 * len(dead_agents), f"{len(dead_agents)} dead or fatal agent(s)")
 

@@ -19,6 +19,8 @@ from orchestrator.telemetry.stats import SpanStats
 
 if TYPE_CHECKING:
     from orchestrator.store.base import Agent, Store, WorkItem
+    from orchestrator.telemetry.health import HealthReport
+    from orchestrator.telemetry.settings import TelemetrySettings
 
 
 @dataclass
@@ -59,6 +61,27 @@ def dead_agents(observation: Observation) -> list[str]:
         if registered.host == host and registered.pid and not psutil.pid_exists(registered.pid):
             dead.append(registered.agent_id)
     return dead
+
+
+def health_of(
+    observation: Observation,
+    stats: SpanStats,
+    settings: TelemetrySettings,
+    *,
+    newest_span_ns: int | None,
+    window: str | None = None,
+) -> HealthReport:
+    from orchestrator.telemetry.health import assess
+
+    return assess(
+        stats,
+        observation.items,
+        dead_agents=dead_agents(observation),
+        registered_agents={agent.agent_id for agent in observation.agents},
+        newest_span_ns=newest_span_ns,
+        settings=settings,
+        window=window,
+    )
 
 
 class SpanTail:

@@ -141,7 +141,7 @@ class SpanStats:
             "window_s": self.window_s,
             "spans": self.spans,
             "errors": self.errors,
-            "ops_per_s": round(self.spans / elapsed, 3) if elapsed else 0.0,
+            "ops_per_s": _rate(self.spans, elapsed),
             "success_rate": None if self.success_rate is None else round(self.success_rate, 4),
             "first_span": self.first_ns,
             "last_span": self.last_ns,
@@ -157,11 +157,15 @@ class SpanStats:
         }
 
 
+def _rate(count: int, elapsed: float) -> float:
+    return float(f"{count / elapsed:.4g}") if elapsed else 0.0
+
+
 def _operation_dict(op: OperationStats, elapsed: float) -> dict[str, Any]:
     return {
         "count": op.count,
         "errors": op.errors,
-        "ops_per_s": round(op.count / elapsed, 3) if elapsed else 0.0,
+        "ops_per_s": _rate(op.count, elapsed),
         "success_rate": round(1 - op.errors / op.count, 4) if op.count else None,
         "mean_ms": round(op.total_ms / op.count, 3) if op.count else 0.0,
         "p50_ms": round(op.sketch.quantile(0.50), 3),
