@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := test
-.PHONY: install test lint typecheck pytest demo cli-demo chaos bench clean
+.PHONY: install test lint typecheck pytest demo cli-demo chaos bench clean validate \
+	telemetry-health telemetry-stats monitor-24h monitor-7d monitor-all diagrams-dashboard
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,10 +38,35 @@ chaos: $(STAMP)  ## fault scenarios at full scale; rewrites docs/RELIABILITY.md
 	scripts/with-postgres.sh env CHAOS_SCALE=full CHAOS_REPORT=docs/RELIABILITY.md \
 		$(BIN)/pytest -q -p no:randomly tests/chaos
 
+validate: $(STAMP)  ## quick self-check: install, swarm.toml, a store round trip, the span file
+	$(BIN)/swarm validate
+
+telemetry-health: $(STAMP)  ## health score 0-100 with every deduction; writes system_health_report.json
+	$(BIN)/swarm health --detailed
+
+telemetry-stats: $(STAMP)  ## operations, rates, p50/p95/p99, errors and tokens over the last 24 h
+	$(BIN)/swarm telemetry stats --window 24h
+
+monitor-24h: $(STAMP)  ## live view (q quits), spans of the last 24 h
+	$(BIN)/swarm monitor --window 24h
+
+monitor-7d: $(STAMP)  ## live view (q quits), spans of the last 7 days
+	$(BIN)/swarm monitor --window 7d
+
+monitor-all: $(STAMP)  ## live view (q quits), every span in the file
+	$(BIN)/swarm monitor --window all
+
+diagrams-dashboard: $(STAMP)  ## Mermaid diagrams of the live swarm into docs/diagrams/
+	@mkdir -p docs/diagrams
+	@for kind in flow agents work timeline; do \
+		$(BIN)/swarm diagram $$kind --output docs/diagrams/$$kind.mmd || exit $$?; \
+	done
+
 bench: $(STAMP)  ## benchmarks (not part of make test); writes bench/RESULTS.md
 	$(BIN)/python -m bench.store_bench --write-results
 	$(BIN)/python -m bench.swarm_bench --write-results
 	scripts/with-postgres.sh $(BIN)/python -m bench.pg_bench --write-results
+	$(BIN)/python -m bench.telemetry_bench --write-results
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

@@ -92,6 +92,11 @@ class _Context:
             self._store = open_store(path, settings)
         return self._store
 
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
 
 def _ctx(ctx: typer.Context) -> _Context:
     obj = ctx.find_root().obj
@@ -122,6 +127,7 @@ def _global(
     ] = None,
 ) -> None:
     ctx.obj = _Context(store, config)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def _payload(raw: str | None) -> Any:

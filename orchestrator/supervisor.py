@@ -36,9 +36,10 @@ from orchestrator.config import AgentGroup, SwarmConfig
 from orchestrator.errors import Conflict, SwarmError
 from orchestrator.ids import new_agent_id
 from orchestrator.store import open_store
-from orchestrator.store.base import Store, WorkItem
+from orchestrator.store.base import Store
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.settings import resolve_settings
+from orchestrator.workspec import configured_items
 
 logger = logging.getLogger(__name__)
 
@@ -478,29 +479,7 @@ class Supervisor:
         return self.store
 
     def _enqueue_configured_work(self) -> None:
-        items: list[WorkItem] = []
-        for spec in self.config.work:
-            files = (
-                sorted(
-                    str(p.relative_to(self.config.base_dir))
-                    for p in self.config.base_dir.glob(spec.foreach)
-                    if p.is_file()
-                )
-                if spec.foreach
-                else [None]
-            )
-            for file in files:
-                for _ in range(spec.count):
-                    items.append(
-                        WorkItem(
-                            work_item_id="",
-                            work_type=spec.work_type,
-                            description=_fill(spec.description, file),
-                            priority=spec.priority,
-                            team=spec.team,
-                            payload=_fill(spec.payload, file),
-                        )
-                    )
+        items = configured_items(self.config)
         for start in range(0, len(items), 1000):
             self.enqueued += self._store().add_many(items[start : start + 1000])
         if items:
@@ -577,6 +556,9 @@ class Supervisor:
             "config": str(self.config.source) if self.config.source else None,
             "store": self._store().path if self.store else self.store_target,
             "results_dir": str(self.results_dir),
+            "metrics_url": f"http://127.0.0.1:{self.metrics.port}/metrics"
+            if self.metrics
+            else None,
             "groups": groups,
             "agents": [
                 {
@@ -594,19 +576,6 @@ class Supervisor:
 
     def _write_state(self) -> None:
         runstate.write_json(runstate.state_path(self.agents_dir), self.snapshot())
-
-
-def _fill(value: Any, file: str | None) -> Any:
-    """Replace ``{file}`` in the strings of a work spec."""
-    if file is None:
-        return value
-    if isinstance(value, str):
-        return value.replace("{file}", file)
-    if isinstance(value, list):
-        return [_fill(v, file) for v in value]
-    if isinstance(value, dict):
-        return {k: _fill(v, file) for k, v in value.items()}
-    return value
 
 
 def _become_subreaper() -> None:

@@ -353,3 +353,15 @@ def test_sigkill_of_writers_leaves_parsable_lines(tmp_path: Path) -> None:
     whole = sum(1 for _ in iter_spans(spans_file, counts=counts))
     assert whole > 500
     assert counts.bad_lines <= len(procs)  # at most the line each killed writer was in
+
+
+def test_claim_of_a_new_item_starts_its_trace(tmp_path: Path) -> None:
+    agent = {"AGENT_ID": "agent_1_0000aaaa"}
+    work_id = run(tmp_path, "claim", "fix_bug", "login fails", "high", "-q", env=agent)
+    assert run(tmp_path, "complete", work_id.stdout.strip(), env=agent).returncode == 0
+    claim, complete = read_spans(tmp_path / "telemetry_spans.jsonl")
+    assert claim["name"] == "swarm.claim_new" and claim["parent_span_id"] is None
+    assert claim["attributes"]["swarm.operation"] == "claim_new"
+    assert claim["attributes"]["swarm.agent.id"] == "agent_1_0000aaaa"
+    assert complete["trace_id"] == claim["trace_id"]
+    assert complete["parent_span_id"] == claim["span_id"]

@@ -165,9 +165,21 @@ def carrier_of(span: trace.Span) -> dict[str, str] | None:
     return carrier
 
 
+_contexts: dict[str, Context | None] = {}
+
+
 def context_of(carrier: dict[str, str] | None) -> Context | None:
-    """The context a stored ``trace_context`` continues, or None."""
+    """The context a stored ``trace_context`` continues, or None. Cached: an agent
+    touches the same item several times, and parsing costs as much as a store read."""
     if not carrier:
         return None
-    context = _propagator.extract(carrier)
-    return context if trace.get_current_span(context).get_span_context().is_valid else None
+    traceparent = carrier.get("traceparent", "")
+    context = _contexts.get(traceparent)
+    if context is None and traceparent not in _contexts:
+        extracted = _propagator.extract(carrier)
+        valid = trace.get_current_span(extracted).get_span_context().is_valid
+        context = extracted if valid else None
+        if len(_contexts) >= 4096:
+            _contexts.clear()
+        _contexts[traceparent] = context
+    return context

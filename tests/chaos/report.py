@@ -56,6 +56,8 @@ REPORT_TAIL = """
   (the "re-run after a fault" column): execution is at-least-once across crashes,
   completion is exactly-once. Make commands idempotent, or check `SWARM_WORK_ITEM_ID`.
 - A killed host's agents leave their items held until the lease ends (`lease_s`).
-- The Prometheus `/metrics` endpoint (telemetry issue) does not exist yet, so its
-  listen address is not checked here.
+- The supervisor's Prometheus `/metrics` (`[supervisor] metrics_port`) listens on
+  127.0.0.1 only and has no authentication: anyone with a shell on the host can read
+  the counts it serves (no payloads, no results, no keys).
+  `tests/test_telemetry_commands.py` checks it cannot be reached on another address.
 """

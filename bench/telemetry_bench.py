@@ -1,0 +1,268 @@
+"""Telemetry cost: claim throughput with spans on vs off (target: at most 15% slower),
+and `swarm telemetry stats` on a 1M-span file (time, peak memory).
+
+    python -m bench.telemetry_bench [--items 4000] [--procs 1,4] [--spans 1000000]
+                                    [--write-results]
+
+Throughput: every process claims and completes items (an agent's store traffic) on a
+file store, alternately with tracing off and on, in the same run; the best of three
+rounds of each is kept. Stats: the real command in a child process, against a bare
+parsing loop over the same file (the floor any reader pays) measured in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.common import run_processes, write_section
+
+
+def _agent(
+    store_dir: str, telemetry: bool, spans_file: str, index: int, ready: Any, go: Any, out: str
+) -> None:
+    from orchestrator.store import open_store
+    from orchestrator.telemetry import tracing
+    from orchestrator.telemetry.settings import TelemetrySettings
+
+    if telemetry:
+        tracing.configure("agent", TelemetrySettings(spans_file=spans_file))
+    store = open_store(store_dir)
+    agent_id = f"agent_{index + 1}_0000{index:04x}"
+    store.claim(agent_id)  # warm up: open, replay
+    ready.release()
+    go.wait()
+    latencies = []
+    while True:
+        started = time.perf_counter_ns()
+        item = store.claim(agent_id)
+        if item is None:
+            break
+        store.complete(item.work_item_id, agent_id=agent_id)
+        latencies.append(time.perf_counter_ns() - started)
+    tracing.shutdown()  # the flush is part of the cost
+    Path(out).write_text(" ".join(map(str, latencies)))
+    store.close()
+
+
+def _fill(store_dir: str, items: int) -> None:
+    from orchestrator.store import open_backend
+    from orchestrator.store.base import WorkItem
+
+    store = open_backend(store_dir)
+    store.add_many([WorkItem(f"work_1_{i:08x}", "bench", "claim me") for i in range(items + 64)])
+    store.close()
+
+
+def throughput(items: int, procs: int, telemetry: bool) -> tuple[float, int]:
+    with tempfile.TemporaryDirectory(prefix="swarm-bench-") as folder:
+        store_dir = os.path.join(folder, "store")
+        spans_file = os.path.join(folder, "telemetry_spans.jsonl")
+        _fill(store_dir, items)
+        elapsed, latencies = run_processes(
+            _agent,
+            lambda i, ready, go, out: (store_dir, telemetry, spans_file, i, ready, go, out),
+            procs,
+            folder,
+        )
+        spans = 0
+        if telemetry:
+            with open(spans_file, "rb") as handle:
+                spans = sum(1 for _ in handle)
+    return len(latencies) / elapsed, spans
+
+
+def swarm_throughput(agents: int, items: int, telemetry: bool) -> tuple[float, int]:
+    """End to end: `swarm up --until-drained` with no-op command items (bench.swarm_bench)."""
+    from bench.swarm_bench import throughput as swarm_items_per_s
+
+    os.environ["TELEMETRY_ENABLED"] = "true" if telemetry else "false"
+    try:
+        with tempfile.TemporaryDirectory(prefix="swarm-bench-") as folder:
+            rate = swarm_items_per_s(Path(folder), agents, items)
+            spans_file = Path(folder) / "telemetry_spans.jsonl"
+            spans = len(spans_file.read_bytes().splitlines()) if spans_file.exists() else 0
+    finally:
+        del os.environ["TELEMETRY_ENABLED"]
+    return rate, spans
+
+
+def make_span_file(path: str, spans: int) -> int:
+    """Realistic lines: claim/progress/complete/chat spans with full resources."""
+    now = time.time_ns()
+    resource_attrs = {
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.name": "opentelemetry",
+        "telemetry.sdk.version": "1.45.2",
+        "service.name": "swarmsh",
+        "swarm.role": "agent",
+        "process.pid": 4242,
+        "host.name": "bench",
+        "swarm.agent.id": "agent_1795566675666007185_58ec6225",
+    }
+    names = ["swarm.claim", "swarm.progress", "swarm.complete", "chat qwen3", "execute command"]
+    with open(path, "wb") as handle:
+        batch = []
+        for index in range(spans):
+            name = names[index % len(names)]
+            end = now - (spans - index) * 50_000
+            attributes: dict[str, Any] = {
+                "swarm.work.id": f"work_1795566675666007185_{index:08x}",
+                "swarm.work.type": "analysis",
+                "swarm.agent.id": "agent_1795566675666007185_58ec6225",
+                "swarm.operation": name,
+            }
+            if name.startswith("chat"):
+                attributes |= {
+                    "gen_ai.provider.name": "ollama",
+                    "gen_ai.request.model": "qwen3",
+                    "gen_ai.usage.input_tokens": 120,
+                    "gen_ai.usage.output_tokens": 40,
+                }
+            record = {
+                "trace_id": f"{index:032x}",
+                "span_id": f"{index:016x}",
+                "parent_span_id": None,
+                "name": name,
+                "kind": "INTERNAL",
+                "start_time": "2026-11-25T00:00:00.000000Z",
+                "end_time": "2026-11-25T00:00:00.000100Z",
+                "start_unix_nano": end - 100_000,
+                "end_unix_nano": end,
+                "duration_ms": 0.1 + (index % 97) / 10,
+                "status": "ERROR" if index % 50 == 0 else "OK",
+                "status_message": None,
+                "attributes": attributes,
+                "resource": resource_attrs,
+            }
+            batch.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+            if len(batch) == 10_000:
+                handle.write(b"".join(batch))
+                batch.clear()
+        handle.write(b"".join(batch))
+    return os.path.getsize(path)
+
+
+def bare_parse(path: str) -> float:
+    started = time.perf_counter()
+    loads = orjson.loads
+    with open(path, "rb") as handle:
+        for line in handle:
+            loads(line)
+    return time.perf_counter() - started
+
+
+def stats_command(path: str) -> tuple[float, float, int]:
+    """(seconds, peak RSS MB, spans) of `swarm telemetry stats --window all --json`."""
+    swarm = str(Path(sys.executable).with_name("swarm"))
+    env = os.environ | {"TELEMETRY_SPANS_FILE": path}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [swarm, "telemetry", "stats", "--window", "all", "--json"],
+        env=env,
+        capture_output=True,
+        check=True,
+        cwd=os.path.dirname(path),
+    )
+    elapsed = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if peak <= before:
+        raise RuntimeError("peak RSS of the child was not measured")
+    return elapsed, peak / 1024, int(orjson.loads(proc.stdout)["spans"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=4000)
+    parser.add_argument("--procs", default="1,4")
+    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--swarm-items", type=int, default=600)
+    parser.add_argument("--agents", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--write-results", action="store_true")
+    args = parser.parse_args()
+
+    rows = []
+    for procs in [int(p) for p in args.procs.split(",")]:
+        best = {False: 0.0, True: 0.0}
+        spans = 0
+        for _ in range(args.rounds):
+            for telemetry in (False, True):
+                rate, count = throughput(args.items, procs, telemetry)
+                best[telemetry] = max(best[telemetry], rate)
+                spans = max(spans, count)
+        ratio = best[True] / best[False]
+        rows.append(
+            f"| {procs} | {args.items} | {best[False]:,.0f} | {best[True]:,.0f} | {ratio:.2f}x"
+            f" ({(1 - ratio) * 100:+.0f}% slower) | {spans:,} |"
+        )
+        print(rows[-1], flush=True)
+
+    best = {False: 0.0, True: 0.0}
+    spans = 0
+    for _ in range(args.rounds):
+        for telemetry in (False, True):
+            rate, count = swarm_throughput(args.agents, args.swarm_items, telemetry)
+            best[telemetry] = max(best[telemetry], rate)
+            spans = max(spans, count)
+    ratio = best[True] / best[False]
+    swarm_row = (
+        f"| {args.agents} agents | {args.swarm_items} | {best[False]:,.0f} | {best[True]:,.0f} |"
+        f" {ratio:.2f}x ({(1 - ratio) * 100:+.0f}% slower) | {spans:,} |"
+    )
+    print(swarm_row, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="swarm-bench-") as folder:
+        path = os.path.join(folder, "telemetry_spans.jsonl")
+        size = make_span_file(path, args.spans)
+        floor = bare_parse(path)
+        seconds, peak_mb, counted = stats_command(path)
+    assert counted == args.spans, (counted, args.spans)
+    stats_row = (
+        f"| {args.spans:,} | {size / 1e6:,.0f} MB | {seconds:.1f} s | {peak_mb:.0f} MB |"
+        f" {floor:.1f} s | {seconds / floor:.2f}x |"
+    )
+    print(stats_row)
+
+    body = "\n".join(
+        [
+            "## Telemetry cost",
+            "",
+            f"`python -m bench.telemetry_bench --items {args.items} --procs {args.procs}"
+            f" --spans {args.spans} --write-results` ({os.cpu_count()} CPUs,"
+            f" {time.strftime('%Y-%m-%d')}).",
+            "",
+            "Claim throughput, tracing off vs on (JSONL exporter, batched), best of"
+            f" {args.rounds} alternating rounds. Target: on is at most 15% slower. First the"
+            " bare store loop (claim + complete, nothing else: the worst case), then"
+            " agents claiming no-op command items under `swarm up`.",
+            "",
+            "| processes | items | off (items/s) | on (items/s) | on / off | spans written |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            swarm_row,
+            "",
+            "`swarm telemetry stats --window all` on a generated span file (child process;"
+            " peak RSS), against a bare orjson loop over the same lines in this process.",
+            "",
+            "| spans | file | stats | peak RSS | bare parse | stats / bare |",
+            "|---|---|---|---|---|---|",
+            stats_row,
+        ]
+    )
+    if args.write_results:
+        write_section("telemetry", body)
+
+
+if __name__ == "__main__":
+    main()
