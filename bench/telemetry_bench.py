@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -96,6 +95,37 @@ def swarm_throughput(agents: int, items: int, telemetry: bool) -> tuple[float, i
     return rate, spans
 
 
+def span_floor_us(count: int = 20000) -> tuple[float, float]:
+    """What one span costs the SDK alone (no-op exporter), and our JSONL export of it."""
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    from orchestrator.telemetry.jsonl import JsonlSpanExporter
+
+    kept: list[ReadableSpan] = []
+
+    class Keep(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            kept.extend(spans)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(Keep()))
+    tracer = provider.get_tracer("bench")
+    attributes = {"swarm.work.id": "work_1_0000abcd", "swarm.agent.id": "agent_1_0000abcd"}
+    started = time.perf_counter()
+    for _ in range(count):
+        tracer.start_span("swarm.claim", attributes=attributes).end()
+    sdk = (time.perf_counter() - started) / count * 1e6
+    with tempfile.TemporaryDirectory(prefix="swarm-bench-") as folder:
+        exporter = JsonlSpanExporter(os.path.join(folder, "spans.jsonl"))
+        started = time.perf_counter()
+        for index in range(0, count, 512):
+            exporter.export(kept[index : index + 512])
+        export = (time.perf_counter() - started) / count * 1e6
+    return sdk, export
+
+
 def make_span_file(path: str, spans: int) -> int:
     """Realistic lines: claim/progress/complete/chat spans with full resources."""
     now = time.time_ns()
@@ -161,24 +191,47 @@ def bare_parse(path: str) -> float:
     return time.perf_counter() - started
 
 
+# Linux carries a process's peak RSS across fork and exec: a child of this (large)
+# process would report our peak. A small helper launches the command instead.
+_MEASURE = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+with open(sys.argv[1], "wb") as out:
+    proc = subprocess.Popen(sys.argv[2:], stdout=out)
+    _, status, usage = os.wait4(proc.pid, 0)
+print(os.waitstatus_to_exitcode(status), time.perf_counter() - started, usage.ru_maxrss)
+"""
+
+
 def stats_command(path: str) -> tuple[float, float, int]:
     """(seconds, peak RSS MB, spans) of `swarm telemetry stats --window all --json`."""
     swarm = str(Path(sys.executable).with_name("swarm"))
     env = os.environ | {"TELEMETRY_SPANS_FILE": path}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [swarm, "telemetry", "stats", "--window", "all", "--json"],
+    output = path + ".stats.json"
+    measured = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _MEASURE,
+            output,
+            swarm,
+            "telemetry",
+            "stats",
+            "-w",
+            "all",
+            "--json",
+        ],
         env=env,
         capture_output=True,
+        text=True,
         check=True,
         cwd=os.path.dirname(path),
     )
-    elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:
-        raise RuntimeError("peak RSS of the child was not measured")
-    return elapsed, peak / 1024, int(orjson.loads(proc.stdout)["spans"])
+    code, elapsed, peak_kb = measured.stdout.split()
+    if code != "0":
+        raise RuntimeError(f"swarm telemetry stats exited with {code}")
+    spans = int(orjson.loads(Path(output).read_bytes())["spans"])
+    return float(elapsed), int(peak_kb) / 1024, spans
 
 
 def main() -> None:
@@ -186,7 +239,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=4000)
     parser.add_argument("--procs", default="1,4")
     parser.add_argument("--spans", type=int, default=1_000_000)
-    parser.add_argument("--swarm-items", type=int, default=600)
+    parser.add_argument("--swarm-items", type=int, default=1500)
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--write-results", action="store_true")
@@ -204,7 +257,7 @@ def main() -> None:
         ratio = best[True] / best[False]
         rows.append(
             f"| {procs} | {args.items} | {best[False]:,.0f} | {best[True]:,.0f} | {ratio:.2f}x"
-            f" ({(1 - ratio) * 100:+.0f}% slower) | {spans:,} |"
+            f" ({(ratio - 1) * 100:+.0f}%) | {spans:,} |"
         )
         print(rows[-1], flush=True)
 
@@ -218,9 +271,13 @@ def main() -> None:
     ratio = best[True] / best[False]
     swarm_row = (
         f"| {args.agents} agents | {args.swarm_items} | {best[False]:,.0f} | {best[True]:,.0f} |"
-        f" {ratio:.2f}x ({(1 - ratio) * 100:+.0f}% slower) | {spans:,} |"
+        f" {ratio:.2f}x ({(ratio - 1) * 100:+.0f}%) | {spans:,} |"
     )
     print(swarm_row, flush=True)
+
+    sdk_us, export_us = span_floor_us()
+    floor_row = f"| {sdk_us:.1f} µs | {export_us:.1f} µs |"
+    print(floor_row, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as folder:
         path = os.path.join(folder, "telemetry_spans.jsonl")
@@ -251,6 +308,22 @@ def main() -> None:
             "|---|---|---|---|---|---|",
             *rows,
             swarm_row,
+            "",
+            "What one span costs, measured in the same run: the OpenTelemetry SDK creating and"
+            " ending it (no exporter), and our JSONL exporter writing it.",
+            "",
+            "| SDK per span | JSONL export per span |",
+            "|---|---|",
+            floor_row,
+            "",
+            "Reading: the target is not met for the bare store loop and only at its edge"
+            " end to end (three runs on this 2-core machine gave -23%, -19% and -14%). An"
+            " item of the bare loop costs ~26 us of store work and two spans of ~16 us (SDK)"
+            " + ~5 us (export) each; an agent's item makes six spans (enqueue, claim,"
+            " invoke_agent, progress, execute, complete). The SDK's share cannot be tuned"
+            " away; `OTEL_TRACES_SAMPLER=parentbased_traceidratio` keeps whole item traces"
+            " at a fraction of the cost, and agents doing real work (an LLM call, a real"
+            " command) pay the same ~150 us per item against milliseconds to seconds.",
             "",
             "`swarm telemetry stats --window all` on a generated span file (child process;"
             " peak RSS), against a bare orjson loop over the same lines in this process.",
