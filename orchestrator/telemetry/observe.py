@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from orchestrator import runstate
-from orchestrator.telemetry.reader import iter_spans
+from orchestrator.telemetry.reader import iter_spans, parse_lines
 from orchestrator.telemetry.stats import SpanStats
 
 if TYPE_CHECKING:
@@ -113,30 +113,11 @@ class SpanTail:
                 data = handle.read(info.st_size - self._offset)
             cut = data.rfind(b"\n") + 1  # a batch being written: take whole lines only
             self._offset += cut
-            for span in iter_spans_bytes(data[:cut], self._since_ns, self.stats):
+            for span in parse_lines(data[:cut].splitlines(), self._since_ns, self.stats.read):
                 self.stats.add(span)
                 self.recent.append(span)
             del self.recent[:-keep_recent]
             return self.stats
-
-
-def iter_spans_bytes(data: bytes, since_ns: int | None, stats: SpanStats) -> list[dict[str, Any]]:
-    import orjson
-
-    spans = []
-    for line in data.splitlines():
-        if not line.strip():
-            continue
-        stats.read.lines += 1
-        try:
-            span = orjson.loads(line)
-            end = span["end_unix_nano"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            stats.read.bad_lines += 1
-            continue
-        if since_ns is None or end >= since_ns:
-            spans.append(span)
-    return spans
 
 
 def recent_spans(spans_file: str, limit: int, window_s: float | None) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,6 @@ def iter_spans(
     """Spans of the files in order (``.gz`` archives too), ending at or after
     ``since_ns`` when given."""
     counts = counts if counts is not None else ReadCounts()
-    loads = orjson.loads
     for path in [paths] if isinstance(paths, str) else paths:
         try:
             handle = gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
@@ -36,19 +35,25 @@ def iter_spans(
             continue
         counts.files += 1
         with handle:
-            for line in handle:
-                counts.lines += 1
-                try:
-                    span = loads(line)
-                    end = span["end_unix_nano"]
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    if line.strip():
-                        counts.bad_lines += 1
-                    else:
-                        counts.lines -= 1
-                    continue
-                if since_ns is None or end >= since_ns:
-                    yield span
+            yield from parse_lines(handle, since_ns, counts)
+
+
+def parse_lines(
+    lines: Iterable[bytes], since_ns: int | None, counts: ReadCounts
+) -> Iterator[dict[str, Any]]:
+    loads = orjson.loads
+    for line in lines:
+        if not line.strip():
+            continue
+        counts.lines += 1
+        try:
+            span = loads(line)
+            end = span["end_unix_nano"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            counts.bad_lines += 1
+            continue
+        if since_ns is None or end >= since_ns:
+            yield span
 
 
 def newest_span_ns(path: str) -> int | None:

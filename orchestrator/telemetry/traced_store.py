@@ -160,6 +160,8 @@ class TracedStore:
     def _hold(self, item: WorkItem | None) -> None:
         if item is not None and item.trace_context:
             with self._lock:
+                if len(self._held) >= 10_000:  # items lost to other holders are never popped
+                    self._held.clear()
                 self._held[item.work_item_id] = item.trace_context
 
     # -- agents ------------------------------------------------------------------------
