@@ -160,7 +160,8 @@ def health(
     for deduction in report.deductions:
         if detailed or deduction.points:
             render.echo(
-                f"  -{deduction.points:<5g} {deduction.check:<16} {deduction.detail}"
+                f"  {f'-{deduction.points:g}' if deduction.points else '0':<6}"
+                f" {deduction.check:<16} {deduction.detail}"
                 f" (max {CAPS[deduction.check]:g})"
             )
     if detailed:
