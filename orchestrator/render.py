@@ -169,6 +169,8 @@ def supervisor_status(state: dict[str, Any], alive: bool) -> None:
         f"supervisor pid {state.get('pid')} on {state.get('host')}: {running},"
         f" up {_age(state.get('started_at'), now)} · store {state.get('store')}"
     )
+    if alive and state.get("metrics_url"):
+        console.print(f"metrics: {state['metrics_url']}")
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("agent", "group", "state", "pid", "restarts", "agent id"):
         table.add_column(column, no_wrap=True)

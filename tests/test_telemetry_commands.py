@@ -293,6 +293,8 @@ def test_supervisor_serves_metrics_on_loopback_only(tmp_path: Path) -> None:
         if address is not None:
             with pytest.raises(OSError), socket.create_connection((address, port), timeout=2):
                 pass
+        status = swarm(tmp_path, "status")
+        assert f"metrics: http://127.0.0.1:{port}/metrics" in status.stdout
         clash = swarm(tmp_path, "up")
         assert clash.returncode == 3  # the supervisor lock or the port: never a traceback
     finally:
