@@ -6,6 +6,7 @@ on stderr and exit with SwarmSH's codes (see ``orchestrator.errors.EXIT_CODES``)
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
@@ -15,7 +16,13 @@ import orjson
 import typer
 
 from orchestrator import cli_run, cli_telemetry, logs, render
-from orchestrator.errors import EXIT_CODES, InvalidArgument, NotFound, SwarmError
+from orchestrator.errors import (
+    EXIT_CODES,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    SwarmError,
+)
 from orchestrator.ids import new_agent_id, new_work_id
 from orchestrator.store.base import (
     AGENT_STATUSES,
@@ -490,6 +497,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file the command reads or writes (reports, span files)
+        where = f" ({exc.filename})" if exc.filename else ""
+        _error(f"{exc.strerror or exc}{where}")
+        return PermissionDenied.exit_code if exc.errno in (errno.EACCES, errno.EPERM) else 1
     finally:
         _flush_spans()
     return result if isinstance(result, int) else 0

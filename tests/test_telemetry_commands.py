@@ -521,3 +521,47 @@ def test_validate_file_and_postgres_stores(tmp_path: Path, pg_dsn: str) -> None:
     down = swarm(tmp_path, "--store", "postgresql://postgres@127.0.0.1:9/none", "validate")
     assert down.returncode == 1
     assert "FAIL store round trip" in down.stdout and "Traceback" not in down.stdout + down.stderr
+
+
+def test_archive_on_a_full_disk_loses_nothing(tmp_path: Path) -> None:
+    spans_file = tmp_path / "telemetry_spans.jsonl"
+    now = time.time_ns()
+    write_spans(
+        spans_file, [span("swarm.claim", now, filler=os.urandom(1000).hex()) for _ in range(200)]
+    )
+    original = spans_file.read_bytes()
+
+    def limited() -> None:  # writes past 64 KB fail, as on a full disk
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TELEMETRY_"))}
+    proc = subprocess.run(
+        [SWARM, "telemetry", "archive", "--force"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=limited,
+    )
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("swarm: error: cannot archive spans: File too large")
+    folder = tmp_path / "telemetry_archive"
+    assert not list(folder.glob("*.partial"))
+    (plain,) = folder.glob("*.jsonl")
+    assert plain.read_bytes() == original
+
+    retry = json.loads(swarm(tmp_path, "telemetry", "archive", "--json").stdout)
+    (archived,) = retry["compressed"]
+    assert gzip.decompress(Path(archived).read_bytes()) == original
+
+
+def test_an_unreadable_span_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "telemetry_spans.jsonl").mkdir()
+    proc = swarm(tmp_path, "telemetry", "stats")
+    assert proc.returncode == 1
+    assert proc.stderr == f"swarm: error: Is a directory ({tmp_path / 'telemetry_spans.jsonl'})\n"

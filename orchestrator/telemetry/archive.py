@@ -9,6 +9,7 @@ in the archive folder, which the next run compresses. No span is lost or torn.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import gzip
 import os
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator.errors import StorageFull, StoreError
 from orchestrator.telemetry.spanfile import locked
 
 if TYPE_CHECKING:
@@ -67,10 +69,19 @@ def archive(
 ) -> ArchiveResult:
     """Rotate if due, compress what a crash left plain, prune by age. One archiver at
     a time (cron and a hand-run command may overlap)."""
-    fd = os.open(settings.spans_file + ".archive.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+    try:
+        fd = os.open(settings.spans_file + ".archive.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+    except OSError as exc:
+        raise StoreError(f"cannot archive spans: {exc}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         return _archive(settings, force, time.time() if now is None else now)
+    except OSError as exc:
+        error = StorageFull if exc.errno == errno.ENOSPC else StoreError
+        raise error(
+            f"cannot archive spans: {exc.strerror or exc} ({exc.filename or settings.archive_dir});"
+            " no span was lost: an uncompressed archive is compressed by the next run"
+        ) from None
     finally:
         os.close(fd)
 
@@ -105,10 +116,14 @@ def compress(plain: Path) -> str:
     """``x.jsonl`` -> ``x.jsonl.gz``, atomically (a partial .gz never has the final name)."""
     final = plain.with_name(plain.name + ".gz")
     partial = plain.with_name(plain.name + ".gz.partial")
-    with open(plain, "rb") as source, gzip.open(partial, "wb", compresslevel=6) as target:
-        shutil.copyfileobj(source, target, 1 << 20)
-    with open(partial, "rb") as done:
-        os.fsync(done.fileno())
+    try:
+        with open(plain, "rb") as source, gzip.open(partial, "wb", compresslevel=6) as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+        with open(partial, "rb") as done:
+            os.fsync(done.fileno())
+    except OSError:
+        partial.unlink(missing_ok=True)  # the plain file stays: nothing is lost
+        raise
     os.replace(partial, final)
     plain.unlink()
     return str(final)
