@@ -191,11 +191,11 @@ class Supervisor:
         self.agents_dir.mkdir(parents=True, exist_ok=True)
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(self.store_target, self.config.store)
+        self._serve_metrics()  # first: a port in use must stop us before anything is enqueued
         settled = reconcile(str(self.results_dir), self.store)
         if settled:
             logger.warning("settled %d result(s) left pending by killed agents", settled)
         self._enqueue_configured_work()
-        self._serve_metrics()
         for group in self.config.agents:
             for index in range(1, group.count + 1):
                 slot = Slot(group, index)
