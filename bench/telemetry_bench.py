@@ -316,8 +316,10 @@ def main() -> None:
             "|---|---|",
             floor_row,
             "",
-            "Reading: the target is not met for the bare store loop and only at its edge"
-            " end to end (three runs on this 2-core machine gave -23%, -19% and -14%). An"
+            "Reading: the target is not met: not for the bare store loop, and only at its"
+            " edge end to end (five runs on this 2-core machine gave -14% to -24%; with"
+            " `OTEL_TRACES_SAMPLER=always_off` the same run costs -1%, so the cost is the"
+            " SDK recording and exporting spans, not our wrappers). An"
             " item of the bare loop costs ~26 us of store work and two spans of ~16 us (SDK)"
             " + ~5 us (export) each; an agent's item makes six spans (enqueue, claim,"
             " invoke_agent, progress, execute, complete). The SDK's share cannot be tuned"
