@@ -13,6 +13,7 @@ import re
 import select
 import socket
 import subprocess
+import termios
 import time
 import urllib.request
 from pathlib import Path
@@ -465,7 +466,8 @@ def test_archive_limits_and_retention(tmp_path: Path) -> None:
 # -- monitor and validate --------------------------------------------------------------------
 
 
-def test_monitor_once_and_live_quits_on_q(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", [b"q", b"\x03"], ids=["q", "ctrl-c"])
+def test_monitor_once_and_live_quits_on_q_or_ctrl_c(tmp_path: Path, key: bytes) -> None:
     crafted_swarm(tmp_path)
     once = swarm(tmp_path, "monitor", "--once", "--window", "7d")
     assert once.returncode == 0, once.stderr
@@ -485,7 +487,8 @@ def test_monitor_once_and_live_quits_on_q(tmp_path: Path) -> None:
         if poller.poll(500):
             output += os.read(fd, 65536)
     assert b"swarm monitor" in output
-    os.write(fd, b"q")
+    assert not termios.tcgetattr(fd)[3] & termios.ICANON  # single keys, no Enter
+    os.write(fd, key)  # Ctrl-C: the terminal turns it into SIGINT
     deadline = time.monotonic() + 30
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -500,6 +503,7 @@ def test_monitor_once_and_live_quits_on_q(tmp_path: Path) -> None:
             except OSError:
                 pass
     assert os.waitstatus_to_exitcode(status) == 0
+    assert termios.tcgetattr(fd)[3] & termios.ICANON  # the terminal is given back
     os.close(fd)
 
 
