@@ -269,6 +269,8 @@ def test_supervisor_serves_metrics_on_loopback_only(tmp_path: Path) -> None:
         'payload = { argv = ["sleep", "30"] }\n',
     )
     config.write_text(config.read_text() + f"\n[supervisor]\nmetrics_port = {port}\n")
+    old_errors = [span("swarm.claim", time.time_ns(), error="Conflict") for _ in range(50)]
+    write_spans(tmp_path / "telemetry_spans.jsonl", old_errors)  # from before this start
     up = swarm(tmp_path, "up", "--detach")
     assert up.returncode == 0, up.stderr
     try:
@@ -289,6 +291,12 @@ def test_supervisor_serves_metrics_on_loopback_only(tmp_path: Path) -> None:
 
         families = wait_for(scrape, timeout=30, every=0.2)
         assert families["swarm_claim_duration_seconds"].samples
+        claim_errors = [
+            s.value
+            for s in families["swarm_operations"].samples
+            if s.labels == {"operation": "swarm.claim", "status": "error"}
+        ]
+        assert claim_errors in ([], [0.0])  # counters start with the supervisor
         assert 0 <= families["swarm_health_score"].samples[0].value <= 100
         address = outside_address()
         if address is not None:

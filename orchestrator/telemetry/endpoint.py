@@ -25,7 +25,7 @@ def serve(
     snapshot: Callable[[], dict[str, Any]],
 ) -> MetricsServer:
     """Start serving; ``store`` must be this thread's own (scrapes run in a thread)."""
-    tail = SpanTail(settings.spans_file)
+    tail = SpanTail(settings.spans_file, from_end=True)  # counters start with the supervisor
     lock = threading.Lock()
 
     def source() -> tuple[Observation, SpanStats, HealthReport | None]:

@@ -88,7 +88,9 @@ class SpanTail:
     """Statistics of a span file kept current by reading only what was appended since
     the last poll; starts over when the file is rotated (archive) or truncated."""
 
-    def __init__(self, spans_file: str, window_s: float | None = None) -> None:
+    def __init__(
+        self, spans_file: str, window_s: float | None = None, from_end: bool = False
+    ) -> None:
         self.path = spans_file
         self.window_s = window_s
         self.stats = SpanStats(window_s=None, now_ns=time.time_ns())
@@ -97,6 +99,12 @@ class SpanTail:
         self._offset = 0
         self._since_ns = None if window_s is None else time.time_ns() - int(window_s * 1e9)
         self._lock = threading.Lock()
+        if from_end:  # count only what is written from now on
+            try:
+                info = os.stat(spans_file)
+                self._inode, self._offset = info.st_ino, info.st_size
+            except FileNotFoundError:
+                pass
 
     def poll(self, keep_recent: int = 50) -> SpanStats:
         with self._lock:
