@@ -133,6 +133,10 @@ def _health(scope_: Scope, window: str | None) -> Any:
 
 def health(
     ctx: typer.Context,
+    mode: Annotated[
+        str | None,
+        typer.Argument(help="`detailed` (SwarmSH's form) is the same as --detailed."),
+    ] = None,
     detailed: Annotated[
         bool, typer.Option("--detailed", "-d", help="Show every check and its deduction.")
     ] = False,
@@ -146,6 +150,10 @@ def health(
     from orchestrator.runstate import write_json
     from orchestrator.telemetry.health import CAPS
 
+    if mode is not None:
+        if mode != "detailed":
+            raise InvalidArgument(f"health {mode!r}: the only mode is detailed")
+        detailed = True
     scope_ = scope(ctx)
     _, _, report = _health(scope_, window)
     data = report.to_dict()
@@ -171,6 +179,12 @@ def health(
 
 def metrics(
     ctx: typer.Context,
+    format_arg: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[FORMAT]", help="prometheus, json or csv (SwarmSH's form of --format)."
+        ),
+    ] = None,
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="prometheus, json or csv.")
     ] = "prometheus",
@@ -181,6 +195,7 @@ def metrics(
     from orchestrator.telemetry.metrics import FORMATS, SwarmCollector
     from orchestrator.telemetry.metrics import render as render_metrics
 
+    fmt = format_arg or fmt
     if fmt not in FORMATS:
         raise InvalidArgument(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     scope_ = scope(ctx)

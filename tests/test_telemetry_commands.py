@@ -137,7 +137,7 @@ def test_health_deductions_follow_the_documented_formula(tmp_path: Path) -> None
     strict = swarm(tmp_path, "health", "--json", HEALTH_LATENCY_THRESHOLD_MS="2000")
     assert json.loads(strict.stdout)["issue_breakdown"]["latency"] == 0
 
-    detailed = swarm(tmp_path, "health", "--detailed")
+    detailed = swarm(tmp_path, "health", "detailed")  # SwarmSH's form of --detailed
     assert "Health score: 55/100 (critical)" in detailed.stdout
     assert "stale_claims" in detailed.stdout and "→" in detailed.stdout
     bad = swarm(tmp_path, "health", HEALTH_CRITICAL_THRESHOLD="80")
@@ -239,6 +239,7 @@ def test_metrics_in_three_formats(tmp_path: Path) -> None:
     assert {"labels": {"status": "dead"}, "value": 1.0} in as_json["swarm_work_items"]
     rows = swarm(tmp_path, "metrics", "-f", "csv").stdout.splitlines()
     assert rows[0] == "metric,labels,value" and "swarm_work_items,status=dead,1" in rows
+    assert swarm(tmp_path, "metrics", "csv").stdout.splitlines() == rows  # SwarmSH's form
     bad = swarm(tmp_path, "metrics", "--format", "xml")
     assert bad.returncode == 2 and "prometheus, json, csv" in bad.stderr
 
