@@ -27,6 +27,13 @@ SWARM = str(Path(sys.executable).with_name("swarm"))
 StoreFactory = Callable[..., Any]
 
 
+@pytest.fixture(autouse=True)
+def _spans_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands a test runs without a folder of their own must not write spans into the
+    checkout (tests about the span file's default place clear this variable)."""
+    monkeypatch.setenv("TELEMETRY_SPANS_FILE", str(tmp_path / "telemetry_spans.jsonl"))
+
+
 @pytest.fixture(scope="session")
 def pg_dsn() -> str:
     try:

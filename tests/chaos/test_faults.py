@@ -246,6 +246,7 @@ def test_disk_full_while_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             [SWARM, "--store", str(small / "store"), "add", "t", "more", "--payload", big],
             capture_output=True,
             text=True,
+            cwd=tmp_path,  # its span goes here (undo() dropped TELEMETRY_SPANS_FILE too)
         )
         assert cli.returncode == 1 and cli.stderr.count("\n") == 1 and "no space" in cli.stderr
         reopened = FileStore(small / "store")
