@@ -89,7 +89,9 @@ def scope(ctx: typer.Context) -> Scope:
         config = load_config(config_path)
     store_arg = root.get("store")
     if store_arg:
-        target = str(store_arg) if "://" in str(store_arg) else str(Path(store_arg).resolve())
+        from orchestrator.store import is_url
+
+        target = str(store_arg) if is_url(store_arg) else str(Path(store_arg).resolve())
     elif config is not None:
         target = config.store_target()
     else:

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from agents.results import reconcile
 from orchestrator.store.base import Agent, WorkItem
 from orchestrator.store.postgres import PostgresStore
 
@@ -240,6 +241,9 @@ def test_three_hosts_share_one_queue_and_survive_losing_one(
         _, err = hosts[name].communicate(timeout=180)
         assert hosts[name].returncode == 0, err
     hosts["host-b"].communicate()
+    # host-b comes back: its supervisor first settles the results its killed agents left
+    # pending (an item completed in the store a moment before the kill has its file there).
+    reconcile(str(tmp_path / "host-b" / "real_work_results"), store)
     items = store.list_work()
     assert {i.work_item_id for i in items} == ids and {i.status for i in items} == {"completed"}
     # One result file per item from the agent the store says completed it; a killed
