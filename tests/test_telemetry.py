@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from agents import spans as agent_spans
 from orchestrator.config import AgentGroup, TelemetryConfig
 from orchestrator.store.base import WorkItem
+from orchestrator.store.file import FileStore
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.jsonl import SCHEMA_KEYS
 from orchestrator.telemetry.reader import ReadCounts, iter_spans
@@ -161,6 +162,8 @@ def test_swarm_up_links_enqueue_agent_work_and_completion(tmp_path: Path) -> Non
         by_trace.setdefault(span["trace_id"], []).append(span)
     enqueues = [s for s in spans if s["name"] == "swarm.add_work"]
     assert len(enqueues) == 5
+    stored = FileStore(tmp_path / "store").list_work()
+    assert {s["attributes"]["swarm.work.id"] for s in enqueues} == {i.work_item_id for i in stored}
     for enqueue in enqueues:
         assert enqueue["resource"]["swarm.role"] == "supervisor"
         trace = by_trace[enqueue["trace_id"]]
@@ -365,3 +368,15 @@ def test_claim_of_a_new_item_starts_its_trace(tmp_path: Path) -> None:
     assert claim["attributes"]["swarm.agent.id"] == "agent_1_0000aaaa"
     assert complete["trace_id"] == claim["trace_id"]
     assert complete["parent_span_id"] == claim["span_id"]
+
+
+def test_an_item_without_id_gets_it_before_its_enqueue_span(spans_file: Path) -> None:
+    from orchestrator.store import open_store
+
+    store = open_store(spans_file.parent / "store")
+    work_id = store.add_work(WorkItem("", "build", "compile"))
+    store.close()
+    assert work_id.startswith("work_")
+    tracing.flush()
+    (span,) = read_spans(spans_file)
+    assert span["attributes"]["swarm.work.id"] == work_id

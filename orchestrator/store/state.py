@@ -182,11 +182,15 @@ def check_complete_status(status: str) -> str:
     return status
 
 
+def with_id(item: WorkItem) -> WorkItem:
+    """The item, with a generated id when it has none."""
+    return item if item.work_item_id else item.evolve(work_item_id=new_work_id())
+
+
 def prepared(item: WorkItem) -> WorkItem:
     """A new item checked before it is stored: an id (generated when empty) that is
     safe as a file name, a known priority, a work type."""
-    if not item.work_item_id:
-        item = item.evolve(work_item_id=new_work_id())
+    item = with_id(item)
     check_id(item.work_item_id, "work id")
     check_priority(item.priority)
     if not item.work_type:

@@ -21,6 +21,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, Status, StatusCode, get_current_span
 
 from orchestrator.store.base import ANY, Agent, ClaimFilter, Store, WorkItem
+from orchestrator.store.state import with_id
 from orchestrator.telemetry import tracing
 
 T = TypeVar("T")
@@ -73,14 +74,15 @@ class TracedStore:
         parent: Context | None = None,
         error: BaseException | None = None,
     ) -> None:
-        attributes["swarm.operation"] = name.removeprefix("swarm.")
-        attributes["swarm.store.backend"] = self.backend
         span = tracing.tracer().start_span(
-            name, context=parent, start_time=start_ns, attributes=attributes
+            name, context=parent, start_time=start_ns, attributes=attributes | self._common(name)
         )
         if error is not None:
             mark_error(span, error)
         span.end()
+
+    def _common(self, name: str) -> dict[str, Any]:
+        return {"swarm.operation": name.removeprefix("swarm."), "swarm.store.backend": self.backend}
 
     def _timed(self, name: str, attributes: dict[str, Any], call: Callable[[], T]) -> T:
         """An operation not tied to one item: a span in the caller's trace."""
@@ -136,23 +138,23 @@ class TracedStore:
         if context is None:
             return None
         current = get_current_span().get_span_context()
-        if (
-            current.is_valid
-            and item.trace_context
-            and (
-                item.trace_context.get("traceparent", "")[3:35] == format(current.trace_id, "032x")
-            )
-        ):
-            return None
-        return context
+        stored = get_current_span(context).get_span_context()
+        return None if current.is_valid and current.trace_id == stored.trace_id else context
 
     def _begin_trace(self, name: str, item: WorkItem) -> tuple[Span, WorkItem]:
         """Start the item's trace (unless it brings one) with its enqueue span, linked
-        to what the caller is doing (``swarm up``, a script's own trace)."""
+        to what the caller is doing (``swarm up``, a script's own trace). The id is
+        given here, not by the store, so that the span names the item."""
+        item = with_id(item)
         parent = tracing.context_of(item.trace_context)
         caller = get_current_span().get_span_context()
         links = [Link(caller)] if parent is None and caller.is_valid else None
-        span = tracing.tracer().start_span(name, context=parent or _ROOT, links=links)
+        span = tracing.tracer().start_span(
+            name,
+            context=parent or _ROOT,
+            links=links,
+            attributes=item_attributes(item) | self._common(name),
+        )
         if parent is None:
             item = item.evolve(trace_context=tracing.carrier_of(span))
         return span, item
@@ -196,19 +198,14 @@ class TracedStore:
         if not tracing.enabled():
             return self.inner.add_work(item)
         span, item = self._begin_trace("swarm.add_work", item)
-        self._end_enqueue(span, item, lambda: self.inner.add_work(item))
-        return item.work_item_id
+        return self._end_enqueue(span, lambda: self.inner.add_work(item))
 
     def add_many(self, items: Sequence[WorkItem]) -> list[str]:
         if not tracing.enabled():
             return self.inner.add_many(items)
         with tracing.tracer().start_as_current_span(
             "swarm.add_many",
-            attributes={
-                "swarm.operation": "add_many",
-                "swarm.store.backend": self.backend,
-                "swarm.work.count": len(items),
-            },
+            attributes={"swarm.work.count": len(items)} | self._common("swarm.add_many"),
         ) as batch:
             started = [self._begin_trace("swarm.add_work", item) for item in items]
             traced = [item for _, item in started]
@@ -220,21 +217,11 @@ class TracedStore:
                     mark_error(span, exc)
                     span.end()
                 raise
-            for span, item in started:
-                span.set_attributes(self._enqueue_attributes(item))
+            for span, _ in started:
                 span.end()
         return ids
 
-    def _enqueue_attributes(self, item: WorkItem, operation: str = "add_work") -> dict[str, Any]:
-        attributes = item_attributes(item)
-        attributes["swarm.operation"] = operation
-        attributes["swarm.store.backend"] = self.backend
-        return attributes
-
-    def _end_enqueue(
-        self, span: Span, item: WorkItem, call: Callable[[], Any], operation: str = "add_work"
-    ) -> Any:
-        span.set_attributes(self._enqueue_attributes(item, operation))
+    def _end_enqueue(self, span: Span, call: Callable[[], T]) -> T:
         try:
             return call()
         except Exception as exc:
@@ -269,9 +256,7 @@ class TracedStore:
             return self.inner.claim_new(agent_id, item)
         span, item = self._begin_trace("swarm.claim_new", item)
         span.set_attribute("swarm.agent.id", agent_id)
-        claimed: WorkItem = self._end_enqueue(
-            span, item, lambda: self.inner.claim_new(agent_id, item), "claim_new"
-        )
+        claimed = self._end_enqueue(span, lambda: self.inner.claim_new(agent_id, item))
         self._hold(claimed)
         return claimed
 
