@@ -68,13 +68,18 @@ class Scope:
         return open_store(self.store_target, self.store_config)
 
     def observe(self, store: Store | None) -> Observation:
-        from orchestrator import runstate
-        from orchestrator.telemetry.observe import Observation, observe
+        from orchestrator.telemetry.observe import observe
 
-        if store is None:
-            state = runstate.read(self.agents_dir)
-            return Observation([], [], state, state is not None and runstate.is_alive(state))
         return observe(store, self.agents_dir)
+
+    def observe_once(self) -> Observation:
+        """One look, with a store opened and closed for it."""
+        store = self.open_store()
+        try:
+            return self.observe(store)
+        finally:
+            if store is not None:
+                store.close()
 
 
 def scope(ctx: typer.Context) -> Scope:
@@ -116,12 +121,7 @@ def _health(scope_: Scope, window: str | None) -> Any:
     from orchestrator.telemetry.stats import collect
 
     label, window_s = scope_.window(window)
-    store = scope_.open_store()
-    try:
-        observation = scope_.observe(store)
-    finally:
-        if store is not None:
-            store.close()
+    observation = scope_.observe_once()
     stats = collect(scope_.settings.spans_file, window_s)
     report = health_of(
         observation,
@@ -257,13 +257,7 @@ def diagram(
         _, window_s = scope_.window(window)
         text = diagrams.timeline(recent_spans(scope_.settings.spans_file, limit, window_s))
     else:
-        store = scope_.open_store()
-        try:
-            observation = scope_.observe(store)
-        finally:
-            if store is not None:
-                store.close()
-        text = getattr(diagrams, kind)(observation)
+        text = getattr(diagrams, kind)(scope_.observe_once())
     if output is None:
         render.echo(text.rstrip("\n"))
         return

@@ -38,11 +38,12 @@ class Observation:
         return counts
 
 
-def observe(store: Store, agents_dir: Path | None) -> Observation:
+def observe(store: Store | None, agents_dir: Path | None) -> Observation:
+    """The store (None: never created, so empty) and the supervisor's state file."""
     state = runstate.read(agents_dir) if agents_dir is not None else None
     return Observation(
-        items=store.list_work(include_terminal=True),
-        agents=store.list_agents(),
+        items=store.list_work(include_terminal=True) if store is not None else [],
+        agents=store.list_agents() if store is not None else [],
         supervisor=state,
         supervisor_alive=state is not None and runstate.is_alive(state),
     )
