@@ -33,7 +33,7 @@ from agents.loop import AgentSpec, agent_main
 from agents.results import reconcile
 from orchestrator import runstate
 from orchestrator.config import AgentGroup, SwarmConfig
-from orchestrator.errors import Conflict, SwarmError
+from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.ids import new_agent_id
 from orchestrator.store import open_store
 from orchestrator.store.base import Store
@@ -354,9 +354,11 @@ class Supervisor:
                     slot.agent_id,
                     len(released),
                 )
-            # It deregistered itself on a clean exit; asking again would only record a
-            # failed operation.
-            if any(a.agent_id == slot.agent_id for a in store.list_agents()):
+            try:
+                store.get_agent(slot.agent_id)
+            except NotFound:
+                pass  # it deregistered itself: asking again would record a failed operation
+            else:
                 store.deregister(slot.agent_id)
         except SwarmError:
             pass

@@ -183,6 +183,8 @@ def test_swarm_up_links_enqueue_agent_work_and_completion(tmp_path: Path) -> Non
     assert failed and failed[0]["attributes"]["error.type"] == "exit_code"
     starts = [s for s in spans if s["name"] == "swarm.agent.start"]
     assert len(starts) == 2
+    # Agents deregister themselves; the supervisor must not try again and fail.
+    assert not [s for s in spans if s["name"] == "swarm.deregister" and s["status"] == "ERROR"]
 
 
 # -- GenAI spans ---------------------------------------------------------------------------
