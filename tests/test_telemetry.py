@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -32,7 +31,7 @@ from orchestrator.telemetry.spanfile import SpanFileWriter
 from . import workers
 from .conftest import SWARM
 from .fake_llm import FakeLLM, claude_ok, ollama_ok
-from .test_supervisor import write_config
+from .test_supervisor import wait_for, write_config
 
 
 def read_spans(path: Path) -> list[dict[str, Any]]:
@@ -57,14 +56,8 @@ def test_settings_and_config_section_have_the_same_keys() -> None:
 
 def test_many_processes_write_whole_lines(tmp_path: Path) -> None:
     spans_file = str(tmp_path / "telemetry_spans.jsonl")
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Event()
-    procs = [
-        ctx.Process(target=workers.write_spans, args=(spans_file, 1500, start)) for _ in range(6)
-    ]
-    for proc in procs:
-        proc.start()
-    start.set()
+    writers = workers.start_span_writers(spans_file, 6, 1500)
+    procs = writers.procs
     for proc in procs:
         proc.join(120)
         assert proc.exitcode == 0
@@ -338,19 +331,9 @@ def test_a_collector_that_is_down_does_not_hang_a_command(tmp_path: Path) -> Non
 
 def test_sigkill_of_writers_leaves_parsable_lines(tmp_path: Path) -> None:
     spans_file = str(tmp_path / "telemetry_spans.jsonl")
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Event()
-    procs = [
-        ctx.Process(target=workers.write_spans, args=(spans_file, 100_000, start)) for _ in range(4)
-    ]
-    for proc in procs:
-        proc.start()
-    start.set()
-    deadline = 0
-    while not os.path.exists(spans_file) or os.path.getsize(spans_file) < 2_000_000:
-        deadline += 1
-        assert deadline < 3000
-        threading.Event().wait(0.01)
+    writers = workers.start_span_writers(spans_file, 4, 100_000)
+    procs = writers.procs
+    wait_for(lambda: os.path.getsize(spans_file) >= 2_000_000, timeout=30, every=0.01)
     for proc in procs:
         os.kill(proc.pid, signal.SIGKILL)
         proc.join()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import multiprocessing
 import os
 import pty
 import re
@@ -408,16 +407,9 @@ def test_diagrams_of_a_crafted_store(tmp_path: Path) -> None:
 
 def test_archive_while_eight_processes_write_keeps_every_span(tmp_path: Path) -> None:
     spans_file = tmp_path / "telemetry_spans.jsonl"
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Event()
     per_process = 4000
-    procs = [
-        ctx.Process(target=workers.write_spans, args=(str(spans_file), per_process, start, 0.04))
-        for _ in range(8)
-    ]
-    for proc in procs:
-        proc.start()
-    start.set()
+    writers = workers.start_span_writers(str(spans_file), 8, per_process, pause_s=0.04)
+    procs = writers.procs
     rotations = 0
     while any(proc.is_alive() for proc in procs):
         result = swarm(tmp_path, "telemetry", "archive", "--json", "--force")

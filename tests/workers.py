@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import time
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 
 from orchestrator.store.base import WorkItem
@@ -84,6 +87,31 @@ if __name__ == "__main__":
         ),
         "add_forever": lambda: add_forever(sys.argv[2]),
     }[sys.argv[1]]()
+
+
+@dataclass
+class SpanWriters:
+    """Processes running ``write_spans``; ``start`` must live as long as they start up
+    (they unpickle it from here)."""
+
+    procs: list[BaseProcess]
+    start: Event
+
+
+def start_span_writers(
+    spans_file: str, processes: int, count: int, pause_s: float = 0.001
+) -> SpanWriters:
+    """``processes`` spawned ``write_spans`` processes, released together."""
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    procs = [
+        ctx.Process(target=write_spans, args=(spans_file, count, start, pause_s))
+        for _ in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    start.set()
+    return SpanWriters(procs, start)
 
 
 def write_spans(spans_file: str, count: int, start: Event, pause_s: float = 0.001) -> None:
