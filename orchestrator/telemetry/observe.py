@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,6 @@ class Observation:
     agents: list[Agent]
     supervisor: dict[str, Any] | None
     supervisor_alive: bool
-    taken_at: float = field(default_factory=time.time)
 
     def by_status(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -95,7 +94,6 @@ class SpanTail:
         self.path = spans_file
         self.window_s = window_s
         self.stats = SpanStats(window_s=None, now_ns=time.time_ns())
-        self.recent: list[dict[str, Any]] = []  # the last spans, for the timeline
         self._inode: int | None = None
         self._offset = 0
         self._since_ns = None if window_s is None else time.time_ns() - int(window_s * 1e9)
@@ -107,7 +105,7 @@ class SpanTail:
             except FileNotFoundError:
                 pass
 
-    def poll(self, keep_recent: int = 50) -> SpanStats:
+    def poll(self) -> SpanStats:
         with self._lock:
             try:
                 info = os.stat(self.path)
@@ -124,8 +122,6 @@ class SpanTail:
             self._offset += cut
             for span in parse_lines(data[:cut].splitlines(), self._since_ns, self.stats.read):
                 self.stats.add(span)
-                self.recent.append(span)
-            del self.recent[:-keep_recent]
             return self.stats
 
 

@@ -19,7 +19,6 @@ import orjson
 class ReadCounts:
     lines: int = 0
     bad_lines: int = 0
-    files: int = 0
 
 
 def iter_spans(
@@ -33,7 +32,6 @@ def iter_spans(
             handle = gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
         except FileNotFoundError:
             continue
-        counts.files += 1
         with handle:
             yield from parse_lines(handle, since_ns, counts)
 
