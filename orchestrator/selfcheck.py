@@ -15,6 +15,7 @@ from orchestrator.errors import SwarmError
 
 if TYPE_CHECKING:
     from orchestrator.cli_telemetry import Scope
+    from orchestrator.store.base import Store
 
 PACKAGES = (
     "opentelemetry-sdk",
@@ -64,14 +65,13 @@ def _install() -> str:
 def _round_trip(scope: Scope) -> str:
     """add -> claim -> complete in a scratch store of the configured kind."""
     from orchestrator.store import is_url, open_backend
-    from orchestrator.store.base import WorkItem
 
     started = time.perf_counter()
     if is_url(scope.store_target):
         schema = f"swarmsh_validate_{os.getpid()}"
         store = open_backend(scope.store_target, _scratch_settings(scope, schema))
         try:
-            _exercise(store, WorkItem)
+            _exercise(store)
         finally:
             store.close()
             _drop_schema(scope.store_target, schema)
@@ -80,7 +80,7 @@ def _round_trip(scope: Scope) -> str:
         with tempfile.TemporaryDirectory(prefix="swarm-validate-") as scratch:
             store = open_backend(scratch)
             try:
-                _exercise(store, WorkItem)
+                _exercise(store)
             finally:
                 store.close()
         kind = "file"
@@ -101,8 +101,10 @@ def _drop_schema(dsn: str, schema: str) -> None:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-def _exercise(store: Any, work_item: Any) -> None:
-    work_id = store.add_work(work_item("work_1_00000000", "validate", "self-check"))
+def _exercise(store: Store) -> None:
+    from orchestrator.store.base import WorkItem
+
+    work_id = store.add_work(WorkItem("work_1_00000000", "validate", "self-check"))
     item = store.claim("agent_1_00000000")
     if item is None or item.work_item_id != work_id:
         raise SwarmError("the item just added could not be claimed")

@@ -57,7 +57,7 @@ def configure(
         return
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     from orchestrator.telemetry.jsonl import JsonlSpanExporter
 
@@ -74,18 +74,20 @@ def configure(
     if short_lived:
         provider.add_span_processor(SimpleSpanProcessor(jsonl))
     else:
-        provider.add_span_processor(_batch(BatchSpanProcessor, jsonl))
+        provider.add_span_processor(_batch(jsonl))
     otlp = _otlp_exporter(short_lived)
     if otlp is not None:
-        provider.add_span_processor(_batch(BatchSpanProcessor, otlp))
+        provider.add_span_processor(_batch(otlp))
     _provider = provider
     _tracer = provider.get_tracer(INSTRUMENTATION)
 
 
-def _batch(cls: Any, exporter: Any) -> Any:
+def _batch(exporter: Any) -> Any:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     # A deeper queue and a shorter delay than the SDK's defaults: a busy agent makes
     # thousands of spans a second, and a kill -9 loses at most one delay's worth.
-    return cls(
+    return BatchSpanProcessor(
         exporter,
         max_queue_size=int(os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE") or 65536),
         schedule_delay_millis=float(os.environ.get("OTEL_BSP_SCHEDULE_DELAY") or 1000),
