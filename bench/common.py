@@ -40,6 +40,22 @@ def run_processes(
     return elapsed, sorted(int(x) for out in outs for x in Path(out).read_text().split())
 
 
+def prefill_file_store(path: str, count: int) -> None:
+    """``count`` pending items in a (new) file store at ``path``, in batches."""
+    from orchestrator.store.base import WorkItem
+    from orchestrator.store.file import FileStore
+
+    store = FileStore(path)
+    for start in range(0, count, 5000):
+        store.add_many(
+            [
+                WorkItem(work_item_id=f"w{n}", work_type="bench", description="benchmark item")
+                for n in range(start, min(count, start + 5000))
+            ]
+        )
+    store.close()
+
+
 def percentile_ms(sorted_ns: list[int], fraction: float) -> float:
     return sorted_ns[max(0, int(len(sorted_ns) * fraction) - 1)] / 1e6
 

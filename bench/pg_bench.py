@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from bench.common import percentile_ms, run_processes, write_section
+from bench.common import percentile_ms, prefill_file_store, run_processes, write_section
 
 DSN = os.environ.get("SWARM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 BARE_CLAIM = (
@@ -47,21 +47,6 @@ def _prefill_pg(schema: str, count: int) -> None:
             (count,),
         )
         conn.execute("ANALYZE work_items")
-
-
-def _prefill_file(path: str, count: int) -> None:
-    from orchestrator.store.base import WorkItem
-    from orchestrator.store.file import FileStore
-
-    store = FileStore(path)
-    for start in range(0, count, 5000):
-        store.add_many(
-            [
-                WorkItem(work_item_id=f"w{n}", work_type="bench", description="benchmark item")
-                for n in range(start, min(count, start + 5000))
-            ]
-        )
-    store.close()
 
 
 def _claimer(
@@ -107,7 +92,7 @@ def run(kind: str, procs: int, seconds: float, items: int) -> tuple[float, float
     target = schema if kind != "file" else os.path.join(root, "store")
     try:
         if kind == "file":
-            _prefill_file(target, items)
+            prefill_file_store(target, items)
         else:
             _prefill_pg(schema, items)
         elapsed, lat = run_processes(

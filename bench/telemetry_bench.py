@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import run_processes, write_section
+from bench.common import prefill_file_store, run_processes, write_section
 
 
 def _agent(
@@ -53,20 +53,11 @@ def _agent(
     store.close()
 
 
-def _fill(store_dir: str, items: int) -> None:
-    from orchestrator.store import open_backend
-    from orchestrator.store.base import WorkItem
-
-    store = open_backend(store_dir)
-    store.add_many([WorkItem(f"work_1_{i:08x}", "bench", "claim me") for i in range(items + 64)])
-    store.close()
-
-
 def throughput(items: int, procs: int, telemetry: bool) -> tuple[float, int]:
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as folder:
         store_dir = os.path.join(folder, "store")
         spans_file = os.path.join(folder, "telemetry_spans.jsonl")
-        _fill(store_dir, items)
+        prefill_file_store(store_dir, items + 64)
         elapsed, latencies = run_processes(
             _agent,
             lambda i, ready, go, out: (store_dir, telemetry, spans_file, i, ready, go, out),
