@@ -75,6 +75,7 @@ class _Context:
         self._store_arg = store
         self._config_arg = config
         self._store: Store | None = None
+        self._traced = False
 
     def store(self) -> Store:
         if self._store is None:
@@ -96,13 +97,20 @@ class _Context:
                 if not self._store_arg:
                     path = config.store_target()
             tracing.configure("cli", resolve_settings(config), short_lived=True)
+            self._traced = True
             self._store = open_store(path, settings)
         return self._store
 
     def close(self) -> None:
+        """After the command: close the store and flush the spans it recorded."""
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._traced:
+            from orchestrator.telemetry import tracing
+
+            tracing.shutdown()
+            self._traced = False
 
 
 def _ctx(ctx: typer.Context) -> _Context:
@@ -501,15 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         _error(f"{exc.strerror or exc}{where}")
         return PermissionDenied.exit_code if exc.errno in (errno.EACCES, errno.EPERM) else 1
-    finally:
-        _flush_spans()
     return result if isinstance(result, int) else 0
-
-
-def _flush_spans() -> None:
-    tracing = sys.modules.get("orchestrator.telemetry.tracing")
-    if tracing is not None:  # only commands that opened the store record spans
-        tracing.shutdown()
 
 
 if __name__ == "__main__":
