@@ -22,10 +22,10 @@ from agents.backends import Outcome, load_backend
 from agents.results import discard_result, finalize, result_record, write_pending
 from orchestrator import logs
 from orchestrator.errors import Conflict, NotFound, SwarmError
-from orchestrator.store import open_store
-from orchestrator.store.base import Agent, ClaimFilter, WorkItem
+from orchestrator.records import Agent, ClaimFilter, WorkItem, WorkStatus, out_of_attempts
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.settings import TelemetrySettings
+from orchestrator.wiring import open_store
 
 if TYPE_CHECKING:
     from agents.backends import Backend
@@ -227,8 +227,11 @@ class AgentRunner:
     def _release(self, item: WorkItem) -> None:
         try:
             self.store.release(item.work_item_id, agent_id=self.spec.agent_id)
-        except SwarmError:
-            pass
+        except SwarmError as exc:
+            # Not fatal: the item returns to the queue when its lease expires.
+            logger.warning(
+                "agent %s: could not release %s: %s", self.spec.agent_id, item.work_item_id, exc
+            )
 
     def _count(self, index: int) -> None:
         if self.counters is not None:
@@ -236,12 +239,12 @@ class AgentRunner:
                 self.counters[index] += 1
 
 
-def _final_status(item: WorkItem, outcome: Outcome) -> str | None:
+def _final_status(item: WorkItem, outcome: Outcome) -> WorkStatus | None:
     """What the store will make of this outcome, if it ends the item: completed, or
     dead when a failure uses the last attempt (else the item is retried)."""
     if outcome.ok:
-        return "completed"
-    return "dead" if item.attempts + 1 >= item.max_attempts else None
+        return WorkStatus.COMPLETED
+    return WorkStatus.DEAD if out_of_attempts(item.attempts + 1, item.max_attempts) else None
 
 
 def _summary(outcome: Outcome) -> Any:

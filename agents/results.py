@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from orchestrator.errors import SwarmError
+from orchestrator.files import write_atomic
 from orchestrator.ids import check_id
-from orchestrator.store.journal import write_atomic
 
 if TYPE_CHECKING:
     from agents.backends import Outcome
-    from orchestrator.store.base import Store, WorkItem
+    from orchestrator.records import WorkItem
+    from orchestrator.store.base import Store
 
 SCHEMA_VERSION = 1
 

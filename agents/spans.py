@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from agents.backends import Backend
     from orchestrator.config import AgentGroup
-    from orchestrator.store.base import WorkItem
+    from orchestrator.records import WorkItem
 
 PROVIDERS = {"ollama": "ollama", "claude": "anthropic"}
 

@@ -42,7 +42,7 @@ def run_processes(
 
 def prefill_file_store(path: str, count: int) -> None:
     """``count`` pending items in a (new) file store at ``path``, in batches."""
-    from orchestrator.store.base import WorkItem
+    from orchestrator.records import WorkItem
     from orchestrator.store.file import FileStore
 
     store = FileStore(path)

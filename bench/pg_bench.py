@@ -60,7 +60,7 @@ def _claimer(
         def claim() -> object:
             return conn.execute(BARE_CLAIM, (agent,)).fetchone()
     else:
-        from orchestrator.store import open_store
+        from orchestrator.wiring import open_store
 
         store = open_store(DSN if kind == "postgres" else target)
         if kind == "postgres":

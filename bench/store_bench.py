@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import percentile_ms, run_processes, write_section
-from orchestrator.store.base import WorkItem
+from orchestrator.records import WorkItem
 from orchestrator.store.file import FileStore
 
 PRIORITIES = ["critical", "high", "medium", "low"]

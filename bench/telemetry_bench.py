@@ -29,9 +29,9 @@ from bench.common import prefill_file_store, run_processes, write_section
 def _agent(
     store_dir: str, telemetry: bool, spans_file: str, index: int, ready: Any, go: Any, out: str
 ) -> None:
-    from orchestrator.store import open_store
     from orchestrator.telemetry import tracing
     from orchestrator.telemetry.settings import TelemetrySettings
+    from orchestrator.wiring import open_store
 
     if telemetry:
         tracing.configure("agent", TelemetrySettings(spans_file=spans_file))

@@ -17,8 +17,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import ConfigError
-
-DEFAULT_CONFIG = "swarm.toml"
+from orchestrator.locations import (
+    DEFAULT_AGENTS_DIR,
+    DEFAULT_RESULTS_DIR,
+    DEFAULT_STORE_DIR,
+    is_url,
+)
+from orchestrator.store import StoreOptions
 
 
 class _Section(BaseModel):
@@ -27,7 +32,7 @@ class _Section(BaseModel):
 
 class StoreConfig(_Section):
     backend: Literal["file", "postgres"] = "file"
-    path: str = "agent_coordination"
+    path: str = DEFAULT_STORE_DIR
     dsn: str | None = Field(default=None, pattern=r"^postgres(ql)?://")
     schema_name: str = Field(default="swarmsh", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     durability: Literal["os", "fsync"] = "os"
@@ -35,6 +40,17 @@ class StoreConfig(_Section):
     max_attempts: int = Field(default=3, ge=1)
     archive_after_s: float = Field(default=3600.0, ge=0)
     compact_mb: float = Field(default=4.0, gt=0)
+
+    def options(self) -> StoreOptions:
+        """What the store backends take."""
+        return StoreOptions(
+            lease_s=self.lease_s,
+            max_attempts=self.max_attempts,
+            durability=self.durability,
+            archive_after_s=self.archive_after_s,
+            compact_bytes=int(self.compact_mb * (1 << 20)),
+            schema=self.schema_name,
+        )
 
 
 Backend = Literal["command", "python", "ollama", "claude"]
@@ -96,8 +112,8 @@ class WorkSpec(_Section):
 
 
 class SupervisorConfig(_Section):
-    agents_dir: str = "real_agents"
-    results_dir: str = "real_work_results"
+    agents_dir: str = DEFAULT_AGENTS_DIR
+    results_dir: str = DEFAULT_RESULTS_DIR
     tick_s: float = Field(default=0.2, gt=0, le=5)
     sample_s: float = Field(default=2.0, gt=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)
@@ -165,8 +181,6 @@ class SwarmConfig(_Section):
 
     def with_store(self, target: str) -> SwarmConfig:
         """This config with the store replaced by ``--store`` / ``SWARM_STORE``."""
-        from orchestrator.store import is_url
-
         if is_url(target):
             store = self.store.model_copy(update={"backend": "postgres", "dsn": target})
         else:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import psutil
 
-from orchestrator.store.journal import write_atomic
+from orchestrator.files import write_atomic
 
 STATE_FILE = "supervisor.json"
 

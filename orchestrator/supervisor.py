@@ -17,9 +17,8 @@ import random
 import signal
 import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,21 +30,22 @@ from multiprocess.connection import wait as wait_for_sentinels
 
 from agents.loop import AgentSpec, agent_main
 from agents.results import reconcile
-from orchestrator import runstate
-from orchestrator.config import AgentGroup, SwarmConfig
+from orchestrator import reporting, runstate
+from orchestrator.config import SwarmConfig
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.ids import new_agent_id
-from orchestrator.store import open_store
+from orchestrator.slots import Slot, SlotState, decide_restart
 from orchestrator.store.base import Store
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.settings import resolve_settings
+from orchestrator.wiring import open_store
 from orchestrator.workspec import configured_items
 
 logger = logging.getLogger(__name__)
 
 _PR_SET_CHILD_SUBREAPER = 36
-# A respawned agent that ran this long is healthy again: its backoff starts over.
-_HEALTHY_AFTER_S = 10.0
+# SIGTERM and SIGINT stop warmly (a second one coldly); SIGQUIT stops coldly at once.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
 
 class Status(enum.StrEnum):
@@ -53,37 +53,6 @@ class Status(enum.StrEnum):
     RUNNING = "running"
     STOPPING = "stopping"
     STOPPED = "stopped"
-
-
-class SlotState(enum.StrEnum):
-    RUNNING = "running"
-    BACKOFF = "backoff"  # waiting to be respawned
-    EXITED = "exited"  # ended and its policy says not to restart
-    FATAL = "fatal"  # restarted too often within the window
-
-
-@dataclass
-class Slot:
-    group: AgentGroup
-    index: int
-    state: SlotState = SlotState.BACKOFF
-    agent_id: str | None = None
-    process: Any = None
-    pid: int | None = None
-    started_at: float = 0.0
-    next_start: float = 0.0
-    failures_in_row: int = 0
-    restart_times: deque[float] = field(default_factory=deque)
-    restarts: int = 0
-    exit_code: int | None = None
-    counters: Any = None
-    done: int = 0
-    failed: int = 0
-    ps: psutil.Process | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.group.name}-{self.index}"
 
 
 class Supervisor:
@@ -131,6 +100,9 @@ class Supervisor:
     # -- signals ---------------------------------------------------------------------
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGQUIT:
+            self._signals = 2
+            return
         now = time.monotonic()
         if self._signals and now - self._last_signal < 1.0:
             return  # a repeat within a second (held key, double delivery) is ignored
@@ -165,7 +137,7 @@ class Supervisor:
                 f"another supervisor{pid} is running on {lock_dir};"
                 " use `swarm status` or `swarm down`"
             ) from None
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous = {s: signal.signal(s, self._on_signal) for s in _STOP_SIGNALS}
         try:
             return self._run()
         except BaseException:
@@ -290,7 +262,7 @@ class Supervisor:
         except psutil.Error:
             slot.ps = None
         logger.info("started %s as %s (pid %s)", slot.name, slot.agent_id, slot.pid)
-        self._event("swarm.agent.start", slot)
+        reporting.agent_event("swarm.agent.start", slot)
 
     def _reap(self, now: float) -> bool:
         changed = False
@@ -306,39 +278,16 @@ class Supervisor:
                 slot.state = SlotState.EXITED
             else:
                 self._apply_policy(slot, now)
-            self._event("swarm.agent.exit", slot)
-            self._write_agent_record(slot, now)
+            reporting.agent_event("swarm.agent.exit", slot)
+            reporting.write_agent_record(self.agents_dir, slot, self.host, now)
         return changed
 
     def _serve_metrics(self) -> None:
         port = self.config.supervisor.metrics_port
-        if not port:
-            return
-        from orchestrator.telemetry import endpoint
-
-        # Scrapes run in the server's thread: they get a store of their own.
-        own_store = open_store(self.store_target, self.config.store)
-        self.metrics = endpoint.serve(port, own_store, self.telemetry, self.snapshot)
-        logger.info("metrics on http://127.0.0.1:%d/metrics", self.metrics.port)
-
-    def _event(self, name: str, slot: Slot) -> None:
-        """A span for an agent's start or exit: the diagrams and the timeline use them."""
-        attributes: dict[str, Any] = {
-            "swarm.operation": name.removeprefix("swarm."),
-            "swarm.agent.id": slot.agent_id or "",
-            "swarm.agent.group": slot.group.name,
-            "swarm.agent.slot": slot.name,
-            "swarm.agent.state": str(slot.state),
-            "swarm.agent.restarts": slot.restarts,
-        }
-        if slot.pid is not None:
-            attributes["process.pid"] = slot.pid
-        if slot.exit_code is not None:
-            attributes["process.exit.code"] = slot.exit_code
-        span = tracing.tracer().start_span(name, attributes=attributes)
-        if slot.exit_code not in (None, 0):
-            span.set_status(tracing.error_status(f"exit code {slot.exit_code}"))
-        span.end()
+        if port:
+            self.metrics = reporting.serve_metrics(
+                port, self.store_target, self.config.store, self.telemetry, self.snapshot
+            )
 
     def _after_exit(self, slot: Slot) -> None:
         """An agent is gone: kill what it left running, return its work, forget it."""
@@ -360,48 +309,55 @@ class Supervisor:
                 pass  # it deregistered itself: asking again would record a failed operation
             else:
                 store.deregister(slot.agent_id)
-        except SwarmError:
-            pass
+        except SwarmError as exc:
+            # The sweep returns them when their leases end; say so, or they look lost.
+            logger.error(
+                "%s (%s) exited; could not release its work now (%s):"
+                " its items return to the queue when their leases expire",
+                slot.name,
+                slot.agent_id,
+                exc,
+            )
         reconcile(str(self.results_dir), store, slot.agent_id)
 
     def _apply_policy(self, slot: Slot, now: float) -> None:
         group = slot.group
-        failed = slot.exit_code != 0
-        if group.restart == "never" or (group.restart == "on-failure" and not failed):
-            slot.state = SlotState.EXITED
+        decision = decide_restart(
+            group,
+            exit_code=slot.exit_code,
+            now=now,
+            started_at=slot.started_at,
+            restart_times=slot.restart_times,
+            failures_in_row=slot.failures_in_row,
+            jitter=random.uniform(0.5, 1.0),
+        )
+        slot.state = decision.state
+        slot.failures_in_row = decision.failures_in_row
+        slot.restart_times = deque(decision.recent_restarts)
+        if decision.state == SlotState.EXITED:
             logger.info(
                 "%s exited with %s; not restarted (restart = %s)",
                 slot.name,
                 slot.exit_code,
                 group.restart,
             )
-            return
-        while slot.restart_times and now - slot.restart_times[0] > group.restart_window_s:
-            slot.restart_times.popleft()
-        if len(slot.restart_times) >= group.max_restarts:
-            slot.state = SlotState.FATAL
+        elif decision.state == SlotState.FATAL:
             logger.error(
                 "%s restarted %d times within %gs: fatal, not restarted again",
                 slot.name,
-                len(slot.restart_times),
+                len(decision.recent_restarts),
                 group.restart_window_s,
             )
-            return
-        ran_for = now - slot.started_at
-        slot.failures_in_row = 1 if ran_for >= _HEALTHY_AFTER_S else slot.failures_in_row + 1
-        delay = min(group.backoff_max_s, group.backoff_initial_s * 2 ** (slot.failures_in_row - 1))
-        delay *= random.uniform(0.5, 1.0)  # jitter: restarts of a group do not march in step
-        slot.restart_times.append(now)
-        slot.restarts += 1
-        slot.next_start = now + delay
-        slot.state = SlotState.BACKOFF
-        logger.warning(
-            "%s exited with %s; restart %d in %.2fs",
-            slot.name,
-            slot.exit_code,
-            slot.restarts,
-            delay,
-        )
+        else:
+            slot.restarts += 1
+            slot.next_start = now + decision.delay_s
+            logger.warning(
+                "%s exited with %s; restart %d in %.2fs",
+                slot.name,
+                slot.exit_code,
+                slot.restarts,
+                decision.delay_s,
+            )
 
     def _collect_counters(self, slot: Slot) -> None:
         if slot.counters is not None:
@@ -491,64 +447,10 @@ class Supervisor:
         self._last_sample = now
         for slot in self.slots.values():
             if slot.state == SlotState.RUNNING:
-                self._write_agent_record(slot, now)
-
-    def _write_agent_record(self, slot: Slot, now: float) -> None:
-        if slot.agent_id is None:
-            return
-        record: dict[str, Any] = {
-            "agent_id": slot.agent_id,
-            "group": slot.group.name,
-            "slot": slot.index,
-            "name": slot.name,
-            "host": self.host,
-            "pid": slot.pid,
-            "state": slot.state.value,
-            "backend": slot.group.backend,
-            "started_at": slot.started_at,
-            "restarts": slot.restarts,
-            "exit_code": slot.exit_code,
-            "items_done": slot.done + (slot.counters[0] if slot.counters is not None else 0),
-            "items_failed": slot.failed + (slot.counters[1] if slot.counters is not None else 0),
-            "cpu_percent": None,
-            "rss_bytes": None,
-            "threads": None,
-            "sampled_at": now,
-        }
-        if slot.ps is not None and slot.process is not None:
-            try:
-                with slot.ps.oneshot():
-                    record["cpu_percent"] = slot.ps.cpu_percent(None)
-                    record["rss_bytes"] = slot.ps.memory_info().rss
-                    record["threads"] = slot.ps.num_threads()
-            except psutil.Error:
-                pass
-        runstate.write_json(self.agents_dir / f"{slot.agent_id}.json", record)
+                reporting.write_agent_record(self.agents_dir, slot, self.host, now)
 
     def snapshot(self) -> dict[str, Any]:
         """The state file's content (also what `swarm status --json` prints)."""
-        groups: dict[str, dict[str, Any]] = {}
-        for slot in self.slots.values():
-            g = groups.setdefault(
-                slot.group.name,
-                {
-                    "backend": slot.group.backend,
-                    "count": slot.group.count,
-                    "running": 0,
-                    "restarts": 0,
-                    "state": "exited",
-                    "done": 0,
-                    "failed": 0,
-                },
-            )
-            g["running"] += slot.state == SlotState.RUNNING
-            if slot.state in (SlotState.RUNNING, SlotState.BACKOFF) and g["state"] != "fatal":
-                g["state"] = "running"
-            g["restarts"] += slot.restarts
-            g["done"] += slot.done + (slot.counters[0] if slot.counters is not None else 0)
-            g["failed"] += slot.failed + (slot.counters[1] if slot.counters is not None else 0)
-            if slot.state == SlotState.FATAL:
-                g["state"] = "fatal"
         return {
             "pid": os.getpid(),
             "host": self.host,
@@ -557,24 +459,20 @@ class Supervisor:
             "updated_at": time.time(),
             "config": str(self.config.source) if self.config.source else None,
             "store": self._store().path if self.store else self.store_target,
+            "agents_dir": str(self.agents_dir),
             "results_dir": str(self.results_dir),
             "metrics_url": f"http://127.0.0.1:{self.metrics.port}/metrics"
             if self.metrics
             else None,
-            "groups": groups,
-            "agents": [
-                {
-                    "name": s.name,
-                    "group": s.group.name,
-                    "agent_id": s.agent_id,
-                    "pid": s.pid,
-                    "state": s.state.value,
-                    "restarts": s.restarts,
-                    "exit_code": s.exit_code,
-                }
-                for s in self.slots.values()
-            ],
+            "groups": reporting.groups_summary(self.slots.values()),
+            "agents": reporting.agent_rows(self.slots.values()),
         }
+
+    def enqueued_by_status(self) -> Counter[str]:
+        """The items this run enqueued from swarm.toml, counted by status."""
+        mine = set(self.enqueued)
+        items = self.store.list_work() if self.store else []
+        return Counter(str(i.status) for i in items if i.work_item_id in mine)
 
     def _write_state(self) -> None:
         runstate.write_json(runstate.state_path(self.agents_dir), self.snapshot())
@@ -586,7 +484,3 @@ def _become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):
         logger.debug("prctl(PR_SET_CHILD_SUBREAPER) unavailable; orphans go to init")
-
-
-def agents_dir_of(config: SwarmConfig) -> Path:
-    return config.resolve(config.supervisor.agents_dir)

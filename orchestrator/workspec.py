@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.store.base import WorkItem
+from orchestrator.records import WorkItem
 
 if TYPE_CHECKING:
     from orchestrator.config import SwarmConfig

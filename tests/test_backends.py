@@ -13,7 +13,7 @@ import pytest
 
 from agents.backends import load_backend
 from orchestrator.config import AgentGroup
-from orchestrator.store.base import WorkItem
+from orchestrator.records import WorkItem
 
 from .fake_llm import FakeLLM, Reply, claude_error, claude_ok, ollama_ok
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from orchestrator.store.base import WorkItem
+from orchestrator.records import WorkItem
 from orchestrator.store.file import FileStore
 
 from .conftest import SWARM

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import LockTimeout, StorageFull
+from orchestrator.records import Agent, WorkItem
 from orchestrator.store import journal
-from orchestrator.store.base import Agent, WorkItem
 from orchestrator.store.file import FileStore
 
 

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from agents.results import reconcile
-from orchestrator.store.base import Agent, WorkItem
+from orchestrator.records import Agent, WorkItem
 from orchestrator.store.postgres import PostgresStore
 
 from .conftest import SWARM

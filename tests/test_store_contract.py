@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import Conflict, InvalidArgument, NotFound
-from orchestrator.store.base import Agent, ClaimFilter, WorkItem
+from orchestrator.records import Agent, ClaimFilter, WorkItem, out_of_attempts
 
 from .conftest import StoreFactory
 
@@ -164,6 +164,27 @@ def test_release_agent_counts_an_attempt_and_buries_poison(store: Any) -> None:
     (buried,) = store.release_agent("dead-again")
     assert (buried.status, buried.attempts) == ("dead", 2)
     assert store.release_agent("nobody") == []
+
+
+@pytest.mark.parametrize("max_attempts", [1, 2, 3])
+def test_dead_follows_the_one_out_of_attempts_rule(
+    make_store: StoreFactory, max_attempts: int
+) -> None:
+    """Crashes and retried failures count attempts; both backends bury the item exactly
+    when ``records.out_of_attempts`` (which the agent loop also asks) says so."""
+    store = make_store(max_attempts=max_attempts)
+    work_id = store.add_work(item())
+    for attempt in range(1, max_attempts + 1):
+        agent = f"a{attempt}"
+        assert store.claim(agent).work_item_id == work_id
+        if attempt % 2:
+            (after,) = store.release_agent(agent)
+        else:
+            after = store.fail(work_id, "boom", agent_id=agent, retry=True)
+        expected = "dead" if out_of_attempts(attempt, max_attempts) else "pending"
+        assert (after.status, after.attempts) == (expected, attempt)
+        assert store.get(work_id).status == expected
+    assert store.claim("late") is None
 
 
 def test_expired_lease_returns_item_with_an_attempt(make_store: StoreFactory) -> None:

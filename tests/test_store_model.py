@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from orchestrator.errors import Conflict, NotFound
-from orchestrator.store.base import PRIORITIES, Agent, ClaimFilter, WorkItem
+from orchestrator.records import PRIORITIES, Agent, ClaimFilter, WorkItem
 from orchestrator.store.file import FileStore
 
 LEASE = 10.0

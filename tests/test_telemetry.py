@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from agents import spans as agent_spans
 from orchestrator.config import AgentGroup, TelemetryConfig
-from orchestrator.store.base import WorkItem
+from orchestrator.records import WorkItem
 from orchestrator.store.file import FileStore
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.jsonl import SCHEMA_KEYS
@@ -356,7 +356,7 @@ def test_claim_of_a_new_item_starts_its_trace(tmp_path: Path) -> None:
 
 
 def test_an_item_without_id_gets_it_before_its_enqueue_span(spans_file: Path) -> None:
-    from orchestrator.store import open_store
+    from orchestrator.wiring import open_store
 
     store = open_store(spans_file.parent / "store")
     work_id = store.add_work(WorkItem("", "build", "compile"))

@@ -22,7 +22,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.store.base import Agent, WorkItem
+from orchestrator.records import Agent, WorkItem
 from orchestrator.store.file import FileStore
 from orchestrator.telemetry.stats import Sketch
 

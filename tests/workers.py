@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 
-from orchestrator.store.base import WorkItem
+from orchestrator.records import WorkItem
 from orchestrator.store.file import FileStore
 
 

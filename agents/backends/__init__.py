@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from orchestrator.config import AgentGroup
-    from orchestrator.store.base import WorkItem
+    from orchestrator.records import WorkItem
 
 
 @dataclass

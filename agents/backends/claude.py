@@ -16,7 +16,7 @@ from agents.backends.retry import Cancelled, with_retries
 
 if TYPE_CHECKING:
     from orchestrator.config import AgentGroup
-    from orchestrator.store.base import WorkItem
+    from orchestrator.records import WorkItem
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 

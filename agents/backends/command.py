@@ -14,7 +14,7 @@ from agents.backends import Outcome
 
 if TYPE_CHECKING:
     from orchestrator.config import AgentGroup
-    from orchestrator.store.base import WorkItem
+    from orchestrator.records import WorkItem
 
 OUTPUT_LIMIT = 64 * 1024
 

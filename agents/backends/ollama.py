@@ -15,7 +15,7 @@ from agents.backends.retry import Cancelled, with_retries
 
 if TYPE_CHECKING:
     from orchestrator.config import AgentGroup
-    from orchestrator.store.base import WorkItem
+    from orchestrator.records import WorkItem
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504, 529}
 

@@ -1,53 +1,54 @@
-"""The coordination store: one contract (``base``), several backends."""
+"""The coordination store: one contract (``base``), several backends.
+
+This package knows records and files, nothing above them: spans are added around a
+backend one layer up (``orchestrator.wiring``), and swarm.toml's ``[store]`` table is
+turned into ``StoreOptions`` by the configuration.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from orchestrator.locations import is_url
+
 if TYPE_CHECKING:
-    from orchestrator.config import StoreConfig
     from orchestrator.store.base import Store
 
-URL_PREFIXES = ("postgresql://", "postgres://")
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """How a backend behaves; each backend reads the options that concern it."""
+
+    lease_s: float = 60.0
+    max_attempts: int = 3
+    durability: str = "os"  # file store: "os" or "fsync"
+    archive_after_s: float = 3600.0  # file store
+    compact_bytes: int = 4 << 20  # file store
+    schema: str = "swarmsh"  # PostgreSQL store
 
 
-def is_url(target: str | os.PathLike[str]) -> bool:
-    return str(target).startswith(URL_PREFIXES)
-
-
-def open_store(target: str | os.PathLike[str], settings: StoreConfig | None = None) -> Store:
-    """Open the store at ``target``: a directory (file store) or a PostgreSQL URL,
-    with the ``[store]`` settings of swarm.toml, recording its operations as spans
-    (``orchestrator.telemetry``). Backends are imported on demand."""
-    from orchestrator.telemetry.traced_store import TracedStore
-
-    backend = "postgres" if is_url(target) else "file"
-    return TracedStore(open_backend(target, settings), backend)
-
-
-def open_backend(target: str | os.PathLike[str], settings: StoreConfig | None = None) -> Store:
-    """The bare backend, without spans (benchmarks compare against it)."""
+def open_backend(target: str | os.PathLike[str], options: StoreOptions | None = None) -> Store:
+    """The backend for ``target``: a directory (file store) or a PostgreSQL URL.
+    Backends are imported on demand."""
+    options = options or StoreOptions()
     if is_url(target):
         from orchestrator.store.postgres import PostgresStore
 
-        if settings is None:
-            return PostgresStore(str(target))
         return PostgresStore(
             str(target),
-            schema=settings.schema_name,
-            lease_s=settings.lease_s,
-            max_attempts=settings.max_attempts,
+            schema=options.schema,
+            lease_s=options.lease_s,
+            max_attempts=options.max_attempts,
         )
     from orchestrator.store.file import FileStore
 
-    if settings is None:
-        return FileStore(target)
     return FileStore(
         target,
-        durability=settings.durability,
-        lease_s=settings.lease_s,
-        max_attempts=settings.max_attempts,
-        archive_after_s=settings.archive_after_s,
-        compact_bytes=int(settings.compact_mb * (1 << 20)),
+        durability=options.durability,
+        lease_s=options.lease_s,
+        max_attempts=options.max_attempts,
+        archive_after_s=options.archive_after_s,
+        compact_bytes=options.compact_bytes,
     )

@@ -40,16 +40,11 @@ from orchestrator.errors import (
     StorageFull,
     StoreError,
 )
+from orchestrator.files import write_atomic
 from orchestrator.ids import check_id
+from orchestrator.records import ANY, PRIORITIES, Agent, ClaimFilter, WorkItem, WorkStatus
 from orchestrator.store import journal
 from orchestrator.store import state as rules
-from orchestrator.store.base import (
-    ANY,
-    PRIORITIES,
-    Agent,
-    ClaimFilter,
-    WorkItem,
-)
 from orchestrator.store.locking import StoreLock, flock_timeout_from_env
 from orchestrator.store.snapshot import checked_agent, checked_item
 from orchestrator.store.state import State
@@ -270,7 +265,7 @@ class FileStore:
         header = {"op": "generation", "gen": generation, "purge_before": purge_before}
         header["ts"] = self.clock()
         fsync = self.durability == "fsync"
-        journal.write_atomic(self._file(self.JOURNAL), journal.encode(header), fsync=fsync)
+        write_atomic(self._file(self.JOURNAL), journal.encode(header), fsync=fsync)
 
     def _last_generation(self) -> int:
         gens = [0]
@@ -383,9 +378,9 @@ class FileStore:
                     os.fsync(fh.fileno())
         items = sorted(state.items.values(), key=lambda i: (i.created_at, i.work_item_id))
         snapshot = orjson.dumps(items, option=orjson.OPT_INDENT_2)
-        journal.write_atomic(self._file(self.WORK), snapshot, fsync=fsync)
+        write_atomic(self._file(self.WORK), snapshot, fsync=fsync)
         agents = orjson.dumps(list(state.agents.values()), option=orjson.OPT_INDENT_2)
-        journal.write_atomic(self._file(self.AGENTS), agents, fsync=fsync)
+        write_atomic(self._file(self.AGENTS), agents, fsync=fsync)
         # Seal the finished generation (so other processes know to switch without a stat
         # per operation), keep it in the history, then swap in the new one.
         self._append(journal.encode({"op": "sealed", "ts": now, "next": self._generation + 1}))
@@ -501,7 +496,7 @@ class FileStore:
         self,
         work_id: str,
         percent: int,
-        status: str = "in_progress",
+        status: str = WorkStatus.IN_PROGRESS,
         agent_id: str | None = None,
     ) -> WorkItem:
         rules.check_percent(percent)

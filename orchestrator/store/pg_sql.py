@@ -32,7 +32,10 @@ def logged(update: str, op: str) -> str:
 
 
 def returned(error_sql: str) -> str:
-    """SET clause: back to the queue counting an attempt, or dead when none is left."""
+    """SET clause: back to the queue counting an attempt, or dead when none is left.
+
+    ``dead`` mirrors ``records.out_of_attempts`` (as does migration 0002's lease
+    expiry); the contract suite checks the two agree."""
     dead = "w.attempts + 1 >= w.max_attempts"
     return (
         f"attempts = w.attempts + 1,"

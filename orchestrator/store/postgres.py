@@ -33,14 +33,8 @@ from orchestrator.errors import (
     Timeout,
 )
 from orchestrator.ids import check_id
+from orchestrator.records import ANY, PRIORITIES, Agent, ClaimFilter, WorkItem, WorkStatus
 from orchestrator.store import state as rules
-from orchestrator.store.base import (
-    ANY,
-    PRIORITIES,
-    Agent,
-    ClaimFilter,
-    WorkItem,
-)
 from orchestrator.store.pg_sql import (
     AGENT_COLS,
     CLAIM,
@@ -331,7 +325,7 @@ class PostgresStore:
         return self.add_many([item])[0]
 
     def add_many(self, items: Sequence[WorkItem]) -> list[str]:
-        rows = [self._insert_params(item, "pending", None) for item in items]
+        rows = [self._insert_params(item, WorkStatus.PENDING, None) for item in items]
         ids = [row["work_item_id"] for row in rows]
 
         def work(cur: psycopg.Cursor[Any], retrying: bool) -> list[str]:
@@ -374,7 +368,7 @@ class PostgresStore:
 
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         check_id(agent_id, "agent id")
-        params = self._insert_params(item, "claimed", agent_id)
+        params = self._insert_params(item, WorkStatus.CLAIMED, agent_id)
 
         def work(cur: psycopg.Cursor[Any], retrying: bool) -> WorkItem:
             cur.execute(
@@ -399,14 +393,18 @@ class PostgresStore:
                 agent_id,
                 work_item_id=params["work_item_id"],
                 agent_id=agent_id,
-                status="claimed",
+                status=WorkStatus.CLAIMED,
             )
             return WorkItem(*row)  # type: ignore[misc]
 
         return self._run(work)
 
     def progress(
-        self, work_id: str, percent: int, status: str = "in_progress", agent_id: str | None = None
+        self,
+        work_id: str,
+        percent: int,
+        status: str = WorkStatus.IN_PROGRESS,
+        agent_id: str | None = None,
     ) -> WorkItem:
         rules.check_percent(percent)
         rules.check_progress_status(status)
@@ -436,7 +434,7 @@ class PostgresStore:
     ) -> WorkItem:
         rules.check_points(points)
         rules.check_complete_status(status)
-        final = "completed" if status == "success" else "failed"
+        final = WorkStatus.COMPLETED if status == "success" else WorkStatus.FAILED
         params = {
             "id": check_id(work_id, "work id"),
             "by": _agent(agent_id),
@@ -495,7 +493,7 @@ class PostgresStore:
         )
         return self._run(
             lambda cur, retrying: self._held(
-                cur, sql, params, retrying, lambda i: i.status == "pending"
+                cur, sql, params, retrying, lambda i: i.status == WorkStatus.PENDING
             )
         )
 

@@ -5,7 +5,7 @@ before trusting them."""
 from __future__ import annotations
 
 from orchestrator.ids import check_id
-from orchestrator.store.base import ALL_STATUSES, PRIORITIES, Agent, WorkItem
+from orchestrator.records import ALL_STATUSES, PRIORITIES, Agent, WorkItem
 
 _NUMBER = (int, float)
 

@@ -18,24 +18,20 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from orchestrator.errors import Conflict, InvalidArgument, NotFound
-from orchestrator.ids import check_id, new_work_id
-from orchestrator.store.base import (
+from orchestrator.ids import check_id
+from orchestrator.records import (
     AGENT_STATUSES,
-    BLOCKED,
-    CLAIMED,
     COMPLETE_STATUSES,
-    COMPLETED,
-    DEAD,
-    FAILED,
     HELD_STATUSES,
-    IN_PROGRESS,
-    PENDING,
     PRIORITIES,
     STORY_POINTS_RANGE,
     TERMINAL_STATUSES,
     Agent,
     ClaimFilter,
     WorkItem,
+    WorkStatus,
+    out_of_attempts,
+    with_id,
 )
 
 _Key = tuple[str, str | None]
@@ -60,7 +56,7 @@ class State:
                 if not held:
                     del self._held_by[old.agent_id]
         self.items[item.work_item_id] = item
-        if item.status == PENDING:
+        if item.status == WorkStatus.PENDING:
             rank = PRIORITIES.get(item.priority, len(PRIORITIES) - 1)
             heap = self._pending[rank].setdefault((item.work_type, item.team), [])
             heapq.heappush(heap, (item.created_at, item.work_item_id))
@@ -121,7 +117,7 @@ class State:
     def _clean_top(self, heap: list[tuple[float, str]]) -> tuple[float, str] | None:
         while heap:
             item = self.items.get(heap[0][1])
-            if item is not None and item.status == PENDING:
+            if item is not None and item.status == WorkStatus.PENDING:
                 return heap[0]
             heapq.heappop(heap)
         return None
@@ -169,7 +165,7 @@ def check_agent(agent: Agent) -> Agent:
 
 
 def check_progress_status(status: str) -> str:
-    if status not in (IN_PROGRESS, BLOCKED):
+    if status not in (WorkStatus.IN_PROGRESS, WorkStatus.BLOCKED):
         raise InvalidArgument(f"unknown progress status {status!r}: use in_progress or blocked")
     return status
 
@@ -180,11 +176,6 @@ def check_complete_status(status: str) -> str:
             f"unknown completion status {status!r}: use one of {', '.join(COMPLETE_STATUSES)}"
         )
     return status
-
-
-def with_id(item: WorkItem) -> WorkItem:
-    """The item, with a generated id when it has none."""
-    return item if item.work_item_id else item.evolve(work_item_id=new_work_id())
 
 
 def prepared(item: WorkItem) -> WorkItem:
@@ -200,7 +191,7 @@ def prepared(item: WorkItem) -> WorkItem:
 
 def new_item(item: WorkItem, now: float, max_attempts: int) -> WorkItem:
     return item.evolve(
-        status=PENDING,
+        status=WorkStatus.PENDING,
         agent_id=None,
         created_at=item.created_at or now,
         updated_at=now,
@@ -210,7 +201,7 @@ def new_item(item: WorkItem, now: float, max_attempts: int) -> WorkItem:
 
 def claimed(item: WorkItem, agent_id: str, now: float, lease_s: float) -> WorkItem:
     return item.evolve(
-        status=CLAIMED,
+        status=WorkStatus.CLAIMED,
         agent_id=agent_id,
         progress=0,
         claimed_at=now,
@@ -251,7 +242,7 @@ def progressed(item: WorkItem, percent: int, status: str, now: float, lease_s: f
 def completed(item: WorkItem, status: str, points: int | None, result: Any, now: float) -> WorkItem:
     check_complete_status(status)
     return item.evolve(
-        status=COMPLETED if status == "success" else FAILED,
+        status=WorkStatus.COMPLETED if status == "success" else WorkStatus.FAILED,
         completion_status=status,
         story_points=check_points(points),
         result=result,
@@ -264,7 +255,7 @@ def completed(item: WorkItem, status: str, points: int | None, result: Any, now:
 
 def failed(item: WorkItem, error: str, now: float) -> WorkItem:
     return item.evolve(
-        status=FAILED,
+        status=WorkStatus.FAILED,
         completion_status="failed",
         error=error,
         updated_at=now,
@@ -277,9 +268,9 @@ def returned(item: WorkItem, now: float, error: str | None, count_attempt: bool)
     """Back to the queue; an attempt is counted for a crash or an expired lease,
     and an item out of attempts is dead instead."""
     attempts = item.attempts + 1 if count_attempt else item.attempts
-    if count_attempt and attempts >= item.max_attempts:
+    if count_attempt and out_of_attempts(attempts, item.max_attempts):
         return item.evolve(
-            status=DEAD,
+            status=WorkStatus.DEAD,
             attempts=attempts,
             error=f"{error}; gave up after {attempts} attempts" if error else None,
             updated_at=now,
@@ -287,7 +278,7 @@ def returned(item: WorkItem, now: float, error: str | None, count_attempt: bool)
             lease_expires_at=None,
         )
     return item.evolve(
-        status=PENDING,
+        status=WorkStatus.PENDING,
         agent_id=None,
         progress=0,
         attempts=attempts,

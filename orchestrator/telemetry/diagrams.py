@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.store.base import HELD_STATUSES
+from orchestrator.records import HELD_STATUSES, WorkStatus
 
 if TYPE_CHECKING:
     from orchestrator.telemetry.observe import Observation
@@ -45,7 +45,7 @@ def label(text: Any) -> str:
 def flow(observation: Observation) -> str:
     counts = observation.by_status()
     lines = ["stateDiagram-v2"]
-    states = ["pending", "claimed", "in_progress", "blocked", "completed", "failed", "dead"]
+    states = list(WorkStatus)
     for state in states:
         lines.append(f'    state "{state} ({counts.get(state, 0)})" as {state}')
     for source, target, why in TRANSITIONS:

@@ -23,10 +23,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.store.base import HELD_STATUSES
+from orchestrator.records import HELD_STATUSES, WorkStatus
 
 if TYPE_CHECKING:
-    from orchestrator.store.base import WorkItem
+    from orchestrator.records import WorkItem
     from orchestrator.telemetry.settings import TelemetrySettings
     from orchestrator.telemetry.stats import SpanStats
 
@@ -115,7 +115,7 @@ def assess(
         for item in items
         if item.terminal and (since is None or (item.completed_at or item.updated_at) >= since)
     ]
-    failed = sum(1 for item in finished if item.status != "completed")
+    failed = sum(1 for item in finished if item.status != WorkStatus.COMPLETED)
     share = failed / len(finished) if finished else 0.0
     deduct("work_failures", 30 * share, f"{failed} of {len(finished)} finished items failed")
 

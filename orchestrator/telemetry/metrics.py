@@ -19,7 +19,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from orchestrator.store.base import ALL_STATUSES
+from orchestrator.records import ALL_STATUSES
 from orchestrator.telemetry.stats import CLAIM_BUCKETS_S
 
 if TYPE_CHECKING:
@@ -46,8 +46,8 @@ class SwarmCollector(Collector):
             "swarm_work_items", "Work items in the store by status", labels=["status"]
         )
         counts = observation.by_status()
-        for status in sorted(ALL_STATUSES):
-            items.add_metric([status], counts.get(status, 0))
+        for work_status in sorted(ALL_STATUSES):
+            items.add_metric([work_status], counts.get(work_status, 0))
         yield items
 
         registered = GaugeMetricFamily(

@@ -18,7 +18,8 @@ from orchestrator.telemetry.reader import iter_spans, parse_lines
 from orchestrator.telemetry.stats import SpanStats
 
 if TYPE_CHECKING:
-    from orchestrator.store.base import Agent, Store, WorkItem
+    from orchestrator.records import Agent, WorkItem
+    from orchestrator.store.base import Store
     from orchestrator.telemetry.health import HealthReport
     from orchestrator.telemetry.settings import TelemetrySettings
 

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, Status, StatusCode, get_current_span
 
-from orchestrator.store.base import ANY, Agent, ClaimFilter, Store, WorkItem
-from orchestrator.store.state import with_id
+from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus, with_id
+from orchestrator.store.base import Store
 from orchestrator.telemetry import tracing
 
 T = TypeVar("T")
@@ -261,7 +261,11 @@ class TracedStore:
         return claimed
 
     def progress(
-        self, work_id: str, percent: int, status: str = "in_progress", agent_id: str | None = None
+        self,
+        work_id: str,
+        percent: int,
+        status: str = WorkStatus.IN_PROGRESS,
+        agent_id: str | None = None,
     ) -> WorkItem:
         return self._on_item(
             "swarm.progress",

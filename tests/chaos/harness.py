@@ -18,8 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.store import journal, open_store
-from orchestrator.store.base import Store, WorkItem
+from orchestrator.records import WorkItem
+from orchestrator.store import journal
+from orchestrator.store.base import Store
+from orchestrator.wiring import open_store
 
 from ..conftest import SWARM
 

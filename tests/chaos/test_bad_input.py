@@ -163,7 +163,7 @@ def test_garbage_store_files(name: str, content: bytes, tmp_path: Path) -> None:
 
 
 def store_item():  # type: ignore[no-untyped-def]
-    from orchestrator.store.base import WorkItem
+    from orchestrator.records import WorkItem
 
     return WorkItem(work_item_id="", work_type="t", description="d")
 

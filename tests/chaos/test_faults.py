@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from orchestrator.errors import StorageFull
-from orchestrator.store.base import WorkItem
+from orchestrator.records import WorkItem
 from orchestrator.store.file import FileStore
 
 from ..conftest import SWARM

@@ -21,6 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.records import WorkStatus
 from orchestrator.telemetry.observe import Observation, SpanTail, health_of
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class Monitor:
         done_last_min = sum(
             1
             for item in observation.items
-            if item.status == "completed" and (item.completed_at or 0) >= now - 60
+            if item.status == WorkStatus.COMPLETED and (item.completed_at or 0) >= now - 60
         )
         error_rate = stats.errors / stats.spans if stats.spans else 0.0
         style = STATUS_STYLE[health.status]
@@ -66,23 +67,9 @@ class Monitor:
             f"  error rate {error_rate:.1%} of {stats.spans} spans",
         )
         queue = Table(title="queue", expand=True)
-        for status in ("pending", "claimed", "in_progress", "blocked", "completed", "failed"):
+        for status in WorkStatus:
             queue.add_column(status, justify="right")
-        queue.add_column("dead", justify="right")
-        queue.add_row(
-            *[
-                str(counts.get(s, 0))
-                for s in (
-                    "pending",
-                    "claimed",
-                    "in_progress",
-                    "blocked",
-                    "completed",
-                    "failed",
-                    "dead",
-                )
-            ]
-        )
+        queue.add_row(*[str(counts.get(s, 0)) for s in WorkStatus])
         agents = Table(title=f"agents ({len(observation.agents)} registered)", expand=True)
         for column in ("agent", "team / specialization", "status", "holds", "heartbeat"):
             agents.add_column(column)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from orchestrator.store.base import PRIORITIES, Agent, WorkItem
+from orchestrator.records import PRIORITIES, Agent, WorkItem, WorkStatus
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -115,9 +115,9 @@ def dashboard_data(
 ) -> dict[str, Any]:
     items = list(items)
     by_status = Counter(item.status for item in items)
-    pending = [i for i in items if i.status == "pending"]
+    pending = [i for i in items if i.status == WorkStatus.PENDING]
     pending.sort(key=lambda i: (PRIORITIES.get(i.priority, 9), i.created_at))
-    points = sum(i.story_points or 0 for i in items if i.status == "completed")
+    points = sum(i.story_points or 0 for i in items if i.status == WorkStatus.COMPLETED)
     return {
         "store": store_path,
         "work": dict(sorted(by_status.items())),

@@ -7,30 +7,23 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orchestrator import render, runstate
-from orchestrator.errors import InvalidArgument, NotFound, SwarmError
+from orchestrator import runstate
+from orchestrator.cli import render
+from orchestrator.cli.options import JsonFlag, context_of
+from orchestrator.errors import NotFound, SwarmError
 
 if TYPE_CHECKING:
     from orchestrator.config import SwarmConfig
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+commands = typer.Typer()
 
 
-def _config(ctx: typer.Context) -> SwarmConfig:
-    from orchestrator.config import load_config
-
-    root = ctx.find_root().params
-    path = root.get("config") or "swarm.toml"
-    if not os.path.exists(path):
-        raise InvalidArgument(f"{path}: no such file (run where swarm.toml is, or pass -c FILE)")
-    config = load_config(path)
-    return config.with_store(root["store"]) if root.get("store") else config
-
-
+@commands.command()
 def up(
     ctx: typer.Context,
     detach: Annotated[
@@ -45,9 +38,10 @@ def up(
     Ctrl-C (or SIGTERM) once stops warmly: agents finish or release their item within
     stop_timeout_s. Twice stops at once.
     """
-    config = _config(ctx)
+    context = context_of(ctx)
+    config = context.require_config()
     if detach:
-        _detach(config, until_drained)
+        _detach(config, context.agents_dir, until_drained)
         return
     from orchestrator.supervisor import Supervisor
 
@@ -56,10 +50,7 @@ def up(
         raise typer.Exit(code)
 
 
-def _detach(config: SwarmConfig, until_drained: bool) -> None:
-    from orchestrator.supervisor import agents_dir_of
-
-    agents_dir = agents_dir_of(config)
+def _detach(config: SwarmConfig, agents_dir: Path, until_drained: bool) -> None:
     agents_dir.mkdir(parents=True, exist_ok=True)
     log_path = agents_dir / "supervisor.log"
     argv = [sys.executable, "-m", "orchestrator.cli", "-c", str(config.source), "up"]
@@ -84,25 +75,24 @@ def _detach(config: SwarmConfig, until_drained: bool) -> None:
     )
 
 
-def _running_state(config: SwarmConfig) -> dict[str, Any]:
-    from orchestrator.supervisor import agents_dir_of
-
-    state = runstate.read(agents_dir_of(config))
+def _running_state(agents_dir: Path) -> dict[str, Any]:
+    state = runstate.read(agents_dir)
     if state is None or not runstate.is_alive(state):
         raise NotFound("no supervisor is running for this swarm.toml")
     return state
 
 
+@commands.command()
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Show the running supervisor: groups, agents, pids, restarts, and the store's
     agents by host (exit 6 if no supervisor is running here)."""
     from collections import Counter
 
-    from orchestrator.store import open_store
-    from orchestrator.supervisor import agents_dir_of
+    from orchestrator.wiring import open_store
 
-    config = _config(ctx)
-    state = runstate.read(agents_dir_of(config))
+    context = context_of(ctx)
+    config = context.require_config()
+    state = runstate.read(context.agents_dir)
     alive = state is not None and runstate.is_alive(state)
     store = open_store(config.store_target(), config.store)
     try:
@@ -122,19 +112,19 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         raise typer.Exit(NotFound.exit_code)
 
 
+@commands.command()
 def down(
     ctx: typer.Context,
     force: Annotated[bool, typer.Option("--force", help="Cold stop: kill agents now.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the stop.")] = 60.0,
 ) -> None:
-    """Stop the running supervisor and its agents (warm; --force for cold)."""
-    config = _config(ctx)
-    state = _running_state(config)
+    """Stop the running supervisor and its agents: warm (SIGTERM: agents finish or
+    release their item), or cold with --force (SIGQUIT: agents are killed at once)."""
+    context = context_of(ctx)
+    context.require_config()
+    state = _running_state(context.agents_dir)
     pid = int(state["pid"])
-    os.kill(pid, signal.SIGTERM)
-    if force:
-        time.sleep(1.1)  # a repeat within a second is ignored by the supervisor
-        _kill_quietly(pid, signal.SIGTERM)
+    _kill_quietly(pid, signal.SIGQUIT if force else signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not runstate.is_alive(state):
@@ -151,12 +141,13 @@ def _kill_quietly(pid: int, signum: int) -> None:
         pass
 
 
+@commands.command()
 def demo(ctx: typer.Context) -> None:
     """Run the swarm of swarm.toml until its work is done, with a live view and a summary."""
-    from orchestrator.demo import LiveView
+    from orchestrator.cli.demo import LiveView
     from orchestrator.supervisor import Supervisor
 
-    config = _config(ctx)
+    config = context_of(ctx).require_config()
     view = LiveView()
     supervisor = Supervisor(config, until_drained=True, on_tick=view.update)
     with view:
@@ -164,8 +155,3 @@ def demo(ctx: typer.Context) -> None:
     view.summary(supervisor)
     if code:
         raise typer.Exit(code)
-
-
-def register(app: typer.Typer) -> None:
-    for command in (up, status, down, demo):
-        app.command()(command)

@@ -7,35 +7,23 @@ spans themselves: an observer polling every second must not fill what it observe
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orchestrator import render
+from orchestrator.cli import render
+from orchestrator.cli.options import JsonFlag, WindowOpt, context_of
 from orchestrator.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from orchestrator.config import StoreConfig, SwarmConfig
+    from orchestrator.context import Context
     from orchestrator.store.base import Store
     from orchestrator.telemetry.observe import Observation
-    from orchestrator.telemetry.settings import TelemetrySettings
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-WindowOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--window",
-        "-w",
-        help="Spans that ended within: 24h, 7d, all, or any number with s/m/h/d/w"
-        " [default: TELEMETRY_WINDOW, else 24h].",
-    ),
-]
-
-telemetry_app = typer.Typer(
+commands = typer.Typer()
+telemetry_commands = typer.Typer(
     name="telemetry",
     help="The span file: statistics and archival.",
     no_args_is_help=True,
@@ -43,96 +31,41 @@ telemetry_app = typer.Typer(
 )
 
 
-@dataclass
-class Scope:
-    """Where this swarm's files are: from --config/swarm.toml, --store, the environment."""
+def _observe(context: Context, store: Store | None) -> Observation:
+    from orchestrator.telemetry.observe import observe
 
-    config: SwarmConfig | None
-    settings: TelemetrySettings
-    store_target: str
-    store_config: StoreConfig | None
-    agents_dir: Path
-
-    def window(self, option: str | None) -> tuple[str, float | None]:
-        from orchestrator.telemetry.settings import parse_window
-
-        label = (option or self.settings.window).strip().lower()
-        return label, parse_window(label)
-
-    def open_store(self) -> Store | None:
-        """The store, or None when the file store was never created (nothing to see)."""
-        from orchestrator.store import is_url, open_store
-
-        if not is_url(self.store_target) and not os.path.isdir(self.store_target):
-            return None
-        return open_store(self.store_target, self.store_config)
-
-    def observe(self, store: Store | None) -> Observation:
-        from orchestrator.telemetry.observe import observe
-
-        return observe(store, self.agents_dir)
-
-    def observe_once(self) -> Observation:
-        """One look, with a store opened and closed for it."""
-        store = self.open_store()
-        try:
-            return self.observe(store)
-        finally:
-            if store is not None:
-                store.close()
+    return observe(store, context.agents_dir)
 
 
-def scope(ctx: typer.Context) -> Scope:
-    from orchestrator.telemetry.settings import resolve_settings
-
-    root = ctx.find_root().params
-    config_path = root.get("config") or ("swarm.toml" if os.path.exists("swarm.toml") else None)
-    config = None
-    if config_path:
-        from orchestrator.config import load_config
-
-        config = load_config(config_path)
-    store_arg = root.get("store")
-    if store_arg:
-        from orchestrator.store import is_url
-
-        target = str(store_arg) if is_url(store_arg) else str(Path(store_arg).resolve())
-    elif config is not None:
-        target = config.store_target()
-    else:
-        target = str(Path("agent_coordination").resolve())
-    agents_dir = (
-        config.resolve(config.supervisor.agents_dir)
-        if config is not None
-        else Path("real_agents").resolve()
-    )
-    return Scope(
-        config=config,
-        settings=resolve_settings(config),
-        store_target=target,
-        store_config=config.store if config is not None else None,
-        agents_dir=agents_dir,
-    )
+def _observe_once(context: Context) -> Observation:
+    """One look, with a store opened and closed for it."""
+    store = context.observed_store()
+    try:
+        return _observe(context, store)
+    finally:
+        if store is not None:
+            store.close()
 
 
-def _health(scope_: Scope, window: str | None) -> Any:
+def _health(context: Context, window: str | None) -> Any:
     from orchestrator.telemetry.observe import health_of
     from orchestrator.telemetry.reader import newest_span_ns
     from orchestrator.telemetry.stats import collect
 
-    label, window_s = scope_.window(window)
-    observation = scope_.observe_once()
-    stats = collect(scope_.settings.spans_file, window_s)
+    label, window_s = context.window(window)
+    observation = _observe_once(context)
+    stats = collect(context.telemetry.spans_file, window_s)
     report = health_of(
         observation,
         stats,
-        scope_.settings,
-        newest_span_ns=newest_span_ns(scope_.settings.spans_file),
+        context.telemetry,
+        newest_span_ns=newest_span_ns(context.telemetry.spans_file),
         window=label,
     )
     return observation, stats, report
 
 
+@commands.command()
 def health(
     ctx: typer.Context,
     mode: Annotated[
@@ -156,16 +89,16 @@ def health(
         if mode != "detailed":
             raise InvalidArgument(f"health {mode!r}: the only mode is detailed")
         detailed = True
-    scope_ = scope(ctx)
-    _, _, report = _health(scope_, window)
+    context = context_of(ctx)
+    _, _, report = _health(context, window)
     data = report.to_dict()
-    write_json(Path(scope_.settings.health_report), data)
+    write_json(Path(context.telemetry.health_report), data)
     if as_json:
         render.emit_json(data)
         return
     render.echo(
         f"Health score: {report.score}/100 ({report.status}) — window {report.window},"
-        f" report: {scope_.settings.health_report}"
+        f" report: {context.telemetry.health_report}"
     )
     for deduction in report.deductions:
         if detailed or deduction.points:
@@ -179,6 +112,7 @@ def health(
             render.echo(f"  → {advice}")
 
 
+@commands.command()
 def metrics(
     ctx: typer.Context,
     format_arg: Annotated[
@@ -200,12 +134,13 @@ def metrics(
     fmt = format_arg or fmt
     if fmt not in FORMATS:
         raise InvalidArgument(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    scope_ = scope(ctx)
-    observation, stats, report = _health(scope_, window)
+    context = context_of(ctx)
+    observation, stats, report = _health(context, window)
     text = render_metrics(SwarmCollector(lambda: (observation, stats, report)), fmt)
     render.echo(text.rstrip("\n"))
 
 
+@commands.command()
 def monitor(
     ctx: typer.Context,
     window: WindowOpt = None,
@@ -215,13 +150,13 @@ def monitor(
 ) -> None:
     """Live view, refreshed every second: agents, queue, throughput, error rate,
     health. q or Ctrl-C quits."""
-    from orchestrator.monitor import Monitor
+    from orchestrator.cli.monitor import Monitor
 
-    scope_ = scope(ctx)
-    label, window_s = scope_.window(window)
-    store = scope_.open_store()
+    context = context_of(ctx)
+    label, window_s = context.window(window)
+    store = context.observed_store()
     try:
-        view = Monitor(lambda: scope_.observe(store), scope_.settings, label, window_s)
+        view = Monitor(lambda: _observe(context, store), context.telemetry, label, window_s)
         if once:
             from rich.console import Console
 
@@ -236,6 +171,7 @@ def monitor(
             store.close()
 
 
+@commands.command()
 def diagram(
     ctx: typer.Context,
     kind: Annotated[str, typer.Argument(help="flow, agents, work or timeline.")] = "flow",
@@ -252,22 +188,22 @@ def diagram(
 
     if kind not in diagrams.KINDS:
         raise InvalidArgument(f"diagram {kind!r}: use one of {', '.join(diagrams.KINDS)}")
-    scope_ = scope(ctx)
+    context = context_of(ctx)
     if kind == "timeline":
-        _, window_s = scope_.window(window)
-        text = diagrams.timeline(recent_spans(scope_.settings.spans_file, limit, window_s))
+        _, window_s = context.window(window)
+        text = diagrams.timeline(recent_spans(context.telemetry.spans_file, limit, window_s))
     else:
-        text = getattr(diagrams, kind)(scope_.observe_once())
+        text = getattr(diagrams, kind)(_observe_once(context))
     if output is None:
         render.echo(text.rstrip("\n"))
         return
-    from orchestrator.store.journal import write_atomic
+    from orchestrator.files import write_atomic
 
     write_atomic(str(output), text.encode(), fsync=False)
     render.echo(f"wrote {kind} diagram to {output}")
 
 
-@telemetry_app.command("stats")
+@telemetry_commands.command("stats")
 def stats_command(
     ctx: typer.Context,
     window: WindowOpt = None,
@@ -281,9 +217,9 @@ def stats_command(
     from orchestrator.telemetry.archive import archives as archived
     from orchestrator.telemetry.stats import collect
 
-    scope_ = scope(ctx)
-    label, window_s = scope_.window(window)
-    paths = [*(archived(scope_.settings) if archives else []), scope_.settings.spans_file]
+    context = context_of(ctx)
+    label, window_s = context.window(window)
+    paths = [*(archived(context.telemetry) if archives else []), context.telemetry.spans_file]
     started = time.perf_counter()
     stats = collect(paths, window_s)
     data = stats.to_dict() | {
@@ -297,7 +233,7 @@ def stats_command(
     render.telemetry_stats(data)
 
 
-@telemetry_app.command("archive")
+@telemetry_commands.command("archive")
 def archive_command(
     ctx: typer.Context,
     force: Annotated[
@@ -312,7 +248,7 @@ def archive_command(
 
     from orchestrator.telemetry.archive import archive
 
-    result = archive(scope(ctx).settings, force=force)
+    result = archive(context_of(ctx).telemetry, force=force)
     if as_json:
         render.emit_json(dataclasses.asdict(result))
         return
@@ -327,12 +263,13 @@ def archive_command(
         render.echo(f"deleted {path} (older than the retention)")
 
 
+@commands.command()
 def validate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Self-check: the install, swarm.toml, the store (a full add/claim/complete round
     trip in a scratch store of the same kind), and the span file."""
-    from orchestrator.selfcheck import run_checks
+    from orchestrator.cli.selfcheck import run_checks
 
-    checks = run_checks(scope(ctx))
+    checks = run_checks(context_of(ctx))
     failed = [c for c in checks if not c["ok"]]
     if as_json:
         render.emit_json({"ok": not failed, "checks": checks})
@@ -345,7 +282,4 @@ def validate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         raise typer.Exit(1)
 
 
-def register(app: typer.Typer) -> None:
-    for command in (health, metrics, monitor, diagram, validate):
-        app.command()(command)
-    app.add_typer(telemetry_app)
+commands.add_typer(telemetry_commands)

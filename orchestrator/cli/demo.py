@@ -4,7 +4,6 @@ agents, and a summary at the end."""
 from __future__ import annotations
 
 import time
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -40,17 +39,13 @@ class LiveView:
     def __exit__(self, *exc: Any) -> None:
         self.live.__exit__(*exc)
 
-    def _statuses(self, supervisor: Supervisor) -> Counter[str]:
-        mine = set(supervisor.enqueued)
-        items = supervisor.store.list_work() if supervisor.store else []
-        return Counter(i.status for i in items if i.work_item_id in mine)
-
     def update(self, supervisor: Supervisor) -> None:
         now = time.monotonic()
         if now - self._last < 0.25 and supervisor.status.value == "running":
             return
         self._last = now
-        counts = self._statuses(supervisor)
+        counts = supervisor.enqueued_by_status()
+        snapshot = supervisor.snapshot()
         finished = counts["completed"] + counts["failed"] + counts["dead"]
         detail = (
             f"[green]{counts['completed']} done[/] [red]{counts['failed'] + counts['dead']}"
@@ -62,28 +57,26 @@ class LiveView:
         )
         table = Table(
             box=box.SIMPLE_HEAD,
-            title=f"agents — supervisor {supervisor.status.value}",
+            title=f"agents — supervisor {snapshot['status']}",
             title_justify="left",
         )
         for column in ("agent", "backend", "pid", "state", "done", "failed", "restarts"):
             table.add_column(column)
-        for row in supervisor.snapshot()["agents"]:
-            slot = supervisor.slots[row["name"]]
-            done = slot.done + (slot.counters[0] if slot.counters is not None else 0)
-            failed = slot.failed + (slot.counters[1] if slot.counters is not None else 0)
+        for row in snapshot["agents"]:
             table.add_row(
                 row["name"],
-                slot.group.backend,
+                row["backend"],
                 str(row["pid"] or "-"),
                 row["state"],
-                str(done),
-                str(failed),
+                str(row["done"]),
+                str(row["failed"]),
                 str(row["restarts"]),
             )
         self.live.update(Group(self.progress, table))
 
     def summary(self, supervisor: Supervisor) -> None:
-        counts = self._statuses(supervisor)
+        counts = supervisor.enqueued_by_status()
+        snapshot = supervisor.snapshot()
         elapsed = time.time() - self.started
         c = self.console
         c.print(
@@ -92,12 +85,9 @@ class LiveView:
             f" {counts['dead']} dead[/] (gave up after retries),"
             f" {counts['pending'] + counts['claimed'] + counts['in_progress']} unfinished"
         )
-        per_group = Counter[str]()
-        for slot in supervisor.slots.values():
-            per_group[slot.group.name] += slot.done
-        c.print("done per agent group: " + ", ".join(f"{g} {n}" for g, n in per_group.items()))
-        store = supervisor.store.path if supervisor.store else "-"
+        per_group = ", ".join(f"{g} {v['done']}" for g, v in snapshot["groups"].items())
+        c.print(f"done per agent group: {per_group}")
         c.print(
-            f"results: {supervisor.results_dir}/<work_item_id>.json"
-            f" · agent records: {supervisor.agents_dir}/ · store: {store}"
+            f"results: {snapshot['results_dir']}/<work_item_id>.json"
+            f" · agent records: {snapshot['agents_dir']}/ · store: {snapshot['store']}"
         )

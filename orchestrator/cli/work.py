@@ -1,148 +1,31 @@
-"""The ``swarm`` command: SwarmSH's ``coordination_helper.sh`` commands over the store.
-
-Thin on purpose: parse, call one store operation, render. User errors print one line
-on stderr and exit with SwarmSH's codes (see ``orchestrator.errors.EXIT_CODES``).
-"""
+"""SwarmSH's coordination commands over the store: register, claim, progress, complete,
+list-work, dashboard and the rest of ``coordination_helper.sh``."""
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
-import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import orjson
 import typer
 
-from orchestrator import cli_run, cli_telemetry, logs, render
-from orchestrator.errors import (
-    EXIT_CODES,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    SwarmError,
-)
+from orchestrator.cli import render
+from orchestrator.cli.options import AgentIdOpt, JsonFlag, QuietFlag, context_of
+from orchestrator.errors import InvalidArgument, NotFound
 from orchestrator.ids import new_agent_id, new_work_id
-from orchestrator.store.base import (
+from orchestrator.records import (
     AGENT_STATUSES,
     COMPLETE_STATUSES,
     PRIORITIES,
     PROGRESS_STATUSES,
+    TERMINAL_STATUSES,
     Agent,
     ClaimFilter,
     WorkItem,
 )
 
-if TYPE_CHECKING:
-    from orchestrator.store.base import Store
-
-# Typer vendors click (the module path differs between releases); its public
-# BadParameter leads to the base class of every command-line usage error.
-_ClickError: type[Exception] = next(
-    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
-)
-
-_EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
-
-app = typer.Typer(
-    name="swarm",
-    help="Coordinate a swarm of agents: claim, progress and complete work without conflicts.",
-    epilog=_EPILOG,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-AgentIdOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--agent-id",
-        envvar="AGENT_ID",
-        help="Acting agent [env AGENT_ID]. Without it, item commands act as an operator"
-        " (no holder check).",
-    ),
-]
-QuietFlag = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the work id.")]
-
-
-class _Context:
-    """What the global options resolve to; the store is opened on first use."""
-
-    def __init__(self, store: str | None, config: str | None) -> None:
-        self._store_arg = store
-        self._config_arg = config
-        self._store: Store | None = None
-        self._traced = False
-
-    def store(self) -> Store:
-        if self._store is None:
-            from orchestrator.store import open_store
-            from orchestrator.telemetry import tracing
-            from orchestrator.telemetry.settings import resolve_settings
-
-            settings = None
-            config = None
-            config_file = self._config_arg or (
-                "swarm.toml" if os.path.exists("swarm.toml") else None
-            )
-            path: str = self._store_arg or "agent_coordination"
-            if config_file:
-                from orchestrator.config import load_config
-
-                config = load_config(config_file)
-                settings = config.store
-                if not self._store_arg:
-                    path = config.store_target()
-            tracing.configure("cli", resolve_settings(config), short_lived=True)
-            self._traced = True
-            self._store = open_store(path, settings)
-        return self._store
-
-    def close(self) -> None:
-        """After the command: close the store and flush the spans it recorded."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        if self._traced:
-            from orchestrator.telemetry import tracing
-
-            tracing.shutdown()
-            self._traced = False
-
-
-def _ctx(ctx: typer.Context) -> _Context:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, _Context)
-    return obj
-
-
-@app.callback()
-def _global(
-    ctx: typer.Context,
-    store: Annotated[
-        str | None,
-        typer.Option(
-            "--store",
-            envvar="SWARM_STORE",
-            help="The store: a directory or a postgresql:// URL [default: [store] of"
-            " swarm.toml, else ./agent_coordination].",
-        ),
-    ] = None,
-    config: Annotated[
-        str | None,
-        typer.Option(
-            "--config",
-            "-c",
-            envvar="SWARM_CONFIG",
-            help="swarm.toml to read [default ./swarm.toml].",
-        ),
-    ] = None,
-) -> None:
-    ctx.obj = _Context(store, config)
-    ctx.call_on_close(ctx.obj.close)
+commands = typer.Typer()
 
 
 def _payload(raw: str | None) -> Any:
@@ -176,7 +59,7 @@ def _show_item(item: WorkItem, as_json: bool, quiet: bool, verb: str) -> None:
 # -- agents ----------------------------------------------------------------------------
 
 
-@app.command()
+@commands.command()
 def register(
     ctx: typer.Context,
     capacity: Annotated[int, typer.Argument(help="Capacity 0-100.")],
@@ -192,7 +75,7 @@ def register(
     """Register an agent (AGENT_ID, or a new id that is printed)."""
     _choice(status, AGENT_STATUSES, "agent status")
     agent = Agent(
-        agent_id=agent_id or new_agent_id(),
+        agent_id=context_of(ctx).agent_id(agent_id),
         capacity=capacity,
         status=status,
         specialization=specialization,
@@ -201,35 +84,35 @@ def register(
         host=os.environ.get("SWARM_HOST_ID") or socket.gethostname(),
         pid=os.getppid(),
     )
-    record = _ctx(ctx).store().register(agent)
+    record = context_of(ctx).store().register(agent)
     if as_json:
         render.emit_json(record.to_dict())
     else:
         render.echo(f"Registered {record.agent_id} ({specialization}, capacity {capacity})")
 
 
-@app.command()
+@commands.command()
 def deregister(
     ctx: typer.Context,
     agent_id: Annotated[str, typer.Argument(help="Agent to remove.")],
     as_json: JsonFlag = False,
 ) -> None:
     """Remove an agent; items it still holds go back to the queue."""
-    record = _ctx(ctx).store().deregister(agent_id)
+    record = context_of(ctx).store().deregister(agent_id)
     if as_json:
         render.emit_json(record.to_dict())
     else:
         render.echo(f"Deregistered {agent_id}")
 
 
-@app.command("agent-status")
+@commands.command("agent-status")
 def agent_status(
     ctx: typer.Context,
     agent_id: Annotated[str | None, typer.Argument(help="One agent; all if omitted.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Show registered agents and the items they hold."""
-    store = _ctx(ctx).store()
+    store = context_of(ctx).store()
     agents = [store.get_agent(agent_id)] if agent_id else store.list_agents()
     holding: dict[str, list[str]] = {}
     for item in store.list_work(include_terminal=False):
@@ -245,7 +128,7 @@ def agent_status(
 # -- work ------------------------------------------------------------------------------
 
 
-@app.command()
+@commands.command()
 def claim(
     ctx: typer.Context,
     work_type: Annotated[str | None, typer.Argument(help="e.g. feature, bug_fix.")] = None,
@@ -267,8 +150,8 @@ def claim(
     quiet: QuietFlag = False,
 ) -> None:
     """Create a work item and claim it at once (as SwarmSH), or claim the next one (--next)."""
-    store = _ctx(ctx).store()
-    agent = agent_id or new_agent_id()
+    store = context_of(ctx).store()
+    agent = context_of(ctx).agent_id(agent_id)
     if next_item:
         if work_type or description:
             raise InvalidArgument("--next takes no work type or description; use --type/--team")
@@ -300,7 +183,7 @@ def claim(
     _show_item(item, as_json, quiet, "Claimed")
 
 
-@app.command()
+@commands.command()
 def add(
     ctx: typer.Context,
     work_type: Annotated[str, typer.Argument(help="e.g. feature, bug_fix.")],
@@ -321,12 +204,12 @@ def add(
         team=team,
         payload=_payload(payload),
     )
-    store = _ctx(ctx).store()
+    store = context_of(ctx).store()
     store.add_work(item)
     _show_item(store.get(item.work_item_id), as_json, quiet, "Added")
 
 
-@app.command()
+@commands.command()
 def progress(
     ctx: typer.Context,
     work_id: Annotated[str, typer.Argument(help="Work item id.")],
@@ -339,7 +222,7 @@ def progress(
 ) -> None:
     """Report progress on a held item (extends its lease)."""
     _choice(status, PROGRESS_STATUSES, "progress status")
-    store = _ctx(ctx).store()
+    store = context_of(ctx).store()
     if not 0 <= percent <= 100:
         raise InvalidArgument(f"progress {percent} is out of range: use 0-100")
     if status == "pending":
@@ -351,7 +234,7 @@ def progress(
     _show_item(item, as_json, False, "Updated")
 
 
-@app.command()
+@commands.command()
 def complete(
     ctx: typer.Context,
     work_id: Annotated[str, typer.Argument(help="Work item id.")],
@@ -363,11 +246,11 @@ def complete(
 ) -> None:
     """Finish a held item."""
     _choice(status, COMPLETE_STATUSES, "completion status")
-    item = _ctx(ctx).store().complete(work_id, status, story_points, result, agent_id)
+    item = context_of(ctx).store().complete(work_id, status, story_points, result, agent_id)
     _show_item(item, as_json, False, "Completed")
 
 
-@app.command()
+@commands.command()
 def fail(
     ctx: typer.Context,
     work_id: Annotated[str, typer.Argument(help="Work item id.")],
@@ -379,11 +262,11 @@ def fail(
     as_json: JsonFlag = False,
 ) -> None:
     """Mark a held item failed."""
-    item = _ctx(ctx).store().fail(work_id, reason, agent_id, retry=retry)
+    item = context_of(ctx).store().fail(work_id, reason, agent_id, retry=retry)
     _show_item(item, as_json, False, "Failed")
 
 
-@app.command()
+@commands.command()
 def release(
     ctx: typer.Context,
     work_id: Annotated[str, typer.Argument(help="Work item id.")],
@@ -391,11 +274,11 @@ def release(
     as_json: JsonFlag = False,
 ) -> None:
     """Give a held item back to the queue."""
-    item = _ctx(ctx).store().release(work_id, agent_id)
+    item = context_of(ctx).store().release(work_id, agent_id)
     _show_item(item, as_json, False, "Released")
 
 
-@app.command("list-work")
+@commands.command("list-work")
 def list_work(
     ctx: typer.Context,
     filter_: Annotated[
@@ -411,8 +294,8 @@ def list_work(
     as_json: JsonFlag = False,
 ) -> None:
     """List work items (live ones unless --all or a filter asks for finished ones)."""
-    finished = filter_ in ("completed", "failed", "dead")
-    items = _ctx(ctx).store().list_work(include_terminal=show_all or finished)
+    finished = filter_ in TERMINAL_STATUSES
+    items = context_of(ctx).store().list_work(include_terminal=show_all or finished)
     if filter_:
         items = [i for i in items if filter_ in (i.status, i.work_type, i.priority, i.team)]
     if as_json:
@@ -421,10 +304,10 @@ def list_work(
         render.work_table(items, limit, f"{len(items)} work item(s)")
 
 
-@app.command()
+@commands.command()
 def dashboard(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Counts by status, agents, who holds what and what comes next."""
-    store = _ctx(ctx).store()
+    store = context_of(ctx).store()
     data = render.dashboard_data(store.path, store.list_work(), store.list_agents())
     if as_json:
         render.emit_json(data)
@@ -432,7 +315,7 @@ def dashboard(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         render.dashboard(data)
 
 
-@app.command("generate-id")
+@commands.command("generate-id")
 def generate_id(
     agent: Annotated[
         bool, typer.Option("--agent", help="An agent id instead of a work id.")
@@ -442,10 +325,10 @@ def generate_id(
     render.echo(new_agent_id() if agent else new_work_id())
 
 
-@app.command()
+@commands.command()
 def compact(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Snapshot the store now, archive old finished items, start a new journal."""
-    store = _ctx(ctx).store()
+    store = context_of(ctx).store()
     archived = store.compact()
     if as_json:
         render.emit_json({"archived": archived, "store": store.path})
@@ -453,14 +336,14 @@ def compact(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         render.echo(f"Compacted {store.path}: {archived} finished item(s) archived")
 
 
-db_app = typer.Typer(help="PostgreSQL store maintenance.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
+db_commands = typer.Typer(help="PostgreSQL store maintenance.", no_args_is_help=True)
+commands.add_typer(db_commands, name="db")
 
 
-@db_app.command("migrate")
+@db_commands.command("migrate")
 def db_migrate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Apply the PostgreSQL schema migrations not applied yet (swarm up does it too)."""
-    store = _ctx(ctx).store()
+    store = context_of(ctx).store()
     migrate = getattr(store, "migrate", None)
     if migrate is None:
         raise InvalidArgument(
@@ -472,45 +355,3 @@ def db_migrate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         render.emit_json({"store": store.path, "version": version})
     else:
         render.echo(f"{store.path}: schema at version {version}")
-
-
-cli_run.register(app)
-cli_telemetry.register(app)
-
-
-# -- entry point -------------------------------------------------------------------------
-
-
-def _error(message: str) -> None:
-    # Messages quote user input: escape control characters so it stays one line.
-    clean = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
-    sys.stderr.write(f"swarm: error: {clean}\n")
-    sys.stderr.flush()
-
-
-def main(argv: list[str] | None = None) -> int:
-    logs.configure()
-    try:
-        result = app(args=argv, prog_name="swarm", standalone_mode=False)
-    except SwarmError as exc:
-        _error(exc.message)
-        return exc.exit_code
-    except _ClickError as exc:
-        code = int(getattr(exc, "exit_code", 2))
-        hint = " (see swarm --help)" if code == 2 else ""
-        _error(getattr(exc, "format_message", exc.__str__)() + hint)
-        return code
-    except (typer.Abort, KeyboardInterrupt):
-        _error("interrupted")
-        return 130
-    except BrokenPipeError:
-        return 0
-    except OSError as exc:  # a file the command reads or writes (reports, span files)
-        where = f" ({exc.filename})" if exc.filename else ""
-        _error(f"{exc.strerror or exc}{where}")
-        return PermissionDenied.exit_code if exc.errno in (errno.EACCES, errno.EPERM) else 1
-    return result if isinstance(result, int) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

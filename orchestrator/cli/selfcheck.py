@@ -3,6 +3,7 @@ span file. Every check reports instead of raising, so one run lists every proble
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import tempfile
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import SwarmError
 
 if TYPE_CHECKING:
-    from orchestrator.cli_telemetry import Scope
+    from orchestrator.context import Context
+    from orchestrator.store import StoreOptions
     from orchestrator.store.base import Store
 
 PACKAGES = (
@@ -31,7 +33,7 @@ PACKAGES = (
 )
 
 
-def run_checks(scope: Scope) -> list[dict[str, Any]]:
+def run_checks(context: Context) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
 
     def check(name: str, probe: Callable[[], str]) -> None:
@@ -44,11 +46,11 @@ def run_checks(scope: Scope) -> list[dict[str, Any]]:
     check("install", _install)
     check(
         "config",
-        lambda: str(scope.config.source) if scope.config else "no swarm.toml here (defaults)",
+        lambda: str(context.config.source) if context.config else "no swarm.toml here (defaults)",
     )
-    check("store round trip", lambda: _round_trip(scope))
-    check("store", lambda: _store(scope))
-    check("span file", lambda: _span_file(scope))
+    check("store round trip", lambda: _round_trip(context))
+    check("store", lambda: _store(context))
+    check("span file", lambda: _span_file(context))
     check("span export", _span_export)
     return checks
 
@@ -62,19 +64,20 @@ def _install() -> str:
     return f"swarmsh {metadata.version('swarmsh')}; " + ", ".join(versions)
 
 
-def _round_trip(scope: Scope) -> str:
+def _round_trip(context: Context) -> str:
     """add -> claim -> complete in a scratch store of the configured kind."""
-    from orchestrator.store import is_url, open_backend
+    from orchestrator.locations import is_url
+    from orchestrator.store import open_backend
 
     started = time.perf_counter()
-    if is_url(scope.store_target):
+    if is_url(context.store_target):
         schema = f"swarmsh_validate_{os.getpid()}"
-        store = open_backend(scope.store_target, _scratch_settings(scope, schema))
+        store = open_backend(context.store_target, _scratch_settings(context, schema))
         try:
             _exercise(store)
         finally:
             store.close()
-            _drop_schema(scope.store_target, schema)
+            _drop_schema(context.store_target, schema)
         kind = "PostgreSQL"
     else:
         with tempfile.TemporaryDirectory(prefix="swarm-validate-") as scratch:
@@ -87,11 +90,11 @@ def _round_trip(scope: Scope) -> str:
     return f"{kind} store: add, claim, complete in {(time.perf_counter() - started) * 1000:.0f} ms"
 
 
-def _scratch_settings(scope: Scope, schema: str) -> Any:
+def _scratch_settings(context: Context, schema: str) -> StoreOptions:
     from orchestrator.config import StoreConfig
 
-    base = scope.store_config or StoreConfig()
-    return base.model_copy(update={"schema_name": schema})
+    base = context.store_settings or StoreConfig()
+    return dataclasses.replace(base.options(), schema=schema)
 
 
 def _drop_schema(dsn: str, schema: str) -> None:
@@ -102,21 +105,21 @@ def _drop_schema(dsn: str, schema: str) -> None:
 
 
 def _exercise(store: Store) -> None:
-    from orchestrator.store.base import WorkItem
+    from orchestrator.records import WorkItem, WorkStatus
 
     work_id = store.add_work(WorkItem("work_1_00000000", "validate", "self-check"))
     item = store.claim("agent_1_00000000")
     if item is None or item.work_item_id != work_id:
         raise SwarmError("the item just added could not be claimed")
     done = store.complete(work_id, "success", agent_id="agent_1_00000000")
-    if done.status != "completed":
+    if done.status != WorkStatus.COMPLETED:
         raise SwarmError(f"a completed item reads back as {done.status}")
 
 
-def _store(scope: Scope) -> str:
-    store = scope.open_store()
+def _store(context: Context) -> str:
+    store = context.observed_store()
     if store is None:
-        return f"{scope.store_target}: not created yet (the first command creates it)"
+        return f"{context.store_target}: not created yet (the first command creates it)"
     try:
         items = store.list_work(include_terminal=True)
         agents = store.list_agents()
@@ -125,10 +128,10 @@ def _store(scope: Scope) -> str:
     return f"{store.path}: {len(items)} items, {len(agents)} agents"
 
 
-def _span_file(scope: Scope) -> str:
+def _span_file(context: Context) -> str:
     from orchestrator.telemetry.reader import ReadCounts, iter_spans
 
-    settings = scope.settings
+    settings = context.telemetry
     if not settings.enabled:
         return "telemetry disabled (TELEMETRY_ENABLED=false)"
     path = settings.spans_file

@@ -1,0 +1,138 @@
+"""What every command works on, resolved once: the config, the store, the agent id.
+
+The command line's global options (``--config``/``SWARM_CONFIG``, ``--store``/
+``SWARM_STORE``) and the defaults (``./swarm.toml`` when present, else
+``./agent_coordination``) are turned into one ``Context`` here, so that each rule of
+where things are lives in one place. swarm.toml is read only when a command needs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator.errors import InvalidArgument
+from orchestrator.ids import check_id, new_agent_id
+from orchestrator.locations import DEFAULT_AGENTS_DIR, DEFAULT_CONFIG, DEFAULT_STORE_DIR, is_url
+
+if TYPE_CHECKING:
+    from orchestrator.config import StoreConfig, SwarmConfig
+    from orchestrator.store.base import Store
+    from orchestrator.telemetry.settings import TelemetrySettings
+
+
+class Context:
+    """The resolved global options. Stores it opens are closed by ``close()``."""
+
+    def __init__(self, store: str | None = None, config: str | None = None) -> None:
+        self.store_arg = store
+        self.config_arg = config
+        self._store: Store | None = None
+        self._traced = False
+
+    # -- swarm.toml -------------------------------------------------------------------
+
+    @functools.cached_property
+    def config_path(self) -> str | None:
+        """The config file to read: the one given, else ./swarm.toml when present."""
+        if self.config_arg:
+            return self.config_arg
+        return DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
+
+    @functools.cached_property
+    def config(self) -> SwarmConfig | None:
+        """swarm.toml with ``--store`` applied, or None when there is none."""
+        if self.config_path is None:
+            return None
+        from orchestrator.config import load_config
+
+        config = load_config(self.config_path)
+        return config.with_store(self.store_arg) if self.store_arg else config
+
+    def require_config(self) -> SwarmConfig:
+        """The config, for commands that run a swarm: they cannot do without one."""
+        if self.config is None:
+            raise InvalidArgument(
+                f"{self.config_arg or DEFAULT_CONFIG}: no such file"
+                " (run where swarm.toml is, or pass -c FILE)"
+            )
+        return self.config
+
+    # -- where things are -------------------------------------------------------------
+
+    @functools.cached_property
+    def store_target(self) -> str:
+        """A PostgreSQL URL, or the file store's directory as an absolute path."""
+        if self.store_arg:
+            return self.store_arg if is_url(self.store_arg) else str(Path(self.store_arg).resolve())
+        if self.config is not None:
+            return self.config.store_target()
+        return str(Path(DEFAULT_STORE_DIR).resolve())
+
+    @property
+    def store_settings(self) -> StoreConfig | None:
+        return self.config.store if self.config is not None else None
+
+    @functools.cached_property
+    def agents_dir(self) -> Path:
+        if self.config is not None:
+            return self.config.resolve(self.config.supervisor.agents_dir)
+        return Path(DEFAULT_AGENTS_DIR).resolve()
+
+    @functools.cached_property
+    def telemetry(self) -> TelemetrySettings:
+        from orchestrator.telemetry.settings import resolve_settings
+
+        return resolve_settings(self.config)
+
+    def window(self, option: str | None) -> tuple[str, float | None]:
+        """A span window (``--window``, else TELEMETRY_WINDOW): its label and seconds."""
+        from orchestrator.telemetry.settings import parse_window
+
+        label = (option or self.telemetry.window).strip().lower()
+        return label, parse_window(label)
+
+    # -- the acting agent ---------------------------------------------------------------
+
+    @staticmethod
+    def agent_id(given: str | None) -> str:
+        """The acting agent (``--agent-id``/``AGENT_ID``), or a new id when none is set."""
+        return check_id(given, "agent id") if given else new_agent_id()
+
+    # -- stores --------------------------------------------------------------------------
+
+    def store(self) -> Store:
+        """The store for a coordination command, opened on first use; its operations are
+        recorded as spans of the ``cli`` service."""
+        if self._store is None:
+            from orchestrator.telemetry import tracing
+            from orchestrator.wiring import open_store
+
+            target, settings = self.store_target, self.store_settings
+            tracing.configure("cli", self.telemetry, short_lived=True)
+            self._traced = True
+            self._store = open_store(target, settings)
+        return self._store
+
+    def observed_store(self) -> Store | None:
+        """The store for an observing command (no spans are configured), or None when the
+        file store was never created: there is nothing to see, and looking must not
+        create it. The caller closes it."""
+        from orchestrator.wiring import open_store
+
+        if not is_url(self.store_target) and not os.path.isdir(self.store_target):
+            return None
+        return open_store(self.store_target, self.store_settings)
+
+    def close(self) -> None:
+        """After the command: close the store and flush the spans it recorded."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._traced:
+            from orchestrator.telemetry import tracing
+
+            tracing.shutdown()
+            self._traced = False

@@ -1,0 +1,17 @@
+"""Where a swarm's files and store are by default, and how a store target is read."""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_CONFIG = "swarm.toml"
+DEFAULT_STORE_DIR = "agent_coordination"
+DEFAULT_AGENTS_DIR = "real_agents"
+DEFAULT_RESULTS_DIR = "real_work_results"
+
+URL_PREFIXES = ("postgresql://", "postgres://")
+
+
+def is_url(target: str | os.PathLike[str]) -> bool:
+    """Whether a store target is a PostgreSQL URL (else it is the file store's folder)."""
+    return str(target).startswith(URL_PREFIXES)

@@ -1,0 +1,148 @@
+"""The records every layer shares: work items, agents, claim filters and statuses.
+
+Plain dataclasses with no I/O, so that they serialise straight to the JSON files
+SwarmSH users read with ``jq``. The store, the agent backends, the renderers and the
+telemetry all import them from here; nothing here imports any of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.ids import new_work_id
+
+
+class WorkStatus(enum.StrEnum):
+    """Where a work item is in its life. Values are the strings stored and printed."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    IN_PROGRESS = "in_progress"
+    BLOCKED = "blocked"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+# Claim order: lower rank first.
+PRIORITIES: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+HELD_STATUSES = frozenset({WorkStatus.CLAIMED, WorkStatus.IN_PROGRESS, WorkStatus.BLOCKED})
+TERMINAL_STATUSES = frozenset({WorkStatus.COMPLETED, WorkStatus.FAILED, WorkStatus.DEAD})
+ACTIVE_STATUSES = HELD_STATUSES | {WorkStatus.PENDING}
+ALL_STATUSES = frozenset(WorkStatus)
+
+# What `swarm progress` accepts (SwarmSH's list): pending releases the item,
+# completed completes it with status success.
+PROGRESS_STATUSES = ("in_progress", "blocked", "pending", "completed")
+# What `swarm complete` accepts; success -> completed, failed/blocked -> failed.
+COMPLETE_STATUSES = ("success", "failed", "blocked")
+AGENT_STATUSES = ("active", "inactive")
+
+STORY_POINTS_RANGE = (1, 21)
+
+
+def out_of_attempts(attempts: int, max_attempts: int) -> bool:
+    """The one rule for giving up: an item whose counted attempts (crashes, expired
+    leases, retried failures) reach ``max_attempts`` is dead instead of pending.
+
+    The file store applies it in ``store.state.returned``; the PostgreSQL store mirrors
+    it in SQL (``attempts + 1 >= max_attempts``, in ``pg_sql`` and migration 0002);
+    ``tests/test_store_contract.py`` checks both against this function.
+    """
+    return attempts >= max_attempts
+
+
+@dataclass
+class WorkItem:
+    """One unit of work. Times are Unix epoch seconds (``jq 'todate'`` shows them)."""
+
+    work_item_id: str
+    work_type: str
+    description: str
+    priority: str = "medium"
+    team: str | None = None
+    status: str = WorkStatus.PENDING
+    agent_id: str | None = None
+    progress: int = 0
+    payload: Any = None
+    result: Any = None
+    completion_status: str | None = None
+    story_points: int | None = None
+    error: str | None = None
+    attempts: int = 0
+    max_attempts: int = 0  # 0 = the store's max_attempts
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    claimed_at: float | None = None
+    completed_at: float | None = None
+    lease_expires_at: float | None = None
+    trace_context: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkItem:
+        return cls(**data)
+
+    def evolve(self, **changes: Any) -> WorkItem:
+        """A changed copy; several times faster than ``dataclasses.replace`` (hot path)."""
+        new = object.__new__(WorkItem)
+        new.__dict__ = self.__dict__ | changes
+        return new
+
+    @property
+    def held(self) -> bool:
+        return self.status in HELD_STATUSES
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def with_id(item: WorkItem) -> WorkItem:
+    """The item, with a generated id when it has none."""
+    return item if item.work_item_id else item.evolve(work_item_id=new_work_id())
+
+
+@dataclass(slots=True)
+class Agent:
+    """A registered agent process (or a person driving the CLI)."""
+
+    agent_id: str
+    capacity: int = 100
+    status: str = "active"
+    specialization: str = "general"
+    team: str | None = None
+    role: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    registered_at: float = 0.0
+    last_heartbeat: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Agent:
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimFilter:
+    """Restrict a claim to some work types and/or teams (None = any)."""
+
+    work_types: frozenset[str] | None = None
+    teams: frozenset[str] | None = None
+
+    def accepts(self, work_type: str, team: str | None) -> bool:
+        if self.work_types is not None and work_type not in self.work_types:
+            return False
+        return self.teams is None or team in self.teams
+
+
+ANY = ClaimFilter()

@@ -1,0 +1,143 @@
+"""What the supervisor tells the outside: its state file, one record per agent in
+``real_agents/``, a span per agent start and exit, and the ``/metrics`` endpoint."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from orchestrator import runstate
+from orchestrator.slots import Slot, SlotState
+from orchestrator.telemetry import tracing
+
+if TYPE_CHECKING:
+    from orchestrator.config import StoreConfig
+    from orchestrator.telemetry.metrics import MetricsServer
+    from orchestrator.telemetry.settings import TelemetrySettings
+
+logger = logging.getLogger(__name__)
+
+
+def agent_record(slot: Slot, host: str, now: float) -> dict[str, Any]:
+    """``real_agents/<agent_id>.json``: the slot, its counts and a resource sample."""
+    record: dict[str, Any] = {
+        "agent_id": slot.agent_id,
+        "group": slot.group.name,
+        "slot": slot.index,
+        "name": slot.name,
+        "host": host,
+        "pid": slot.pid,
+        "state": slot.state.value,
+        "backend": slot.group.backend,
+        "started_at": slot.started_at,
+        "restarts": slot.restarts,
+        "exit_code": slot.exit_code,
+        "items_done": slot.items_done,
+        "items_failed": slot.items_failed,
+        "cpu_percent": None,
+        "rss_bytes": None,
+        "threads": None,
+        "sampled_at": now,
+    }
+    if slot.ps is not None and slot.process is not None:
+        try:
+            with slot.ps.oneshot():
+                record["cpu_percent"] = slot.ps.cpu_percent(None)
+                record["rss_bytes"] = slot.ps.memory_info().rss
+                record["threads"] = slot.ps.num_threads()
+        except psutil.Error:
+            pass  # it exited between the check and the sample: the next tick reaps it
+    return record
+
+
+def write_agent_record(agents_dir: Path, slot: Slot, host: str, now: float) -> None:
+    if slot.agent_id is not None:
+        path = agents_dir / f"{slot.agent_id}.json"
+        runstate.write_json(path, agent_record(slot, host, now))
+
+
+def groups_summary(slots: Iterable[Slot]) -> dict[str, dict[str, Any]]:
+    """Per group: processes running, restarts, items done and failed, and its state
+    (fatal once any slot is, running while any slot runs or waits to restart)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for slot in slots:
+        g = groups.setdefault(
+            slot.group.name,
+            {
+                "backend": slot.group.backend,
+                "count": slot.group.count,
+                "running": 0,
+                "restarts": 0,
+                "state": "exited",
+                "done": 0,
+                "failed": 0,
+            },
+        )
+        g["running"] += slot.state == SlotState.RUNNING
+        if slot.state in (SlotState.RUNNING, SlotState.BACKOFF) and g["state"] != "fatal":
+            g["state"] = "running"
+        g["restarts"] += slot.restarts
+        g["done"] += slot.items_done
+        g["failed"] += slot.items_failed
+        if slot.state == SlotState.FATAL:
+            g["state"] = "fatal"
+    return groups
+
+
+def agent_rows(slots: Iterable[Slot]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": s.name,
+            "group": s.group.name,
+            "backend": s.group.backend,
+            "agent_id": s.agent_id,
+            "pid": s.pid,
+            "state": s.state.value,
+            "restarts": s.restarts,
+            "exit_code": s.exit_code,
+            "done": s.items_done,
+            "failed": s.items_failed,
+        }
+        for s in slots
+    ]
+
+
+def agent_event(name: str, slot: Slot) -> None:
+    """A span for an agent's start or exit: the diagrams and the timeline use them."""
+    attributes: dict[str, Any] = {
+        "swarm.operation": name.removeprefix("swarm."),
+        "swarm.agent.id": slot.agent_id or "",
+        "swarm.agent.group": slot.group.name,
+        "swarm.agent.slot": slot.name,
+        "swarm.agent.state": str(slot.state),
+        "swarm.agent.restarts": slot.restarts,
+    }
+    if slot.pid is not None:
+        attributes["process.pid"] = slot.pid
+    if slot.exit_code is not None:
+        attributes["process.exit.code"] = slot.exit_code
+    span = tracing.tracer().start_span(name, attributes=attributes)
+    if slot.exit_code not in (None, 0):
+        span.set_status(tracing.error_status(f"exit code {slot.exit_code}"))
+    span.end()
+
+
+def serve_metrics(
+    port: int,
+    store_target: str,
+    store_config: StoreConfig,
+    telemetry: TelemetrySettings,
+    snapshot: Callable[[], dict[str, Any]],
+) -> MetricsServer:
+    """``/metrics`` on 127.0.0.1:``port``. Scrapes run in the server's thread, so they
+    read through a store of their own."""
+    from orchestrator.telemetry import endpoint
+    from orchestrator.wiring import open_store
+
+    server = endpoint.serve(port, open_store(store_target, store_config), telemetry, snapshot)
+    logger.info("metrics on http://127.0.0.1:%d/metrics", server.port)
+    return server

@@ -1,0 +1,99 @@
+"""One agent position of a group (``group-N``) and the rule that decides its restarts.
+
+``decide_restart`` is a pure function of the group's policy and the slot's history, so
+that the policy (supervisord's: ``never | on-failure | always``, exponential backoff
+with jitter, at most ``max_restarts`` within ``restart_window_s`` or the slot is
+fatal) is tested on its own, without processes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from orchestrator.config import AgentGroup
+
+# A respawned agent that ran this long is healthy again: its backoff starts over.
+HEALTHY_AFTER_S = 10.0
+
+
+class SlotState(enum.StrEnum):
+    RUNNING = "running"
+    BACKOFF = "backoff"  # waiting to be respawned
+    EXITED = "exited"  # ended and its policy says not to restart
+    FATAL = "fatal"  # restarted too often within the window
+
+
+@dataclass
+class Slot:
+    group: AgentGroup
+    index: int
+    state: SlotState = SlotState.BACKOFF
+    agent_id: str | None = None
+    process: Any = None
+    pid: int | None = None
+    started_at: float = 0.0
+    next_start: float = 0.0
+    failures_in_row: int = 0
+    restart_times: deque[float] = field(default_factory=deque)
+    restarts: int = 0
+    exit_code: int | None = None
+    counters: Any = None  # shared with the running agent: [done, failed]
+    done: int = 0  # of the agents that ran in this slot before
+    failed: int = 0
+    ps: psutil.Process | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.group.name}-{self.index}"
+
+    @property
+    def items_done(self) -> int:
+        return self.done + (self.counters[0] if self.counters is not None else 0)
+
+    @property
+    def items_failed(self) -> int:
+        return self.failed + (self.counters[1] if self.counters is not None else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class RestartDecision:
+    state: SlotState  # BACKOFF (restart after delay_s), EXITED or FATAL
+    delay_s: float = 0.0
+    failures_in_row: int = 0
+    recent_restarts: tuple[float, ...] = ()  # restart times still inside the window
+
+
+def decide_restart(
+    group: AgentGroup,
+    *,
+    exit_code: int | None,
+    now: float,
+    started_at: float,
+    restart_times: Sequence[float],
+    failures_in_row: int,
+    jitter: float = 1.0,
+) -> RestartDecision:
+    """What to do with a slot whose agent just exited.
+
+    ``jitter`` (drawn by the caller from [0.5, 1]) scales the delay, so that the agents
+    of a group that fail together do not restart in step.
+    """
+    failed = exit_code != 0
+    if group.restart == "never" or (group.restart == "on-failure" and not failed):
+        return RestartDecision(SlotState.EXITED, failures_in_row=failures_in_row)
+    recent = tuple(t for t in restart_times if now - t <= group.restart_window_s)
+    if len(recent) >= group.max_restarts:
+        return RestartDecision(
+            SlotState.FATAL, failures_in_row=failures_in_row, recent_restarts=recent
+        )
+    in_row = 1 if now - started_at >= HEALTHY_AFTER_S else failures_in_row + 1
+    delay = min(group.backoff_max_s, group.backoff_initial_s * 2 ** (in_row - 1)) * jitter
+    return RestartDecision(
+        SlotState.BACKOFF, delay_s=delay, failures_in_row=in_row, recent_restarts=(*recent, now)
+    )
