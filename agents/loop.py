@@ -14,8 +14,11 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from setproctitle import setproctitle
 
 from agents import spans
 from agents.backends import Outcome, load_backend
@@ -53,13 +56,18 @@ class AgentSpec:
     supervisor_pid: int | None = None
     workdir: str | None = None  # swarm.toml's folder: relative paths in work items start here
     telemetry: TelemetrySettings | None = None  # None: no spans
+    log_file: str | None = None  # the agent's own rotating log
+    log_to_stderr: bool = True  # False while the supervisor draws a live view on the terminal
 
 
 class AgentRunner:
-    def __init__(self, spec: AgentSpec, counters: Any = None) -> None:
+    def __init__(self, spec: AgentSpec, counters: Any = None, events: Any = None) -> None:
         self.spec = spec
         self.group = spec.group
         self.counters = counters  # shared array: [done, failed]
+        # This agent's own pipe to the supervisor (no lock shared with other agents, so a
+        # kill -9 mid-send cannot block anyone else): what it works on and how items end.
+        self.events = events
         self.stopping = threading.Event()
         self.cancel = threading.Event()
         self.store: Store = open_store(spec.store_path, spec.store)
@@ -161,7 +169,11 @@ class AgentRunner:
                 idle = min(idle * 2, IDLE_MAX_S)
                 continue
             idle = IDLE_MIN_S
+            logger.info("claimed %s (%s): %s", item.work_item_id, item.work_type, item.description)
+            self._notify("claimed", item.work_item_id, item.description)
+            self.show_title(item.work_item_id)
             self._work(backend, item)
+            self.show_title("idle")
 
     def _work(self, backend: Backend, item: WorkItem) -> None:
         with spans.invoke_agent(self.spec.agent_id, self.group, item) as span:
@@ -178,6 +190,7 @@ class AgentRunner:
             outcome = spans.run_backend(backend, self.group, item, self.cancel, capture)
         except Conflict:
             logger.warning("agent %s lost %s before starting it", agent_id, item.work_item_id)
+            self._notify("lost", item.work_item_id, "lease lost before starting")
             return None
         except Exception as exc:  # a backend bug must not kill the agent
             logger.exception("agent %s: backend error on %s", agent_id, item.work_item_id)
@@ -218,13 +231,22 @@ class AgentRunner:
             )
             if path is not None:
                 discard_result(path)
+            self._notify("lost", item.work_item_id, str(exc))
             return outcome
         if path is not None:
             finalize(path)
         self._count(0 if outcome.ok else 1)
+        ended = final or "retrying"
+        took = time.time() - started
+        if outcome.ok:
+            logger.info("completed %s in %.2fs", item.work_item_id, took)
+        else:
+            logger.warning("%s %s after %.2fs: %s", ended, item.work_item_id, took, outcome.error)
+        self._notify(str(ended), item.work_item_id, outcome.error)
         return outcome
 
     def _release(self, item: WorkItem) -> None:
+        self._notify("released", item.work_item_id, None)
         try:
             self.store.release(item.work_item_id, agent_id=self.spec.agent_id)
         except SwarmError as exc:
@@ -232,6 +254,18 @@ class AgentRunner:
             logger.warning(
                 "agent %s: could not release %s: %s", self.spec.agent_id, item.work_item_id, exc
             )
+
+    def show_title(self, doing: str) -> None:
+        """What ps and top show: ``swarm agent <group>-<n> <work id | idle>``."""
+        setproctitle(f"swarm agent {self.group.name}-{self.spec.slot} {doing}")
+
+    def _notify(self, event: str, work_id: str, detail: str | None) -> None:
+        if self.events is None:
+            return
+        try:
+            self.events.send((event, work_id, detail, time.time()))
+        except (OSError, ValueError):
+            self.events = None  # the supervisor is gone or closed its end: stop telling it
 
     def _count(self, index: int) -> None:
         if self.counters is not None:
@@ -257,16 +291,20 @@ def _summary(outcome: Outcome) -> Any:
     return output
 
 
-def agent_main(spec: AgentSpec, counters: Any = None) -> None:
+def agent_main(spec: AgentSpec, counters: Any = None, events: Any = None) -> None:
     """Process entry point (spawned by the supervisor)."""
-    logs.configure(spec.agent_id)
+    if spec.log_file:
+        logs.configure_agent(spec.agent_id, Path(spec.log_file), spec.log_to_stderr)
+    else:
+        logs.configure(spec.agent_id)
     if spec.workdir:
         os.chdir(spec.workdir)
     os.environ["SWARM_AGENT_ID"] = spec.agent_id  # inherited by commands: orphans are traceable
     if spec.telemetry is not None:
         tracing.configure("agent", spec.telemetry, agent_id=spec.agent_id)
     try:
-        runner = AgentRunner(spec, counters)
+        runner = AgentRunner(spec, counters, events)
+        runner.show_title("idle")
         runner.install_signal_handlers()
         code = runner.run()
     finally:

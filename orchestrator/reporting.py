@@ -38,19 +38,20 @@ def agent_record(slot: Slot, host: str, now: float) -> dict[str, Any]:
         "exit_code": slot.exit_code,
         "items_done": slot.items_done,
         "items_failed": slot.items_failed,
-        "cpu_percent": None,
-        "rss_bytes": None,
-        "threads": None,
         "sampled_at": now,
     }
     if slot.ps is not None and slot.process is not None:
         try:
             with slot.ps.oneshot():
-                record["cpu_percent"] = slot.ps.cpu_percent(None)
-                record["rss_bytes"] = slot.ps.memory_info().rss
-                record["threads"] = slot.ps.num_threads()
+                slot.sample = {
+                    "cpu_percent": slot.ps.cpu_percent(None),
+                    "rss_bytes": slot.ps.memory_info().rss,
+                    "threads": slot.ps.num_threads(),
+                }
         except psutil.Error:
-            pass  # it exited between the check and the sample: the next tick reaps it
+            pass  # it exited between the check and the sample: the last sample stays
+    # An exited agent keeps its last sample rather than nulls.
+    record |= {key: slot.sample.get(key) for key in ("cpu_percent", "rss_bytes", "threads")}
     return record
 
 
@@ -78,8 +79,10 @@ def groups_summary(slots: Iterable[Slot]) -> dict[str, dict[str, Any]]:
             },
         )
         g["running"] += slot.state == SlotState.RUNNING
-        if slot.state in (SlotState.RUNNING, SlotState.BACKOFF) and g["state"] != "fatal":
+        if slot.active and g["state"] != "fatal":
             g["state"] = "running"
+        elif slot.state == SlotState.STOPPED and g["state"] == "exited":
+            g["state"] = "stopped"
         g["restarts"] += slot.restarts
         g["done"] += slot.items_done
         g["failed"] += slot.items_failed
@@ -99,6 +102,11 @@ def agent_rows(slots: Iterable[Slot]) -> list[dict[str, Any]]:
             "state": s.state.value,
             "restarts": s.restarts,
             "exit_code": s.exit_code,
+            "started_at": s.started_at if s.state == SlotState.RUNNING else None,
+            "current": s.current[0] if s.current else None,
+            "current_description": s.current[1] if s.current else None,
+            "cpu_percent": s.sample.get("cpu_percent"),
+            "rss_bytes": s.sample.get("rss_bytes"),
             "done": s.items_done,
             "failed": s.items_failed,
         }

@@ -27,6 +27,7 @@ class SlotState(enum.StrEnum):
     BACKOFF = "backoff"  # waiting to be respawned
     EXITED = "exited"  # ended and its policy says not to restart
     FATAL = "fatal"  # restarted too often within the window
+    STOPPED = "stopped"  # stopped by the operator (swarm stop GROUP) until started again
 
 
 @dataclass
@@ -47,10 +48,20 @@ class Slot:
     done: int = 0  # of the agents that ran in this slot before
     failed: int = 0
     ps: psutil.Process | None = None
+    events: Any = None  # the read end of the agent's event pipe
+    current: tuple[str, str, float] | None = None  # work id, description, since
+    sample: dict[str, Any] = field(default_factory=dict)  # last cpu_percent, rss_bytes, threads
+    stopping_until: float | None = None  # asked to stop by the operator: kill after this
+    start_after_stop: bool = False  # swarm restart GROUP: spawn again once it has exited
 
     @property
     def name(self) -> str:
         return f"{self.group.name}-{self.index}"
+
+    @property
+    def active(self) -> bool:
+        """Running, or about to be respawned."""
+        return self.state in (SlotState.RUNNING, SlotState.BACKOFF)
 
     @property
     def items_done(self) -> int:

@@ -9,7 +9,6 @@ only set flags; the main loop acts on them. The first SIGTERM/SIGINT is a warm s
 
 from __future__ import annotations
 
-import ctypes
 import enum
 import logging
 import os
@@ -30,7 +29,8 @@ from multiprocess.connection import wait as wait_for_sentinels
 
 from agents.loop import AgentSpec, agent_main
 from agents.results import reconcile
-from orchestrator import reporting, runstate
+from orchestrator import control, logs, preflight, processes, reporting, runstate
+from orchestrator.activity import Activity
 from orchestrator.config import SwarmConfig
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.ids import new_agent_id
@@ -43,7 +43,6 @@ from orchestrator.workspec import configured_items
 
 logger = logging.getLogger(__name__)
 
-_PR_SET_CHILD_SUBREAPER = 36
 # SIGTERM and SIGINT stop warmly (a second one coldly); SIGQUIT stops coldly at once.
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
@@ -62,10 +61,18 @@ class Supervisor:
         *,
         until_drained: bool = False,
         on_tick: Callable[[Supervisor], None] | None = None,
+        live_view: bool = False,
+        log_file: Path | None = None,
     ) -> None:
         self.config = config
         self.until_drained = until_drained
         self.on_tick = on_tick
+        self.live_view = live_view  # agents keep their stderr quiet: the view owns the terminal
+        self.log_file = log_file  # detached: stdout and stderr go here once started
+        self.activity = Activity()
+        self.exit_reason: str | None = None  # why a run ends with a non-zero code
+        self.unclaimable: Counter[str] = Counter()
+        self._filters = preflight.filters_of(config.agents)
         self.status = Status.STARTING
         self.host = os.environ.get("SWARM_HOST_ID") or socket.gethostname()
         self.store_target = config.store_target()
@@ -158,16 +165,21 @@ class Supervisor:
             lock.release()
 
     def _run(self) -> int:
-        _become_subreaper()
+        processes.become_subreaper()
         tracing.configure("supervisor", self.telemetry)
         self.agents_dir.mkdir(parents=True, exist_ok=True)
         self.results_dir.mkdir(parents=True, exist_ok=True)
+        preflight.check_groups(self.config.agents)
         self.store = open_store(self.store_target, self.config.store)
         self._serve_metrics()  # first: a port in use must stop us before anything is enqueued
         settled = reconcile(str(self.results_dir), self.store)
         if settled:
             logger.warning("settled %d result(s) left pending by killed agents", settled)
         self._enqueue_configured_work()
+        self._check_claimable()
+        if self.log_file is not None:
+            # Started: from here on (agents included) output goes to the swarm's log.
+            _redirect_output(self.log_file)
         for group in self.config.agents:
             for index in range(1, group.count + 1):
                 slot = Slot(group, index)
@@ -181,6 +193,7 @@ class Supervisor:
             if self.on_tick:
                 self.on_tick(self)
             if self.until_drained and self.drained:
+                logger.info("drained: no work left that these agents can claim")
                 break
             if self.slots and all(
                 s.state in (SlotState.FATAL, SlotState.EXITED) for s in self.slots.values()
@@ -191,7 +204,37 @@ class Supervisor:
         self._shutdown()
         if self.on_tick:
             self.on_tick(self)
-        return 1 if any(s.state == SlotState.FATAL for s in self.slots.values()) else 0
+        return self._exit_code()
+
+    def _exit_code(self) -> int:
+        fatal = sorted({s.group.name for s in self.slots.values() if s.state == SlotState.FATAL})
+        if fatal:
+            self.exit_reason = f"agent group(s) {', '.join(fatal)} failed too often (fatal)"
+            return 1
+        if not self.until_drained:
+            return 0
+        if self.unclaimable:
+            self.exit_reason = (
+                "work no agent group can claim is left pending: "
+                + preflight.describe(self.unclaimable)
+                + " (add a group whose work_types include them)"
+            )
+            return 1
+        dead = self.dead_errors()
+        if dead:
+            self.exit_reason = f"{sum(dead.values())} item(s) ended dead"
+            return 1
+        return 0
+
+    def dead_errors(self) -> Counter[str]:
+        """First error lines of the items that died during this run, counted."""
+        if self.store is None:
+            return Counter()
+        return Counter(
+            (i.error or "no error recorded").splitlines()[0][:300]
+            for i in self.store.list_work()
+            if i.status == "dead" and (i.completed_at or i.updated_at) >= self.started_at
+        )
 
     def _next_wake(self) -> float:
         """Sleep a tick, or less when a respawn falls due sooner."""
@@ -200,7 +243,9 @@ class Supervisor:
         return max(0.0, min([self.config.supervisor.tick_s, *due]))
 
     def _wait(self, timeout: float) -> None:
+        """Until an agent exits, one sends an event, or ``timeout`` passes."""
         sentinels = [s.process.sentinel for s in self.slots.values() if s.process is not None]
+        sentinels += [s.events for s in self.slots.values() if s.events is not None]
         if sentinels:
             try:
                 wait_for_sentinels(sentinels, timeout)
@@ -211,7 +256,11 @@ class Supervisor:
 
     def _tick(self) -> None:
         now = time.time()
+        for slot in self.slots.values():
+            self.activity.drain(slot)
         changed = self._reap(now)
+        changed |= control.serve_pending(self.agents_dir, self._control) > 0
+        self._enforce_stop_deadlines(now)
         for slot in self.slots.values():
             if slot.state == SlotState.BACKOFF and now >= slot.next_start:
                 self._spawn(slot)
@@ -221,10 +270,84 @@ class Supervisor:
             self._store().sweep()
         if self.until_drained and now - self._last_drain_check >= 0.3:
             self._last_drain_check = now
-            self.drained = not self._store().list_work(include_terminal=False)
+            self.drained = self._drained()
         if changed or now - self._last_sample >= self.config.supervisor.sample_s:
             self._sample(now)
             self._write_state()
+
+    # -- what is left to do ------------------------------------------------------------
+
+    def _check_claimable(self) -> None:
+        pending = [
+            i for i in self._store().list_work(include_terminal=False) if i.status == "pending"
+        ]
+        self.unclaimable = preflight.unclaimable(pending, self._filters)
+        if self.unclaimable:
+            logger.warning(
+                "no agent group can claim these pending work types: %s",
+                preflight.describe(self.unclaimable),
+            )
+
+    def _drained(self) -> bool:
+        """Nothing is held, and nothing pending is claimable by a group of this swarm."""
+        live = self._store().list_work(include_terminal=False)
+        if any(i.held for i in live):
+            return False
+        self.unclaimable = preflight.unclaimable(live, self._filters)
+        return sum(self.unclaimable.values()) == len(live)
+
+    # -- operator control (swarm stop|start|restart GROUP) --------------------------------
+
+    def _control(self, request: dict[str, Any]) -> dict[str, Any]:
+        action, name = request.get("action"), request.get("group")
+        if action not in control.ACTIONS:
+            return {"ok": False, "message": f"unknown action {action!r}"}
+        slots = [s for s in self.slots.values() if s.group.name == name]
+        if not slots:
+            known = ", ".join(sorted({s.group.name for s in self.slots.values()})) or "none"
+            return {"ok": False, "message": f"no agent group {name!r} (groups: {known})"}
+        if self.warm_stop:
+            return {"ok": False, "message": "the supervisor is stopping"}
+        now = time.time()
+        for slot in slots:
+            if action == "start":
+                self._start_slot(slot)
+            else:
+                self._stop_slot(slot, now, then_start=action == "restart")
+        logger.info("%s group %s (%d agents) as asked", action, name, len(slots))
+        self._write_state()
+        return {"ok": True, "message": f"{action} {name}: {len(slots)} agent(s)"}
+
+    def _stop_slot(self, slot: Slot, now: float, then_start: bool) -> None:
+        slot.start_after_stop = then_start
+        if slot.state == SlotState.RUNNING:
+            if slot.stopping_until is None:
+                slot.stopping_until = now + slot.group.stop_timeout_s
+                processes.signal_agent(slot, signal.SIGTERM)
+        elif then_start:
+            self._start_slot(slot)
+        else:
+            slot.state = SlotState.STOPPED
+
+    def _start_slot(self, slot: Slot) -> None:
+        slot.start_after_stop = False
+        if slot.state == SlotState.RUNNING:
+            return
+        # A fresh start: the restart history that made it fatal is forgotten.
+        slot.restart_times.clear()
+        slot.failures_in_row = 0
+        self._spawn(slot)
+
+    def _enforce_stop_deadlines(self, now: float) -> None:
+        for slot in self.slots.values():
+            if slot.state == SlotState.STOPPED and slot.start_after_stop:
+                self._start_slot(slot)
+            elif slot.stopping_until is not None and now >= slot.stopping_until:
+                logger.warning(
+                    "%s did not stop within %gs: killing it", slot.name, slot.group.stop_timeout_s
+                )
+                slot.stopping_until = now + 3600  # killed once; reaped on a later tick
+                processes.kill_tree(slot)
 
     # -- spawning and reaping ----------------------------------------------------------------
 
@@ -241,17 +364,21 @@ class Supervisor:
             supervisor_pid=os.getpid(),
             workdir=str(self.config.base_dir),
             telemetry=self.telemetry,
+            log_file=str(logs.agent_log_path(self.agents_dir, slot.name)),
+            log_to_stderr=not self.live_view,
         )
         slot.counters = self._ctx.Array("i", 2)
+        slot.events, events_out = self._ctx.Pipe(duplex=False)
         # Daemonic: should the supervisor ever exit without stopping them, the agents are
         # terminated at its exit instead of being waited for.
         slot.process = self._ctx.Process(
             target=agent_main,
-            args=(spec, slot.counters),
+            args=(spec, slot.counters, events_out),
             name=f"swarm-agent-{slot.name}",
             daemon=True,
         )
         slot.process.start()
+        events_out.close()  # the agent holds the write end: EOF here once it exits
         slot.pid = slot.process.pid
         slot.started_at = time.time()
         slot.state = SlotState.RUNNING
@@ -272,10 +399,15 @@ class Supervisor:
             changed = True
             slot.exit_code = slot.process.exitcode
             slot.process = None
+            self.activity.agent_exited(slot)
             self._collect_counters(slot)
             self._after_exit(slot)
             if self.warm_stop:
                 slot.state = SlotState.EXITED
+            elif slot.stopping_until is not None:
+                slot.stopping_until = None
+                slot.state = SlotState.STOPPED
+                logger.info("%s stopped (exit code %s)", slot.name, slot.exit_code)
             else:
                 self._apply_policy(slot, now)
             reporting.agent_event("swarm.agent.exit", slot)
@@ -291,7 +423,7 @@ class Supervisor:
 
     def _after_exit(self, slot: Slot) -> None:
         """An agent is gone: kill what it left running, return its work, forget it."""
-        self._kill_orphans()
+        processes.kill_orphans()
         assert slot.agent_id is not None
         store = self._store()
         try:
@@ -365,23 +497,6 @@ class Supervisor:
             slot.failed += slot.counters[1]
             slot.counters = None
 
-    def _kill_orphans(self) -> None:
-        """Commands whose agent died are re-parented to us (a subreaper): kill them.
-        They carry SWARM_AGENT_ID in their environment, the forkserver does not."""
-        try:
-            children = psutil.Process().children()
-        except psutil.Error:
-            return
-        for child in children:
-            try:
-                if "SWARM_AGENT_ID" not in child.environ():
-                    continue
-                for proc in [*child.children(recursive=True), child]:
-                    proc.kill()
-                child.wait(timeout=2)
-            except (psutil.Error, psutil.TimeoutExpired):
-                continue
-
     # -- stopping ------------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
@@ -389,46 +504,38 @@ class Supervisor:
         self._write_state()
         running = [s for s in self.slots.values() if s.state == SlotState.RUNNING]
         for slot in running:
-            self._signal_agent(slot, signal.SIGTERM)
+            processes.signal_agent(slot, signal.SIGTERM)
         timeout = max((s.group.stop_timeout_s for s in running), default=0.0)
+        for slot in running:
+            self.activity.drain(slot)
+        busy = sum(1 for s in running if s.current is not None)
+        if running and self.warm_stop and not self.cold_stop:
+            logger.warning(
+                "stopping: waiting up to %g s for %d agent(s), %d item(s) in progress"
+                " — Ctrl-C again (or swarm down --force) to force",
+                timeout,
+                len(running),
+                busy,
+            )
         deadline = time.monotonic() + timeout
         while running and time.monotonic() < deadline and not self.cold_stop:
             self._wait(min(0.1, max(0.0, deadline - time.monotonic())))
+            for slot in running:
+                self.activity.drain(slot)
             running = [s for s in running if s.process.is_alive()]
         for slot in running:
             logger.warning(
                 "%s did not stop within %gs: killing it", slot.name, slot.group.stop_timeout_s
             )
-            self._kill_tree(slot)
+            processes.kill_tree(slot)
         self._reap(time.time())
         for slot in self.slots.values():
             if slot.state == SlotState.BACKOFF:
                 slot.state = SlotState.EXITED
-        self._kill_orphans()
+        processes.kill_orphans()
         self.status = Status.STOPPED
         self._sample(time.time())
         self._write_state()
-
-    def _signal_agent(self, slot: Slot, signum: int) -> None:
-        try:
-            os.kill(slot.pid or -1, signum)
-        except ProcessLookupError:
-            pass
-
-    def _kill_tree(self, slot: Slot) -> None:
-        procs: list[psutil.Process] = []
-        if slot.ps is not None:
-            try:
-                procs = [*slot.ps.children(recursive=True), slot.ps]
-            except psutil.Error:
-                procs = [slot.ps]
-        for proc in procs:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-        if slot.process is not None:
-            slot.process.join(5)
 
     # -- work, records, state ------------------------------------------------------------------
 
@@ -466,7 +573,14 @@ class Supervisor:
             else None,
             "groups": reporting.groups_summary(self.slots.values()),
             "agents": reporting.agent_rows(self.slots.values()),
+            "throughput_per_s": round(self.activity.throughput(), 3),
+            "recent_failures": self.activity.recent_failures(),
         }
+
+    def queue_counts(self) -> Counter[str]:
+        """Every item in the store, counted by status."""
+        items = self.store.list_work() if self.store else []
+        return Counter(str(i.status) for i in items)
 
     def enqueued_by_status(self) -> Counter[str]:
         """The items this run enqueued from swarm.toml, counted by status."""
@@ -478,9 +592,9 @@ class Supervisor:
         runstate.write_json(runstate.state_path(self.agents_dir), self.snapshot())
 
 
-def _become_subreaper() -> None:
-    """Orphaned descendants come to us instead of init, so none escapes a stop."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        logger.debug("prctl(PR_SET_CHILD_SUBREAPER) unavailable; orphans go to init")
+def _redirect_output(path: Path) -> None:
+    """Point this process's stdout and stderr (and its agents', inherited) at ``path``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    for stream in (1, 2):
+        os.dup2(fd, stream)
+    os.close(fd)

@@ -331,7 +331,7 @@ def test_the_shipped_demo_swarm_runs_offline(tmp_path: Path) -> None:
     assert "Summary" in run.stdout and "0 unfinished" in run.stdout
     records = list(results(tmp_path).values())
     statuses = Counter(r["status"] for r in records)
-    assert statuses["dead"] == 2 and statuses["completed"] >= 40  # the two broken steps
+    assert statuses["dead"] == 0 and statuses["completed"] >= 40
     flaky = [r for r in records if r["work_type"] == "flaky"]
     assert len(flaky) == 3 and all(r["status"] == "completed" and r["attempts"] == 1 for r in flaky)
 

@@ -148,7 +148,7 @@ def test_swarm_up_links_enqueue_agent_work_and_completion(tmp_path: Path) -> Non
         'payload = { argv = ["false"] }\n',
     )
     proc = run(tmp_path, "up", "--until-drained")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1 and "1 item(s) ended dead" in proc.stderr, proc.stderr  # "fail"
     spans = read_spans(tmp_path / "telemetry_spans.jsonl")
     by_trace: dict[str, list[dict[str, Any]]] = {}
     for span in spans:

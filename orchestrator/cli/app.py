@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from orchestrator import logs
-from orchestrator.cli import observe, run, work
+from orchestrator.cli import control, observe, run, work
 from orchestrator.context import Context
 from orchestrator.errors import EXIT_CODES, PermissionDenied, SwarmError
 
@@ -63,7 +63,7 @@ def _global(
     ctx.call_on_close(ctx.obj.close)
 
 
-for _module in (work, run, observe):
+for _module in (work, run, control, observe):
     app.registered_commands.extend(_module.commands.registered_commands)
     app.registered_groups.extend(_module.commands.registered_groups)
 

@@ -32,7 +32,7 @@ def _console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 200)
 
 
-def _age(ts: float | None, now: float) -> str:
+def age(ts: float | None, now: float) -> str:
     if not ts:
         return "-"
     seconds = max(0, int(now - ts))
@@ -67,7 +67,7 @@ def work_table(items: Sequence[WorkItem], limit: int, title: str) -> None:
             f"{item.progress}%",
             item.agent_id or "-",
             item.team or "-",
-            _age(item.created_at, now),
+            age(item.created_at, now),
             _short(item.description),
         )
     console = _console()
@@ -104,7 +104,7 @@ def agent_table(agents: Sequence[Agent], holding: dict[str, list[str]]) -> None:
                 agent.specialization,
                 agent.team or "-",
                 str(agent.pid) if agent.pid else "-",
-                _age(agent.last_heartbeat, now) + " ago",
+                age(agent.last_heartbeat, now) + " ago",
                 ", ".join(holding.get(agent.agent_id, [])) or "-",
             )
         console.print(table)
@@ -167,20 +167,27 @@ def supervisor_status(state: dict[str, Any], alive: bool) -> None:
     running = "running" if alive else f"not running (last state: {state.get('status')})"
     console.print(
         f"supervisor pid {state.get('pid')} on {state.get('host')}: {running},"
-        f" up {_age(state.get('started_at'), now)} · store {state.get('store')}"
+        f" up {age(state.get('started_at'), now)} · store {state.get('store')}"
     )
     if alive and state.get("metrics_url"):
         console.print(f"metrics: {state['metrics_url']}")
     table = Table(box=box.SIMPLE_HEAD)
-    for column in ("agent", "group", "state", "pid", "restarts", "agent id"):
+    columns = ("agent", "state", "pid", "uptime", "cpu %", "rss MB", "done", "failed")
+    for column in (*columns, "restarts", "item", "agent id"):
         table.add_column(column, no_wrap=True)
     for agent in state.get("agents", []):
+        cpu, rss = agent.get("cpu_percent"), agent.get("rss_bytes")
         table.add_row(
             agent["name"],
-            agent["group"],
             agent["state"],
             str(agent["pid"] or "-"),
+            age(agent.get("started_at"), now) if agent.get("started_at") else "-",
+            "-" if cpu is None else f"{cpu:.0f}",
+            "-" if rss is None else f"{rss / 1e6:.0f}",
+            str(agent.get("done", 0)),
+            str(agent.get("failed", 0)),
             str(agent["restarts"]),
+            agent.get("current") or "-",
             agent["agent_id"] or "-",
         )
     console.print(table)

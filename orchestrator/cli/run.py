@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -15,12 +16,16 @@ import typer
 from orchestrator import runstate
 from orchestrator.cli import render
 from orchestrator.cli.options import JsonFlag, context_of
-from orchestrator.errors import NotFound, SwarmError
+from orchestrator.errors import Conflict, NotFound, SwarmError
 
 if TYPE_CHECKING:
     from orchestrator.config import SwarmConfig
+    from orchestrator.supervisor import Supervisor
 
 commands = typer.Typer()
+
+SUPERVISOR_LOG = "supervisor.log"
+ERROR_PREFIX = "swarm: error: "
 
 
 @commands.command()
@@ -30,8 +35,14 @@ def up(
         bool, typer.Option("--detach", "-d", help="Run in the background; see swarm status/down.")
     ] = False,
     until_drained: Annotated[
-        bool, typer.Option("--until-drained", help="Stop once no work is pending or held.")
+        bool,
+        typer.Option(
+            "--until-drained", help="Stop once no work this swarm can claim is pending or held."
+        ),
     ] = False,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", hidden=True, help="Log here once running.")
+    ] = None,
 ) -> None:
     """Start the swarm of swarm.toml: spawn its agents and keep them alive until stopped.
 
@@ -45,34 +56,92 @@ def up(
         return
     from orchestrator.supervisor import Supervisor
 
-    code = Supervisor(config, until_drained=until_drained).run()
+    live = sys.stdout.isatty() and not os.environ.get("SWARM_NO_LIVE")
+    if not live and "LOG_LEVEL" not in os.environ:
+        # Without a view, the log is how an operator sees what happens: say it at INFO.
+        logging.getLogger().setLevel(logging.INFO)
+    supervisor = Supervisor(config, until_drained=until_drained, live_view=live, log_file=log_file)
+    _run(supervisor, live)
+
+
+def _run(supervisor: Supervisor, live: bool, progress: bool = False) -> None:
+    """Run the supervisor (under a live view on a terminal), then say how it ended."""
+    from rich.console import Console
+
+    from orchestrator.cli.live import SwarmView, print_outcome, print_summary
+
+    console = Console()
+    started = time.time()
+    if live:
+        view = SwarmView(progress=progress, console=console)
+        supervisor.on_tick = view.update
+        with view:
+            code = supervisor.run()
+    else:
+        code = supervisor.run()
+    if progress:
+        print_summary(supervisor, console, started)
+    if supervisor.until_drained:
+        print_outcome(supervisor, console)
     if code:
-        raise typer.Exit(code)
+        raise SwarmError(supervisor.exit_reason or f"the swarm ended with exit code {code}")
 
 
 def _detach(config: SwarmConfig, agents_dir: Path, until_drained: bool) -> None:
+    """Start the supervisor in its own session; return once it reports running, or fail
+    with its own exit code and error line."""
+    import tempfile
+
     agents_dir.mkdir(parents=True, exist_ok=True)
-    log_path = agents_dir / "supervisor.log"
-    argv = [sys.executable, "-m", "orchestrator.cli", "-c", str(config.source), "up"]
+    state = runstate.read(agents_dir)
+    if state is not None and runstate.is_alive(state):
+        raise Conflict(
+            f"another supervisor (pid {state['pid']}) is running for this swarm.toml;"
+            " use `swarm status` or `swarm down`"
+        )
+    log_path = agents_dir / SUPERVISOR_LOG
+    argv = [sys.executable, "-m", "orchestrator.cli", "-c", str(config.source)]
+    argv += ["--store", config.store_target(), "up", "--log-file", str(log_path)]
     if until_drained:
         argv.append("--until-drained")
-    with open(log_path, "ab") as log:
+    # Until it holds the swarm's lock, the child writes to a file of its own: a start that
+    # fails (another supervisor, a bad config) never lands in the running one's log.
+    with tempfile.NamedTemporaryFile(
+        dir=agents_dir, prefix=".supervisor-start-", suffix=".log", delete=False
+    ) as start_log:
         child = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=start_log,
+            stderr=start_log,
+            start_new_session=True,
         )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        state = runstate.read(agents_dir)
-        if state and state.get("pid") == child.pid and state.get("status") == "running":
-            render.echo(f"swarm running in the background (pid {child.pid}); log: {log_path}")
-            return
-        if child.poll() is not None:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise SwarmError(f"the supervisor exited with code {child.returncode}: {tail[0]}")
-        time.sleep(0.05)
-    raise SwarmError(
-        f"the supervisor (pid {child.pid}) did not report running within 30s; see {log_path}"
-    )
+    start_path = Path(start_log.name)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = runstate.read(agents_dir)
+            if state and state.get("pid") == child.pid and state.get("status") == "running":
+                render.echo(f"swarm running in the background (pid {child.pid}); log: {log_path}")
+                return
+            if child.poll() is not None:
+                raise _child_error(child.returncode, start_path)
+            time.sleep(0.05)
+        raise SwarmError(
+            f"the supervisor (pid {child.pid}) did not report running within 30s; see {log_path}"
+        )
+    finally:
+        start_path.unlink(missing_ok=True)
+
+
+def _child_error(code: int, start_log: Path) -> SwarmError:
+    """The detached supervisor's own error line, with its exit code."""
+    lines = start_log.read_text(errors="replace").strip().splitlines()
+    errors = [line for line in lines if line.startswith(ERROR_PREFIX)]
+    message = (errors or lines or [f"the supervisor exited with code {code}"])[-1]
+    error = SwarmError(message.removeprefix(ERROR_PREFIX))
+    error.exit_code = code or 1
+    return error
 
 
 def _running_state(agents_dir: Path) -> dict[str, Any]:
@@ -143,15 +212,12 @@ def _kill_quietly(pid: int, signum: int) -> None:
 
 @commands.command()
 def demo(ctx: typer.Context) -> None:
-    """Run the swarm of swarm.toml until its work is done, with a live view and a summary."""
-    from orchestrator.cli.demo import LiveView
+    """Run the swarm of swarm.toml until its work is done, with a live view and a summary.
+
+    Exits non-zero when items ended dead, naming the top errors.
+    """
     from orchestrator.supervisor import Supervisor
 
     config = context_of(ctx).require_config()
-    view = LiveView()
-    supervisor = Supervisor(config, until_drained=True, on_tick=view.update)
-    with view:
-        code = supervisor.run()
-    view.summary(supervisor)
-    if code:
-        raise typer.Exit(code)
+    live = sys.stdout.isatty()
+    _run(Supervisor(config, until_drained=True, live_view=live), live, progress=True)

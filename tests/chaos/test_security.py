@@ -70,7 +70,7 @@ def test_a_string_command_is_refused_without_shell_true(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1 and "1 item(s) ended dead" in run.stderr, run.stderr
     assert not marker.exists()
     (result,) = [json.loads(p.read_text()) for p in (tmp_path / "real_work_results").glob("*.json")]
     assert result["status"] == "dead" and "shell = true" in result["error"]

@@ -1,0 +1,73 @@
+"""Talking to a running supervisor from another process: `swarm stop|start|restart GROUP`.
+
+A mailbox of files in ``<agents_dir>/control/``: the command writes a request
+atomically, the supervisor's main loop answers it on its next tick (at most
+``[supervisor] tick_s`` later) with a reply file next to it. Files rather than a
+socket: no path-length limit, nothing to clean up after a kill -9, and it works the
+same for a supervisor in the foreground and one started with ``--detach``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from orchestrator.errors import Timeout
+from orchestrator.files import write_atomic
+
+CONTROL_DIR = "control"
+ACTIONS = ("stop", "start", "restart")
+_REQUEST = ".request.json"
+_REPLY = ".reply.json"
+
+
+def mailbox(agents_dir: Path) -> Path:
+    return agents_dir / CONTROL_DIR
+
+
+def send(agents_dir: Path, request: dict[str, Any], timeout_s: float = 10.0) -> dict[str, Any]:
+    """Post ``request`` and wait for the supervisor's reply."""
+    box = mailbox(agents_dir)
+    box.mkdir(parents=True, exist_ok=True)
+    name = f"{time.time_ns()}-{os.getpid()}"
+    write_atomic(str(box / f"{name}{_REQUEST}"), orjson.dumps(request), fsync=False)
+    reply_path = box / f"{name}{_REPLY}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            reply = orjson.loads(reply_path.read_bytes())
+        except FileNotFoundError:
+            time.sleep(0.02)
+            continue
+        reply_path.unlink(missing_ok=True)
+        return reply if isinstance(reply, dict) else {"ok": False, "message": "bad reply"}
+    with contextlib.suppress(FileNotFoundError):
+        (box / f"{name}{_REQUEST}").unlink()
+    raise Timeout(f"the supervisor did not answer within {timeout_s:g}s (is it stuck?)")
+
+
+def serve_pending(agents_dir: Path, handle: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+    """Answer every request waiting in the mailbox; return how many were answered."""
+    box = mailbox(agents_dir)
+    try:
+        names = sorted(n for n in os.listdir(box) if n.endswith(_REQUEST))
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        path = box / name
+        try:
+            request = orjson.loads(path.read_bytes())
+            reply = handle(request) if isinstance(request, dict) else None
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            reply = None
+        if reply is None:
+            reply = {"ok": False, "message": "unreadable request"}
+        write_atomic(str(box / name.replace(_REQUEST, _REPLY)), orjson.dumps(reply), fsync=False)
+        path.unlink(missing_ok=True)
+    return len(names)

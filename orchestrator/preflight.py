@@ -1,0 +1,80 @@
+"""Checks a swarm passes before any agent claims an item, and the work no group can take.
+
+A ``claude`` group without ``ANTHROPIC_API_KEY`` or an ``ollama`` group whose server
+does not answer would otherwise fail every item it claims until they are all dead;
+saying so in one line at start costs a second and saves the queue.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
+
+from orchestrator.config import AgentGroup
+from orchestrator.errors import ConfigError, SwarmError
+from orchestrator.records import ClaimFilter, WorkItem
+
+OLLAMA_DEFAULT_HOST = "http://localhost:11434"
+CONNECT_TIMEOUT_S = 2.0
+
+
+class ServiceUnreachable(SwarmError):
+    """A service an agent group needs does not answer."""
+
+
+def check_groups(groups: Iterable[AgentGroup], env: Mapping[str, str] = os.environ) -> None:
+    """Raise one clear error for the first group that cannot work at all."""
+    for group in groups:
+        if group.count == 0:
+            continue
+        if group.backend == "claude" and not env.get("ANTHROPIC_API_KEY", "").strip():
+            raise ConfigError(
+                f"agent group {group.name} uses the claude backend but ANTHROPIC_API_KEY is"
+                " not set: export it, or set count = 0 for this group"
+            )
+        if group.backend == "ollama":
+            host = group.host or env.get("OLLAMA_HOST") or OLLAMA_DEFAULT_HOST
+            problem = _unreachable(host)
+            if problem:
+                raise ServiceUnreachable(
+                    f"agent group {group.name}: the Ollama server at {host} does not answer"
+                    f" ({problem}): start it (ollama serve) or set host / OLLAMA_HOST"
+                )
+
+
+def _unreachable(url: str) -> str | None:
+    """Why nothing accepts connections at ``url`` (None when something does)."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "localhost", port), CONNECT_TIMEOUT_S):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def filters_of(groups: Iterable[AgentGroup]) -> list[ClaimFilter]:
+    return [
+        ClaimFilter(
+            work_types=frozenset(g.work_types) if g.work_types else None,
+            teams=frozenset(g.teams) if g.teams else None,
+        )
+        for g in groups
+        if g.count > 0
+    ]
+
+
+def unclaimable(pending: Iterable[WorkItem], filters: list[ClaimFilter]) -> Counter[str]:
+    """Work types (with counts) of pending items that no group's filter accepts."""
+    return Counter(
+        item.work_type
+        for item in pending
+        if not any(f.accepts(item.work_type, item.team) for f in filters)
+    )
+
+
+def describe(types: Counter[str]) -> str:
+    return ", ".join(f"{work_type} ({n})" for work_type, n in sorted(types.items()))

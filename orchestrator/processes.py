@@ -1,0 +1,65 @@
+"""Process-tree chores of the supervisor: adopting orphans, killing what agents leave."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+
+import psutil
+
+from orchestrator.slots import Slot
+
+logger = logging.getLogger("orchestrator.supervisor")
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants come to us instead of init, so none escapes a stop."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        logger.debug("prctl(PR_SET_CHILD_SUBREAPER) unavailable; orphans go to init")
+
+
+def kill_orphans() -> None:
+    """Commands whose agent died are re-parented to us (a subreaper): kill them.
+    They carry SWARM_AGENT_ID in their environment, the forkserver does not."""
+    try:
+        children = psutil.Process().children()
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            if "SWARM_AGENT_ID" not in child.environ():
+                continue
+            for proc in [*child.children(recursive=True), child]:
+                proc.kill()
+            child.wait(timeout=2)
+        except (psutil.Error, psutil.TimeoutExpired):
+            continue
+
+
+def signal_agent(slot: Slot, signum: int) -> None:
+    try:
+        os.kill(slot.pid or -1, signum)
+    except ProcessLookupError:
+        pass
+
+
+def kill_tree(slot: Slot) -> None:
+    """SIGKILL the agent and everything it started, and wait for the agent."""
+    procs: list[psutil.Process] = []
+    if slot.ps is not None:
+        try:
+            procs = [*slot.ps.children(recursive=True), slot.ps]
+        except psutil.Error:
+            procs = [slot.ps]
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass  # already gone
+    if slot.process is not None:
+        slot.process.join(5)
