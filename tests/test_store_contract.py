@@ -258,10 +258,11 @@ def test_ids_are_checked_and_unique(store: Any) -> None:
     store.add_work(item(work_id="job-1"))
     with pytest.raises(Conflict):
         store.add_work(item(work_id="job-1"))
-    for bad in ("../x", "a/b", "", " sp", "x" * 200):
-        if bad:
-            with pytest.raises(InvalidArgument):
-                store.add_work(item(work_id=bad))
+    for bad in ("../x", "a/b", " sp", "x" * 200):
+        with pytest.raises(InvalidArgument):
+            store.add_work(item(work_id=bad))
+    generated = store.add_work(item(work_id=""))  # no id: one is generated
+    assert generated.startswith("work_") and store.get(generated).work_item_id == generated
     with pytest.raises(InvalidArgument):
         store.add_work(item(priority="urgent"))
 
