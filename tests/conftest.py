@@ -10,6 +10,7 @@ instead of sleeping, so they do not depend on how busy the machine is.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import psutil
 import psycopg
 import pytest
 
@@ -29,6 +31,35 @@ PG_DSN = os.environ.get("SWARM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:54
 SWARM = str(Path(sys.executable).with_name("swarm"))
 
 StoreFactory = Callable[..., Any]
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, every: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something true, and return that; a file not
+    written yet or half written counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (FileNotFoundError, json.JSONDecodeError, KeyError, StopIteration):
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not reached in time")
+
+
+def still_running(pid: int, marker: tuple[str, str]) -> bool:
+    """Whether ``pid`` is a live process (not a zombie) of the test that set the
+    environment variable ``marker = (name, value)`` for the processes it started: a pid
+    the system has since reused for someone else's process does not count."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        name, value = marker
+        return bool(proc.environ().get(name) == value)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return False
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ import pytest
 
 from orchestrator.store.file import FileStore
 
-from .conftest import SWARM
+from .conftest import SWARM, wait_for
 
 RECORD = 'echo "$SWARM_WORK_ITEM_ID $SWARM_AGENT_ID" >> "$LOG"'
 
@@ -51,19 +51,6 @@ def start(root: Path, *args: str) -> subprocess.Popen[str]:
 
 def state(root: Path) -> dict[str, Any]:
     return json.loads((root / "real_agents" / "supervisor.json").read_text())
-
-
-def wait_for(predicate: Any, timeout: float = 30.0, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (FileNotFoundError, json.JSONDecodeError, KeyError, StopIteration):
-            value = None
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not reached in time")
 
 
 def executions(root: Path) -> Counter[str]:

@@ -27,8 +27,8 @@ from orchestrator.store.file import FileStore
 from orchestrator.telemetry.stats import Sketch
 
 from . import workers
-from .conftest import SWARM
-from .test_supervisor import wait_for, write_config
+from .conftest import SWARM, wait_for
+from .test_supervisor import write_config
 
 HOUR_NS = 3600 * 10**9
 
