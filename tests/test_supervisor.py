@@ -272,16 +272,36 @@ def test_an_idle_swarm_uses_almost_no_cpu_and_one_supervisor_per_store(tmp_path:
         assert second.returncode == 3 and "another supervisor" in second.stderr
         assert second.stderr.count("\n") == 1
         supervisor = psutil.Process(state(tmp_path)["pid"])
-        time.sleep(2.5)  # let the agents reach their longest idle pause
+        store = FileStore(tmp_path / "agent_coordination")
+        wait_for(lambda: len(store.list_agents()) == 4)  # started up, and idle from now on
+        store.close()
 
-        def cpu() -> float:
-            procs = [supervisor, *supervisor.children(recursive=True)]
-            return sum(sum(p.cpu_times()[:4]) for p in procs if p.is_running())
+        def cpu_seconds() -> dict[int, float]:
+            used: dict[int, float] = {}
+            for proc in [supervisor, *supervisor.children(recursive=True)]:
+                try:
+                    used[proc.pid] = sum(proc.cpu_times()[:4])
+                except psutil.NoSuchProcess:
+                    continue
+            return used
 
-        before = cpu()
-        time.sleep(3)
-        used = cpu() - before
-        assert used < 0.06 * 3, f"idle swarm used {used:.3f} CPU-seconds in 3 s"
+        # The agents' idle pauses grow to their longest a little after they register:
+        # measure 3 s windows of the swarm's CPU time until one is idle (6 % of a core),
+        # rather than guess when that is. A swarm that keeps busy fails at the deadline.
+        windows: list[float] = []
+
+        def idle_window() -> bool:
+            before, started = cpu_seconds(), time.monotonic()
+            time.sleep(3)  # the measured window
+            after, elapsed = cpu_seconds(), time.monotonic() - started
+            used = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+            windows.append(round(used / elapsed, 3))
+            return used < 0.06 * elapsed
+
+        try:
+            wait_for(idle_window, timeout=60)
+        except AssertionError:
+            raise AssertionError(f"idle swarm, CPU share of each 3 s window: {windows}") from None
     finally:
         swarm(tmp_path, "down", timeout=60)
 
