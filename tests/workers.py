@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event
+from multiprocessing.synchronize import Event, Semaphore
 
 from orchestrator.store.base import WorkItem
 from orchestrator.store.file import FileStore
@@ -28,14 +28,23 @@ def claim_and_complete(store_path: str, agent_id: str, out_path: str, start: Eve
 
 
 def pg_drain(
-    dsn: str, schema: str, agent_id: str, out_path: str, start: Event, lease_s: float = 60.0
+    dsn: str,
+    schema: str,
+    agent_id: str,
+    out_path: str,
+    start: Event,
+    lease_s: float = 60.0,
+    ready: Semaphore | None = None,
 ) -> None:
     """Drain a PostgreSQL queue until nothing is pending or held, recording completions.
-    Survives the connection being killed under it (the store retries)."""
+    Survives the connection being killed under it (the store retries). Releases
+    ``ready`` once its store is open, then waits for ``start``."""
     from orchestrator.store.postgres import PostgresStore
 
     store = PostgresStore(dsn, schema=schema, lease_s=lease_s)
     done: list[str] = []
+    if ready is not None:
+        ready.release()
     start.wait()
     while True:
         item = store.claim(agent_id)
