@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from agents.backends import load_backend
 from orchestrator.config import AgentGroup
 from orchestrator.records import WorkItem
 
+from .conftest import still_running, wait_for
 from .fake_llm import FakeLLM, Reply, claude_error, claude_ok, ollama_ok
 
 
@@ -64,16 +64,19 @@ def test_command_string_needs_shell_true(tmp_path: Path) -> None:
     assert not _run(AgentGroup(name="g"), _item({"nothing": 1})).ok
 
 
-def test_command_timeout_kills_the_whole_process_group() -> None:
-    group = AgentGroup(name="g", timeout_s=0.5)
+def test_command_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    # Each sleep's pid goes to a file as it starts; the environment marks them as ours.
+    pids = tmp_path / "pids"
+    marker = ("SWARMSH_TEST_RUN", str(tmp_path))
+    script = f"sleep 30 & echo $! > {pids}; sleep 30 & echo $! >> {pids}; wait"
+    group = AgentGroup(name="g", timeout_s=1)
     started = time.monotonic()
-    result = _run(group, _item({"argv": ["sh", "-c", "sleep 30 & sleep 30; wait"]}))
-    assert not result.ok and result.error == "timed out after 0.5s"
-    assert time.monotonic() - started < 5
-    leftovers = [
-        p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "30"]
-    ]
-    assert leftovers == []
+    result = _run(group, _item({"argv": ["sh", "-c", script], "env": dict([marker])}))
+    assert not result.ok and result.error == "timed out after 1s"
+    assert time.monotonic() - started < 10  # not the 30 s its sleeps would take
+    sleeps = [int(pid) for pid in pids.read_text().split()]
+    assert len(sleeps) == 2, f"stopped before both sleeps started: {sleeps}"
+    wait_for(lambda: not any(still_running(pid, marker) for pid in sleeps), timeout=10)
 
 
 def test_command_cancel_stops_it() -> None:

@@ -18,7 +18,7 @@ import pytest
 from orchestrator.records import WorkItem
 from orchestrator.store.file import FileStore
 
-from .conftest import SWARM
+from .conftest import SWARM, FileClock
 from .workers import claim_and_complete
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,19 +93,25 @@ def _spawn(*args: str) -> subprocess.Popen[bytes]:
 
 
 def test_kill_9_while_holding_claims_returns_items_after_lease(tmp_path: Path) -> None:
-    store = FileStore(tmp_path, lease_s=1.0)
+    clock = FileClock()  # this handle's time; the victim's claims use the real one
+    store = FileStore(tmp_path, lease_s=30.0, clock=clock)
     ids = store.add_many(_items(5))
-    victim = _spawn("claim_and_hang", str(tmp_path), "victim", "3", "1.0")
+    victim = _spawn("claim_and_hang", str(tmp_path), "victim", "3", "30")
     assert victim.stdout is not None and victim.stdout.readline() == b"claimed\n"
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     victim.stdout.close()
     held = [i for i in store.list_work() if i.agent_id == "victim"]
     assert len(held) == 3 and all(i.status == "claimed" for i in held)
-    time.sleep(1.1)
-    got = [store.claim("survivor") for _ in range(5)]
-    assert sorted(i.work_item_id for i in got if i) == sorted(ids)
-    assert sorted(i.attempts for i in got if i) == [0, 0, 1, 1, 1]
+    clock.advance(20)
+    free = [store.claim("survivor"), store.claim("survivor")]
+    assert store.claim("survivor") is None  # the victim's leases still run (10 s)
+    clock.advance(11)
+    returned = [store.claim("survivor") for _ in range(3)]
+    assert all(free) and all(returned)
+    assert {i.work_item_id for i in returned if i} == {i.work_item_id for i in held}
+    assert sorted(i.work_item_id for i in free + returned if i) == sorted(ids)
+    assert [i.attempts for i in free + returned if i] == [0, 0, 1, 1, 1]
 
 
 @pytest.mark.slow
@@ -114,10 +120,12 @@ def test_kill_9_mid_write_never_loses_an_acknowledged_record(tmp_path: Path) -> 
     rng = random.Random(7)
     for _ in range(8):
         writer = _spawn("add_forever", str(tmp_path))
-        time.sleep(rng.uniform(0.2, 0.6))
+        assert writer.stdout is not None
+        first = writer.stdout.readline()  # it is writing: kill it at a random moment
+        time.sleep(rng.uniform(0.1, 0.5))
         os.kill(writer.pid, signal.SIGKILL)
         out, _ = writer.communicate()
-        acknowledged += out.decode().split()
+        acknowledged += (first + out).decode().split()
     assert len(acknowledged) > 100
     stored = {i.work_item_id for i in FileStore(tmp_path).list_work()}
     missing = set(acknowledged) - stored

@@ -21,7 +21,7 @@ from agents.results import reconcile
 from orchestrator.records import Agent, WorkItem
 from orchestrator.store.postgres import PostgresStore
 
-from .conftest import SWARM
+from .conftest import SWARM, wait_for
 from .workers import pg_drain, pg_migrate
 
 
@@ -35,14 +35,18 @@ def _drain_with(
     dsn: str, schema: str, tmp_path: Path, procs: int, lease_s: float, during: Any = None
 ) -> Counter[str]:
     ctx = multiprocessing.get_context("spawn")
-    go = ctx.Event()
+    go, ready = ctx.Event(), ctx.Semaphore(0)
     outs = [tmp_path / f"done{n}" for n in range(procs)]
     workers = [
-        ctx.Process(target=pg_drain, args=(dsn, schema, f"agent{n}", str(outs[n]), go, lease_s))
+        ctx.Process(
+            target=pg_drain, args=(dsn, schema, f"agent{n}", str(outs[n]), go, lease_s, ready)
+        )
         for n in range(procs)
     ]
     for w in workers:
         w.start()
+    for _ in workers:  # all started up, so they start draining together
+        assert ready.acquire(timeout=120), "a worker did not start"
     go.set()
     if during is not None:
         during()
@@ -73,23 +77,52 @@ def test_connections_killed_mid_run_lose_and_double_nothing(
 ) -> None:
     store = PostgresStore(pg_dsn, schema=pg_schema)
     ids = set(store.add_many(_items(3000)))
+    store.close()  # from here on, the connections named after the schema are the workers'
+    workers = [f"agent{n}" for n in range(6)]
     killed: list[int] = []
 
     def terminate_twice() -> None:
         with psycopg.connect(pg_dsn, autocommit=True) as admin:
-            for _ in range(2):
-                time.sleep(0.7)
+
+            def completed_by() -> Counter[str]:
                 rows = admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    f"SELECT agent_id, count(*) FROM {pg_schema}.work_items"
+                    " WHERE status = 'completed' GROUP BY agent_id"
+                ).fetchall()
+                return Counter(dict(rows))
+
+            def all_worked_since(before: Counter[str]) -> bool:
+                now = completed_by()
+                more = now.total() >= before.total() + len(ids) // 10
+                return more and all(now[w] > before[w] for w in workers)
+
+            def gone(pids: list[int]) -> bool:
+                row = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)
+                ).fetchone()
+                return row is not None and row[0] == 0
+
+            before: Counter[str] = Counter()
+            for _ in range(2):
+                # Each worker completed an item since the last cut, so each is connected
+                # (again): its pool keeps the connection it completed the item on.
+                wait_for(lambda b=before: all_worked_since(b), timeout=120)
+                rows = admin.execute(
+                    "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE application_name = %s AND pid <> pg_backend_pid()",
                     (f"swarmsh:{pg_schema}",),
                 ).fetchall()
-                killed.append(len(rows))
+                cut = [pid for pid, ok in rows if ok]
+                killed.append(len(cut))
+                # Ended, so that whatever completes from now on went over a new connection.
+                wait_for(lambda c=cut: gone(c), timeout=60)
+                before = completed_by()
 
     done = _drain_with(pg_dsn, pg_schema, tmp_path, 6, 2.0, during=terminate_twice)
-    assert sum(killed) >= 6, killed  # the workers' connections really were cut
+    assert len(killed) == 2 and min(killed) >= 6, killed  # every worker's connection, twice
     assert set(done) == ids, "an item was lost"
     assert set(done.values()) == {1}, "an item was completed twice"
+    store = PostgresStore(pg_dsn, schema=pg_schema)
     assert {i.status for i in store.list_work()} == {"completed"}
     store.close()
 
@@ -140,7 +173,8 @@ def test_notify_wakes_an_idle_agent_at_once(pg_dsn: str, pg_schema: str) -> None
 
     waiter = threading.Thread(target=wait)
     waiter.start()
-    time.sleep(0.3)
+    # No pause for the waiter to block first: it listens since the call above, so the
+    # notification waits on its connection if it comes before the waiter does.
     writer.add_work(_items(1)[0])
     waiter.join(30)
     assert woke and woke[0] < 5, woke  # woken by NOTIFY, not by the 20 s timeout
@@ -228,12 +262,9 @@ def test_three_hosts_share_one_queue_and_survive_losing_one(
             start_new_session=True,
             text=True,
         )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        done = sum(1 for i in store.list_work() if i.status == "completed")
-        if done >= 250:
-            break
-        time.sleep(0.05)
+    wait_for(
+        lambda: sum(1 for i in store.list_work() if i.status == "completed") >= 250, timeout=120
+    )
     held_by_b = {a.agent_id for a in store.list_agents() if a.host == "host-b"}
     assert held_by_b, "host-b never registered"
     os.killpg(hosts["host-b"].pid, signal.SIGKILL)  # the whole host: supervisor and agents

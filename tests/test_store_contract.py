@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from orchestrator.errors import Conflict, InvalidArgument, NotFound
 from orchestrator.records import Agent, ClaimFilter, WorkItem, out_of_attempts
 
-from .conftest import StoreFactory
+from .conftest import StoreClock, StoreFactory
 
 
 def item(
@@ -187,44 +186,65 @@ def test_dead_follows_the_one_out_of_attempts_rule(
     assert store.claim("late") is None
 
 
-def test_expired_lease_returns_item_with_an_attempt(make_store: StoreFactory) -> None:
-    store = make_store(lease_s=0.2, max_attempts=2)
+# Lease tests move the store's clock (conftest.store_clock) instead of sleeping: a long
+# lease, and steps that end well inside it or well past it, whatever the machine's load.
+LEASE_S = 30.0
+INSIDE = LEASE_S * 2 / 3  # a step that leaves a third of the lease
+PAST = LEASE_S + 1
+
+
+def test_expired_lease_returns_item_with_an_attempt(
+    make_store: StoreFactory, store_clock: StoreClock
+) -> None:
+    store = make_store(lease_s=LEASE_S, max_attempts=2)
     work_id = store.add_work(item())
     assert store.claim("slow").work_item_id == work_id
-    time.sleep(0.3)
+    store_clock.advance(INSIDE)
+    assert store.claim("fast") is None  # not before the lease ends
+    store_clock.advance(PAST - INSIDE)
     again = store.claim("fast")
     assert again is not None and again.work_item_id == work_id and again.attempts == 1
     with pytest.raises(Conflict):
         store.complete(work_id, agent_id="slow")
-    time.sleep(0.3)
+    store_clock.advance(PAST)
     assert store.claim("third") is None
     got = store.get(work_id)
     assert (got.status, got.attempts) == ("dead", 2)
     assert "lease expired" in got.error
 
 
-def test_sweep_reports_expired_leases(make_store: StoreFactory) -> None:
-    store = make_store(lease_s=0.2)
+def test_sweep_reports_expired_leases(make_store: StoreFactory, store_clock: StoreClock) -> None:
+    store = make_store(lease_s=LEASE_S)
     work_id = store.claim_new("a1", item()).work_item_id
     assert store.sweep() == []
-    time.sleep(0.3)
+    store_clock.advance(INSIDE)
+    assert store.sweep() == []
+    store_clock.advance(PAST - INSIDE)
     assert [i.work_item_id for i in store.sweep()] == [work_id]
     assert store.get(work_id).status == "pending"
+    assert store.sweep() == []
 
 
-def test_heartbeat_and_progress_extend_the_lease(make_store: StoreFactory) -> None:
-    store = make_store(lease_s=0.4)
+def test_heartbeat_and_progress_extend_the_lease(
+    make_store: StoreFactory, store_clock: StoreClock
+) -> None:
+    store = make_store(lease_s=LEASE_S)
     store.register(Agent(agent_id="a1"))
     hb = store.claim_new("a1", item()).work_item_id
     pr = store.claim_new("a1", item()).work_item_id
-    for _ in range(4):
-        time.sleep(0.2)
+    for _ in range(4):  # past the first lease twice over: held by heartbeats alone
+        store_clock.advance(INSIDE)
         assert store.heartbeat("a1") == 2
-    for _ in range(3):
-        time.sleep(0.2)
+    for _ in range(3):  # past hb's lease, which no heartbeat extends any more
+        store_clock.advance(INSIDE)
         store.progress(pr, 10, agent_id="a1")
     assert store.get(pr).status == "in_progress"
-    assert store.get(hb).status == "pending"  # no heartbeat for the last 0.6 s
+    lost = store.get(hb)
+    assert (lost.status, lost.agent_id, lost.attempts) == ("pending", None, 1)
+    assert "lease expired" in lost.error
+    with pytest.raises(Conflict):
+        store.progress(hb, 20, agent_id="a1")  # the holder lost its claim
+    assert store.heartbeat("a1") == 1
 
 
 def test_agents_register_heartbeat_deregister(store: Any) -> None:
@@ -259,10 +279,11 @@ def test_ids_are_checked_and_unique(store: Any) -> None:
     store.add_work(item(work_id="job-1"))
     with pytest.raises(Conflict):
         store.add_work(item(work_id="job-1"))
-    for bad in ("../x", "a/b", "", " sp", "x" * 200):
-        if bad:
-            with pytest.raises(InvalidArgument):
-                store.add_work(item(work_id=bad))
+    for bad in ("../x", "a/b", " sp", "x" * 200):
+        with pytest.raises(InvalidArgument):
+            store.add_work(item(work_id=bad))
+    generated = store.add_work(item(work_id=""))  # no id: one is generated
+    assert generated.startswith("work_") and store.get(generated).work_item_id == generated
     with pytest.raises(InvalidArgument):
         store.add_work(item(priority="urgent"))
 

@@ -29,9 +29,9 @@ from orchestrator.telemetry.settings import TelemetrySettings
 from orchestrator.telemetry.spanfile import SpanFileWriter
 
 from . import workers
-from .conftest import SWARM
+from .conftest import SWARM, wait_for
 from .fake_llm import FakeLLM, claude_ok, ollama_ok
-from .test_supervisor import wait_for, write_config
+from .test_supervisor import write_config
 
 
 def read_spans(path: Path) -> list[dict[str, Any]]:

@@ -27,8 +27,8 @@ from orchestrator.store.file import FileStore
 from orchestrator.telemetry.stats import Sketch
 
 from . import workers
-from .conftest import SWARM
-from .test_supervisor import wait_for, write_config
+from .conftest import SWARM, wait_for
+from .test_supervisor import write_config
 
 HOUR_NS = 3600 * 10**9
 
@@ -407,18 +407,27 @@ def test_diagrams_of_a_crafted_store(tmp_path: Path) -> None:
 
 def test_archive_while_eight_processes_write_keeps_every_span(tmp_path: Path) -> None:
     spans_file = tmp_path / "telemetry_spans.jsonl"
-    per_process = 4000
-    writers = workers.start_span_writers(str(spans_file), 8, per_process, pause_s=0.04)
+    # The writers go on until the archive command has rotated the file twice under
+    # them, however long that takes on a busy machine (1000 spans each at least).
+    writers = workers.start_span_writers(str(spans_file), 8, 1000, pause_s=0.1, until_stopped=True)
     procs = writers.procs
     rotations = 0
-    while any(proc.is_alive() for proc in procs):
+
+    def rotated_twice() -> bool:
+        nonlocal rotations
         result = swarm(tmp_path, "telemetry", "archive", "--json", "--force")
         assert result.returncode == 0, result.stderr
         rotations += json.loads(result.stdout)["rotated"] is not None
+        return rotations >= 2
+
+    wait_for(rotated_twice, timeout=120)
+    assert all(proc.is_alive() for proc in procs)  # both rotations ran under writers
+    writers.stop.set()
     for proc in procs:
         proc.join()
         assert proc.exitcode == 0
-    assert rotations >= 2
+    written = {proc.pid: writers.written[n] for n, proc in enumerate(procs)}
+    assert min(written.values()) >= 1000
     archives = sorted((tmp_path / "telemetry_archive").glob("*.jsonl.gz"))
     assert len(archives) == rotations
     assert not list((tmp_path / "telemetry_archive").glob("*.jsonl"))  # all compressed
@@ -428,12 +437,13 @@ def test_archive_while_eight_processes_write_keeps_every_span(tmp_path: Path) ->
     if spans_file.exists():
         lines += spans_file.read_bytes().splitlines()
     spans = [json.loads(line) for line in lines]  # none torn
-    assert len(spans) == 8 * per_process
-    assert len({(s["attributes"]["test.pid"], s["attributes"]["test.index"]) for s in spans}) == (
-        8 * per_process
-    )
+    total = sum(written.values())
+    assert len(spans) == total
+    assert {(s["attributes"]["test.pid"], s["attributes"]["test.index"]) for s in spans} == {
+        (pid, index) for pid, count in written.items() for index in range(count)
+    }
     all_stats = swarm(tmp_path, "telemetry", "stats", "-w", "all", "--archives", "--json")
-    assert json.loads(all_stats.stdout)["spans"] == 8 * per_process
+    assert json.loads(all_stats.stdout)["spans"] == total
 
 
 def test_archive_limits_and_retention(tmp_path: Path) -> None:

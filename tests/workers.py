@@ -8,7 +8,8 @@ import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event
+from multiprocessing.synchronize import Event, Semaphore
+from typing import Any
 
 from orchestrator.records import WorkItem
 from orchestrator.store.file import FileStore
@@ -28,14 +29,23 @@ def claim_and_complete(store_path: str, agent_id: str, out_path: str, start: Eve
 
 
 def pg_drain(
-    dsn: str, schema: str, agent_id: str, out_path: str, start: Event, lease_s: float = 60.0
+    dsn: str,
+    schema: str,
+    agent_id: str,
+    out_path: str,
+    start: Event,
+    lease_s: float = 60.0,
+    ready: Semaphore | None = None,
 ) -> None:
     """Drain a PostgreSQL queue until nothing is pending or held, recording completions.
-    Survives the connection being killed under it (the store retries)."""
+    Survives the connection being killed under it (the store retries). Releases
+    ``ready`` once its store is open, then waits for ``start``."""
     from orchestrator.store.postgres import PostgresStore
 
     store = PostgresStore(dsn, schema=schema, lease_s=lease_s)
     done: list[str] = []
+    if ready is not None:
+        ready.release()
     start.wait()
     while True:
         item = store.claim(agent_id)
@@ -91,32 +101,53 @@ if __name__ == "__main__":
 
 @dataclass
 class SpanWriters:
-    """Processes running ``write_spans``; ``start`` must live as long as they start up
-    (they unpickle it from here)."""
+    """Processes running ``write_spans``; ``start`` and ``stop`` must live as long as
+    they start up (they unpickle them from here). ``written[n]`` is how many spans
+    process ``n`` wrote, set when it ends."""
 
     procs: list[BaseProcess]
     start: Event
+    stop: Event
+    written: Any
 
 
 def start_span_writers(
-    spans_file: str, processes: int, count: int, pause_s: float = 0.001
+    spans_file: str,
+    processes: int,
+    count: int,
+    pause_s: float = 0.001,
+    until_stopped: bool = False,
 ) -> SpanWriters:
-    """``processes`` spawned ``write_spans`` processes, released together."""
+    """``processes`` spawned ``write_spans`` processes, released together; with
+    ``until_stopped`` each goes on past ``count`` spans until ``stop`` is set."""
     ctx = multiprocessing.get_context("spawn")
-    start = ctx.Event()
+    start, stop = ctx.Event(), ctx.Event()
+    written = ctx.Array("q", processes)
     procs = [
-        ctx.Process(target=write_spans, args=(spans_file, count, start, pause_s))
-        for _ in range(processes)
+        ctx.Process(
+            target=write_spans,
+            args=(spans_file, count, start, pause_s, stop if until_stopped else None, written, n),
+        )
+        for n in range(processes)
     ]
     for proc in procs:
         proc.start()
     start.set()
-    return SpanWriters(procs, start)
+    return SpanWriters(procs, start, stop, written)
 
 
-def write_spans(spans_file: str, count: int, start: Event, pause_s: float = 0.001) -> None:
-    """Emit ``count`` spans with a large attribute through the real exporter, in batches
-    every 50 ms, pausing ``pause_s`` every 100 spans."""
+def write_spans(
+    spans_file: str,
+    count: int,
+    start: Event,
+    pause_s: float = 0.001,
+    stop: Event | None = None,
+    written: Any = None,
+    slot: int = 0,
+) -> None:
+    """Emit ``count`` spans (and more until ``stop`` is set, when given) with a large
+    attribute through the real exporter, in batches every 50 ms, pausing ``pause_s``
+    every 100 spans; record the number in ``written[slot]``."""
     from orchestrator.telemetry import tracing
     from orchestrator.telemetry.settings import TelemetrySettings
 
@@ -124,11 +155,15 @@ def write_spans(spans_file: str, count: int, start: Event, pause_s: float = 0.00
     tracing.configure("agent", TelemetrySettings(spans_file=spans_file))
     start.wait()
     filler = "x" * 3000  # lines bigger than a pipe buffer's atomic write
-    for index in range(count):
+    index = 0
+    while index < count or (stop is not None and not stop.is_set()):
         with tracing.tracer().start_as_current_span("test.op") as span:
             span.set_attribute("test.pid", os.getpid())
             span.set_attribute("test.index", index)
             span.set_attribute("test.filler", filler)
         if index % 100 == 0:
             time.sleep(pause_s)
+        index += 1
     tracing.shutdown()
+    if written is not None:
+        written[slot] = index

@@ -97,9 +97,12 @@ def test_sigstop_past_the_lease_then_sigcont(tmp_path: Path) -> None:
             held = [i for i in store.list_work() if i.held]
         finally:
             store.close()
+        ran = run.executions()
         for agent in run.agents():
             for item in held:
-                if item.agent_id == agent["agent_id"]:
+                # Its command has started: the agent only waits for it now.
+                started = any(a == agent["agent_id"] for a, _ in ran.get(item.work_item_id, []))
+                if item.agent_id == agent["agent_id"] and started:
                     victim.update(agent, item=item.work_item_id)
                     return True
         return False
@@ -119,7 +122,16 @@ def test_sigstop_past_the_lease_then_sigcont(tmp_path: Path) -> None:
 
     _until(reclaimed, timeout=30)
     recover = round(time.monotonic() - stopped, 2)
-    time.sleep(1.5)  # let the other agent run it while the first is still stopped
+
+    def done_by_another() -> bool:
+        store = run.store()
+        try:
+            item = store.get(victim["item"])
+        finally:
+            store.close()
+        return item.status == "completed" and item.agent_id != victim["agent_id"]
+
+    _until(done_by_another, timeout=60)  # while the first is still stopped
     os.kill(victim["pid"], signal.SIGCONT)
     assert run.wait() == 0
     report = run.check("SIGSTOP of an agent past its lease, then SIGCONT", 1, recover_s=recover)

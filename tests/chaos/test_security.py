@@ -8,7 +8,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from ..conftest import SWARM
+from ..conftest import SWARM, wait_for
 from ..fake_llm import FakeLLM, claude_error, claude_ok
 
 
@@ -39,10 +39,7 @@ def test_secrets_never_reach_the_run_directory(tmp_path: Path) -> None:
         )
         assert up.returncode == 0, up.stderr
         state = tmp_path / "real_agents" / "supervisor.json"
-        for _ in range(300):
-            if json.loads(state.read_text())["status"] == "stopped":
-                break
-            subprocess.run(["sleep", "0.1"], check=True)
+        wait_for(lambda: json.loads(state.read_text())["status"] == "stopped", timeout=120)
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name == "supervisor.log" for p in written)
     for path in written:
