@@ -4,6 +4,12 @@ lease expiry themselves live in the schema: migrations/0002_claim_functions.sql)
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from orchestrator.records import PRIORITIES, WorkItem
+from orchestrator.store.state import prepared
 
 COLS = (
     "work_item_id, work_type, description, priority, team, status, agent_id, progress,"
@@ -65,3 +71,25 @@ INSERT = (
     " NULL, NULL, NULL, NULL, 0, %(max_attempts)s, swarm_now(), swarm_now(),"
     " %(claimed_at)s, NULL, %(lease_expires_at)s, %(trace_context)s, %(rank)s)"
 )
+
+
+def insert_params(
+    item: WorkItem, status: str, agent_id: str | None, max_attempts: int
+) -> dict[str, Any]:
+    """The parameters of ``INSERT`` for a new item (checked first, as every backend does)."""
+    item = prepared(item)
+    return {
+        "work_item_id": item.work_item_id,
+        "work_type": item.work_type,
+        "description": item.description,
+        "priority": item.priority,
+        "rank": PRIORITIES[item.priority],
+        "team": item.team,
+        "status": status,
+        "agent_id": agent_id,
+        "payload": None if item.payload is None else Jsonb(item.payload),
+        "max_attempts": item.max_attempts if item.max_attempts > 0 else max_attempts,
+        "claimed_at": None,
+        "lease_expires_at": None,
+        "trace_context": None if item.trace_context is None else Jsonb(item.trace_context),
+    }

@@ -18,7 +18,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from importlib import resources
 from typing import Any, TypeVar
 
 import psycopg
@@ -33,8 +32,9 @@ from orchestrator.errors import (
     Timeout,
 )
 from orchestrator.ids import check_id
-from orchestrator.records import ANY, PRIORITIES, Agent, ClaimFilter, WorkItem, WorkStatus
+from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
 from orchestrator.store import state as rules
+from orchestrator.store.pg_schema import apply_migrations
 from orchestrator.store.pg_sql import (
     AGENT_COLS,
     CLAIM,
@@ -43,9 +43,9 @@ from orchestrator.store.pg_sql import (
     HELD,
     HOLDER,
     INSERT,
-    MIGRATION_LOCK,
     SCHEMA_RE,
     SWEEP_LOCK,
+    insert_params,
     logged,
     returned,
 )
@@ -107,43 +107,13 @@ class PostgresStore:
             raise _connection_error(self.path, exc) from None
 
     def migrate(self) -> int:
-        """Apply the versioned migrations not applied yet; return the schema version.
-        Supervisors starting together serialise on an advisory lock."""
-        return self._retrying(lambda retrying: self._migrate())
+        """Apply the versioned migrations not applied yet; return the schema version."""
 
-    def _migrate(self) -> int:
-        wanted = _migrations()
-        with self._connect(autocommit=True) as conn:
-            if self._version(conn) >= len(wanted):
-                return len(wanted)
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY,"
-                    " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-                )
-                current = self._version(conn)
-                for version, (name, sql) in enumerate(wanted, start=1):
-                    if version > current:
-                        conn.execute(sql.encode())
-                        conn.execute(
-                            "INSERT INTO schema_version (version, name) VALUES (%s, %s)",
-                            (version, name),
-                        )
-                        logger.info("applied migration %s to %s", name, self.path)
-            return len(wanted)
+        def attempt(retrying: bool) -> int:
+            with self._connect(autocommit=True) as conn:
+                return apply_migrations(conn, self.schema, self.path)
 
-    @staticmethod
-    def _version(conn: psycopg.Connection[Any]) -> int:
-        try:
-            with conn.transaction():
-                row = conn.execute(
-                    "SELECT coalesce(max(version), 0) FROM schema_version"
-                ).fetchone()
-        except psycopg.errors.UndefinedTable:
-            return 0
-        return int(row[0]) if row else 0
+        return self._retrying(attempt)
 
     def _retrying(self, action: Callable[[bool], T]) -> T:
         """Run ``action``; when the connection is lost under it, wait and run it again
@@ -303,29 +273,11 @@ class PostgresStore:
 
     # -- work ------------------------------------------------------------------------------
 
-    def _insert_params(self, item: WorkItem, status: str, agent_id: str | None) -> dict[str, Any]:
-        item = rules.prepared(item)
-        return {
-            "work_item_id": item.work_item_id,
-            "work_type": item.work_type,
-            "description": item.description,
-            "priority": item.priority,
-            "rank": PRIORITIES[item.priority],
-            "team": item.team,
-            "status": status,
-            "agent_id": agent_id,
-            "payload": None if item.payload is None else Jsonb(item.payload),
-            "max_attempts": item.max_attempts if item.max_attempts > 0 else self.max_attempts,
-            "claimed_at": None,
-            "lease_expires_at": None,
-            "trace_context": None if item.trace_context is None else Jsonb(item.trace_context),
-        }
-
     def add_work(self, item: WorkItem) -> str:
         return self.add_many([item])[0]
 
     def add_many(self, items: Sequence[WorkItem]) -> list[str]:
-        rows = [self._insert_params(item, WorkStatus.PENDING, None) for item in items]
+        rows = [insert_params(item, WorkStatus.PENDING, None, self.max_attempts) for item in items]
         ids = [row["work_item_id"] for row in rows]
 
         def work(cur: psycopg.Cursor[Any], retrying: bool) -> list[str]:
@@ -368,7 +320,7 @@ class PostgresStore:
 
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         check_id(agent_id, "agent id")
-        params = self._insert_params(item, WorkStatus.CLAIMED, agent_id)
+        params = insert_params(item, WorkStatus.CLAIMED, agent_id, self.max_attempts)
 
         def work(cur: psycopg.Cursor[Any], retrying: bool) -> WorkItem:
             cur.execute(
@@ -591,12 +543,6 @@ class PostgresStore:
 
 def _agent(agent_id: str | None) -> str | None:
     return check_id(agent_id, "agent id") if agent_id is not None else None
-
-
-def _migrations() -> list[tuple[str, str]]:
-    folder = resources.files("orchestrator.store") / "migrations"
-    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
-    return [(name, (folder / name).read_text(encoding="utf-8")) for name in names]
 
 
 def _redact(dsn: str) -> str:
