@@ -34,6 +34,7 @@ from orchestrator.errors import (
 from orchestrator.ids import check_id
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
 from orchestrator.store import state as rules
+from orchestrator.store.base import Enqueued
 from orchestrator.store.pg_schema import apply_migrations
 from orchestrator.store.pg_sql import (
     AGENT_COLS,
@@ -43,9 +44,12 @@ from orchestrator.store.pg_sql import (
     HELD,
     HOLDER,
     INSERT,
+    KEY_HOLDERS,
+    LOCK_KEYS,
     SCHEMA_RE,
     SWEEP_LOCK,
     insert_params,
+    key_locks,
     logged,
     returned,
 )
@@ -276,29 +280,64 @@ class PostgresStore:
     def add_work(self, item: WorkItem) -> str:
         return self.add_many([item])[0]
 
-    def add_many(self, items: Sequence[WorkItem]) -> list[str]:
+    def add_many(self, items: Sequence[WorkItem]) -> Enqueued:
         rows = [insert_params(item, WorkStatus.PENDING, None, self.max_attempts) for item in items]
-        ids = [row["work_item_id"] for row in rows]
 
-        def work(cur: psycopg.Cursor[Any], retrying: bool) -> list[str]:
-            if retrying:
-                cur.execute("SELECT count(*) FROM work_items WHERE work_item_id = ANY(%s)", (ids,))
-                found = cur.fetchone()
-                if found and found[0] == len(ids):
-                    return ids  # the first try committed
-            try:
-                cur.executemany(INSERT, rows)
-            except psycopg.errors.UniqueViolation:
-                raise Conflict("a work item with one of these ids already exists") from None
-            cur.execute(
-                "INSERT INTO events (ts, op, work_item_id, status)"
-                " SELECT swarm_now(), 'add', unnest(%s::text[]), 'pending'",
-                (ids,),
-            )
-            cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
-            return ids
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> Enqueued:
+            mine: set[str] = set()
+            if retrying:  # the ids were made before the first try: found means it committed
+                cur.execute(
+                    "SELECT work_item_id FROM work_items WHERE work_item_id = ANY(%s)",
+                    ([row["work_item_id"] for row in rows],),
+                )
+                mine = {found for (found,) in cur.fetchall()}
+            holders = self._lock_keys(cur, [row["key"] for row in rows])
+            fresh: list[dict[str, Any]] = []
+            ids: list[str] = []
+            flags: list[bool] = []
+            for row in rows:
+                work_id, key = row["work_item_id"], row["key"]
+                ours = work_id in mine
+                holder = holders.get(key) if key is not None else None
+                if holder is not None and not ours:
+                    ids.append(holder)
+                    flags.append(False)
+                    continue
+                if key is not None:
+                    holders[key] = work_id  # a later item of this batch finds it
+                if not ours:
+                    fresh.append(row)
+                ids.append(work_id)
+                flags.append(True)
+            if fresh:
+                self._insert_pending(cur, fresh)
+            return Enqueued(tuple(ids), tuple(flags))
 
         return self._run(work)
+
+    def _lock_keys(self, cur: psycopg.Cursor[Any], keys: Sequence[str | None]) -> dict[str, str]:
+        """Take the transaction's locks on these keys, then return which of them are
+        held by an item (key -> id). Enqueuers of one key wait here for each other, and
+        the lookup runs as a new statement after the wait, so it sees what the one
+        before committed; locks are taken in one global order, so never a deadlock."""
+        wanted = sorted({key for key in keys if key is not None})
+        if not wanted:
+            return {}
+        cur.execute(LOCK_KEYS, (key_locks(wanted),))
+        cur.execute(KEY_HOLDERS, (wanted,))
+        return {key: work_id for key, work_id in cur.fetchall()}
+
+    def _insert_pending(self, cur: psycopg.Cursor[Any], rows: list[dict[str, Any]]) -> None:
+        try:
+            cur.executemany(INSERT, rows)
+        except psycopg.errors.UniqueViolation:
+            raise Conflict("a work item with one of these ids already exists") from None
+        cur.execute(
+            "INSERT INTO events (ts, op, work_item_id, status)"
+            " SELECT swarm_now(), 'add', unnest(%s::text[]), 'pending'",
+            ([row["work_item_id"] for row in rows],),
+        )
+        cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
 
     def claim(
         self, agent_id: str, filters: ClaimFilter = ANY, lease_s: float | None = None
@@ -331,6 +370,9 @@ class PostgresStore:
                 if retrying:
                     return WorkItem(*existing)
                 raise Conflict(f"work item {params['work_item_id']} already exists")
+            holder = self._lock_keys(cur, [params["key"]]).get(params["key"])
+            if holder is not None:
+                raise Conflict(f"work key {params['key']!r} is taken by {holder}")
             cur.execute(
                 INSERT.replace("%(claimed_at)s", "swarm_now()").replace(
                     "%(lease_expires_at)s", "swarm_now() + %(lease)s"
