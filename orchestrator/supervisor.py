@@ -62,9 +62,11 @@ class Supervisor:
         *,
         until_drained: bool = False,
         on_tick: Callable[[Supervisor], None] | None = None,
+        enqueue: bool = True,
     ) -> None:
         self.config = config
         self.until_drained = until_drained
+        self.enqueue = enqueue  # False: leave swarm.toml's [[work]] out (swarm up --no-enqueue)
         self.on_tick = on_tick
         self.status = Status.STARTING
         self.host = os.environ.get("SWARM_HOST_ID") or socket.gethostname()
@@ -437,11 +439,24 @@ class Supervisor:
         return self.store
 
     def _enqueue_configured_work(self) -> None:
+        """Enqueue swarm.toml's [[work]]; items whose key is in the store already (from an
+        earlier start) are not enqueued again, but are followed like the new ones."""
+        if not self.enqueue:
+            return
         items = configured_items(self.config)
+        added = 0
         for start in range(0, len(items), 1000):
-            self.enqueued += self._store().add_many(items[start : start + 1000])
+            enqueued = self._store().add_many(items[start : start + 1000])
+            self.enqueued += enqueued
+            added += len(enqueued.added)
         if items:
-            logger.info("enqueued %d work item(s) from %s", len(items), self.config.source)
+            # Printed, not logged at info: whoever restarts a swarm should see at once
+            # whether it enqueued work again (detached, this goes to supervisor.log).
+            print(
+                f"enqueued {added} work item(s) from {self.config.source},"
+                f" {len(items) - added} already present",
+                flush=True,
+            )
 
     def _sample(self, now: float) -> None:
         self._last_sample = now

@@ -32,6 +32,9 @@ def up(
     until_drained: Annotated[
         bool, typer.Option("--until-drained", help="Stop once no work is pending or held.")
     ] = False,
+    no_enqueue: Annotated[
+        bool, typer.Option("--no-enqueue", help="Do not enqueue swarm.toml's [[work]].")
+    ] = False,
 ) -> None:
     """Start the swarm of swarm.toml: spawn its agents and keep them alive until stopped.
 
@@ -41,21 +44,23 @@ def up(
     context = context_of(ctx)
     config = context.require_config()
     if detach:
-        _detach(config, context.agents_dir, until_drained)
+        _detach(config, context.agents_dir, until_drained, no_enqueue)
         return
     from orchestrator.supervisor import Supervisor
 
-    code = Supervisor(config, until_drained=until_drained).run()
+    code = Supervisor(config, until_drained=until_drained, enqueue=not no_enqueue).run()
     if code:
         raise typer.Exit(code)
 
 
-def _detach(config: SwarmConfig, agents_dir: Path, until_drained: bool) -> None:
+def _detach(config: SwarmConfig, agents_dir: Path, until_drained: bool, no_enqueue: bool) -> None:
     agents_dir.mkdir(parents=True, exist_ok=True)
     log_path = agents_dir / "supervisor.log"
     argv = [sys.executable, "-m", "orchestrator.cli", "-c", str(config.source), "up"]
     if until_drained:
         argv.append("--until-drained")
+    if no_enqueue:
+        argv.append("--no-enqueue")
     with open(log_path, "ab") as log:
         child = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
