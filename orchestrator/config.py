@@ -93,7 +93,9 @@ class AgentGroup(_Section):
 
 class WorkSpec(_Section):
     """One ``[[work]]`` table, enqueued by ``swarm up``; ``foreach`` makes one item per
-    matching file, with ``{file}`` replaced in ``description`` and ``payload``."""
+    matching file, with ``{file}`` replaced in ``description`` and ``payload``. Each
+    item has a key (``key``, or one derived from the work: see ``workspec``), so a
+    second start does not enqueue it again."""
 
     work_type: str = Field(pattern=_NAME)
     description: str
@@ -102,6 +104,9 @@ class WorkSpec(_Section):
     payload: dict[str, Any] | None = None
     count: int = Field(default=1, ge=1, le=100_000)
     foreach: str | None = None
+    key: str | None = Field(
+        default=None, min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$"
+    )
 
     @field_validator("foreach")
     @classmethod

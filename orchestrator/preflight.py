@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 from orchestrator.config import AgentGroup
 from orchestrator.errors import ConfigError, SwarmError
-from orchestrator.records import ClaimFilter, WorkItem
+from orchestrator.records import ClaimFilter, WorkItem, WorkStatus
+from orchestrator.store.base import Store
 
 OLLAMA_DEFAULT_HOST = "http://localhost:11434"
 CONNECT_TIMEOUT_S = 2.0
@@ -78,3 +79,24 @@ def unclaimable(pending: Iterable[WorkItem], filters: list[ClaimFilter]) -> Coun
 
 def describe(types: Counter[str]) -> str:
     return ", ".join(f"{work_type} ({n})" for work_type, n in sorted(types.items()))
+
+
+def drain_state(
+    store: Store, filters: list[ClaimFilter], held_ok: bool = False
+) -> tuple[bool, Counter[str]]:
+    """Whether the swarm's work is done (nothing held, nothing pending it can claim), and
+    the pending work types it cannot claim. ``held_ok`` counts only pending items."""
+    live = store.list_work(include_terminal=False)
+    pending = [i for i in live if i.status == WorkStatus.PENDING]
+    stuck = unclaimable(pending, filters)
+    held = not held_ok and any(i.held for i in live)
+    return (not held and sum(stuck.values()) == len(pending)), stuck
+
+
+def dead_errors(store: Store, since: float) -> Counter[str]:
+    """First error lines of the items that died at or after ``since``, counted."""
+    return Counter(
+        (i.error or "no error recorded").splitlines()[0][:300]
+        for i in store.list_work()
+        if i.status == WorkStatus.DEAD and (i.completed_at or i.updated_at) >= since
+    )

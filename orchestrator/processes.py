@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+from pathlib import Path
 
 import psutil
 
@@ -63,3 +64,11 @@ def kill_tree(slot: Slot) -> None:
             pass  # already gone
     if slot.process is not None:
         slot.process.join(5)
+
+
+def redirect_output(path: Path) -> None:
+    """Point this process's stdout and stderr (and its agents', inherited) at ``path``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    for stream in (1, 2):
+        os.dup2(fd, stream)
+    os.close(fd)

@@ -58,7 +58,13 @@ def out_of_attempts(attempts: int, max_attempts: int) -> bool:
 
 @dataclass
 class WorkItem:
-    """One unit of work. Times are Unix epoch seconds (``jq 'todate'`` shows them)."""
+    """One unit of work. Times are Unix epoch seconds (``jq 'todate'`` shows them).
+
+    ``key``, when set, names the work rather than this copy of it: a store holds at
+    most one item per key among the items it has not archived, so enqueueing the same
+    keyed work again (a restarted ``swarm up``, a retried ``swarm add --key``) finds
+    the item already there instead of adding a second one.
+    """
 
     work_item_id: str
     work_type: str
@@ -81,6 +87,9 @@ class WorkItem:
     completed_at: float | None = None
     lease_expires_at: float | None = None
     trace_context: dict[str, str] | None = None
+    # Last, and with a default that is also a class attribute: records written before
+    # keys existed (journal lines replayed without __init__) read as key None.
+    key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -63,9 +63,11 @@ class Supervisor:
         on_tick: Callable[[Supervisor], None] | None = None,
         live_view: bool = False,
         log_file: Path | None = None,
+        enqueue: bool = True,
     ) -> None:
         self.config = config
         self.until_drained = until_drained
+        self.enqueue = enqueue  # False: leave swarm.toml's [[work]] out (swarm up --no-enqueue)
         self.on_tick = on_tick
         self.live_view = live_view  # agents keep their stderr quiet: the view owns the terminal
         self.log_file = log_file  # detached: stdout and stderr go here once started
@@ -179,7 +181,7 @@ class Supervisor:
         self._check_claimable()
         if self.log_file is not None:
             # Started: from here on (agents included) output goes to the swarm's log.
-            _redirect_output(self.log_file)
+            processes.redirect_output(self.log_file)
         for group in self.config.agents:
             for index in range(1, group.count + 1):
                 slot = Slot(group, index)
@@ -228,13 +230,7 @@ class Supervisor:
 
     def dead_errors(self) -> Counter[str]:
         """First error lines of the items that died during this run, counted."""
-        if self.store is None:
-            return Counter()
-        return Counter(
-            (i.error or "no error recorded").splitlines()[0][:300]
-            for i in self.store.list_work()
-            if i.status == "dead" and (i.completed_at or i.updated_at) >= self.started_at
-        )
+        return preflight.dead_errors(self.store, self.started_at) if self.store else Counter()
 
     def _next_wake(self) -> float:
         """Sleep a tick, or less when a respawn falls due sooner."""
@@ -278,10 +274,7 @@ class Supervisor:
     # -- what is left to do ------------------------------------------------------------
 
     def _check_claimable(self) -> None:
-        pending = [
-            i for i in self._store().list_work(include_terminal=False) if i.status == "pending"
-        ]
-        self.unclaimable = preflight.unclaimable(pending, self._filters)
+        _, self.unclaimable = preflight.drain_state(self._store(), self._filters, held_ok=True)
         if self.unclaimable:
             logger.warning(
                 "no agent group can claim these pending work types: %s",
@@ -290,11 +283,8 @@ class Supervisor:
 
     def _drained(self) -> bool:
         """Nothing is held, and nothing pending is claimable by a group of this swarm."""
-        live = self._store().list_work(include_terminal=False)
-        if any(i.held for i in live):
-            return False
-        self.unclaimable = preflight.unclaimable(live, self._filters)
-        return sum(self.unclaimable.values()) == len(live)
+        drained, self.unclaimable = preflight.drain_state(self._store(), self._filters)
+        return drained
 
     # -- operator control (swarm stop|start|restart GROUP) --------------------------------
 
@@ -544,11 +534,24 @@ class Supervisor:
         return self.store
 
     def _enqueue_configured_work(self) -> None:
+        """Enqueue swarm.toml's [[work]]; items whose key is in the store already (from an
+        earlier start) are not enqueued again, but are followed like the new ones."""
+        if not self.enqueue:
+            return
         items = configured_items(self.config)
+        added = 0
         for start in range(0, len(items), 1000):
-            self.enqueued += self._store().add_many(items[start : start + 1000])
+            enqueued = self._store().add_many(items[start : start + 1000])
+            self.enqueued += enqueued
+            added += len(enqueued.added)
         if items:
-            logger.info("enqueued %d work item(s) from %s", len(items), self.config.source)
+            # Printed, not logged at info: whoever restarts a swarm should see at once
+            # whether it enqueued work again (detached, this goes to supervisor.log).
+            print(
+                f"enqueued {added} work item(s) from {self.config.source},"
+                f" {len(items) - added} already present",
+                flush=True,
+            )
 
     def _sample(self, now: float) -> None:
         self._last_sample = now
@@ -590,11 +593,3 @@ class Supervisor:
 
     def _write_state(self) -> None:
         runstate.write_json(runstate.state_path(self.agents_dir), self.snapshot())
-
-
-def _redirect_output(path: Path) -> None:
-    """Point this process's stdout and stderr (and its agents', inherited) at ``path``."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    for stream in (1, 2):
-        os.dup2(fd, stream)
-    os.close(fd)

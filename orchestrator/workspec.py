@@ -1,18 +1,37 @@
-"""The ``[[work]]`` tables of swarm.toml as work items (``swarm up`` enqueues them)."""
+"""The ``[[work]]`` tables of swarm.toml as work items (``swarm up`` enqueues them).
+
+Every item gets a key, so that starting the swarm again finds the items of an earlier
+start instead of enqueueing them twice (the store holds one item per key until the
+item is archived). The key is stable across restarts and machines:
+
+- ``key = "K"`` given: ``K``; with ``foreach``, ``{file}`` in ``K`` is replaced by the
+  file, or ``:<file>`` is appended when ``K`` does not mention it;
+- otherwise ``<work_type>:<16 hex digits>``, the start of the SHA-256 of the canonical
+  JSON (sorted keys, no spaces, UTF-8; TOML dates as their string) of
+  ``[work_type, description, payload]`` after ``{file}`` is filled in, so the same
+  work in two tables or two swarm files is one item;
+- with ``count = n``, copy 1 keeps that key and copy ``i`` (2..n) gets ``#i`` appended,
+  so raising ``count`` only adds the new copies.
+
+Priority and team are not part of a derived key: changing them does not make the
+work new.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.records import WorkItem
 
 if TYPE_CHECKING:
-    from orchestrator.config import SwarmConfig
+    from orchestrator.config import SwarmConfig, WorkSpec
 
 
 def configured_items(config: SwarmConfig) -> list[WorkItem]:
     """``count`` items per table, or per file matching ``foreach`` (relative to
-    swarm.toml's folder, sorted), with ``{file}`` filled in."""
+    swarm.toml's folder, sorted), with ``{file}`` filled in and a key each."""
     items: list[WorkItem] = []
     for spec in config.work:
         files = (
@@ -25,18 +44,36 @@ def configured_items(config: SwarmConfig) -> list[WorkItem]:
             else [None]
         )
         for file in files:
-            for _ in range(spec.count):
+            description = fill(spec.description, file)
+            payload = fill(spec.payload, file)
+            for copy in range(1, spec.count + 1):
                 items.append(
                     WorkItem(
                         work_item_id="",
                         work_type=spec.work_type,
-                        description=fill(spec.description, file),
+                        description=description,
                         priority=spec.priority,
                         team=spec.team,
-                        payload=fill(spec.payload, file),
+                        payload=payload,
+                        key=work_key(spec, file, description, payload, copy),
                     )
                 )
     return items
+
+
+def work_key(spec: WorkSpec, file: str | None, description: str, payload: Any, copy: int) -> str:
+    """The key of one expanded item (see the module docstring)."""
+    if spec.key is not None:
+        key = spec.key
+        if file is not None:
+            key = key.replace("{file}", file) if "{file}" in key else f"{key}:{file}"
+    else:
+        content = [spec.work_type, description, payload]
+        canonical = json.dumps(
+            content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        )
+        key = f"{spec.work_type}:{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
+    return key if copy == 1 else f"{key}#{copy}"
 
 
 def fill(value: Any, file: str | None) -> Any:

@@ -113,6 +113,26 @@ def test_register_without_agent_id_generates_one(swarm) -> None:  # type: ignore
     assert out["agent_id"].startswith("agent_") and out["status"] == "inactive"
 
 
+def test_add_with_a_key_twice_adds_once(swarm) -> None:  # type: ignore[no-untyped-def]
+    first = swarm("add", "build", "compile main", "--key", "build:main")
+    assert first.code == 0 and first.out.startswith("Added work_")
+    work_id = swarm("list-work", "--json").json()[0]["work_item_id"]
+    again = swarm("add", "build", "compile main", "--key", "build:main")
+    assert again.code == 0 and again.err == ""
+    assert again.out == (
+        f"key 'build:main' already present: {work_id} (build, pending); nothing added\n"
+    )
+    shown = swarm("add", "build", "other words", "high", "--key", "build:main", "--json")
+    assert shown.code == 0 and shown.json()["work_item_id"] == work_id
+    assert (shown.json()["key"], shown.json()["description"]) == ("build:main", "compile main")
+    assert swarm("add", "build", "x", "--key", "build:main", "-q").out == f"{work_id}\n"
+    listed = swarm("list-work", "--json").json()
+    assert [(i["work_item_id"], i["key"]) for i in listed] == [(work_id, "build:main")]
+    unkeyed = swarm("add", "build", "compile main", "--json").json()
+    assert unkeyed["key"] is None and unkeyed["work_item_id"] != work_id
+    _one_line_error(swarm("add", "build", "x", "--key", ""), 2)
+
+
 def test_generate_id_and_compact(swarm) -> None:  # type: ignore[no-untyped-def]
     assert re.fullmatch(r"work_\d+_[0-9a-f]{8}\n", swarm("generate-id").out)
     assert swarm("generate-id", "--agent").out.startswith("agent_")

@@ -11,6 +11,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -19,7 +20,7 @@ from orchestrator.records import WorkItem
 from orchestrator.store.file import FileStore
 
 from .conftest import SWARM, FileClock
-from .workers import claim_and_complete
+from .workers import claim_and_complete, enqueue_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +66,47 @@ def test_16_processes_complete_5000_items_exactly_once(tmp_path: Path) -> None:
     final = FileStore(store_path).list_work()
     assert len(final) == 5000
     assert all(i.status == "completed" and i.agent_id == by_agent[i.work_item_id] for i in final)
+
+
+@pytest.mark.parametrize("backend", ["file", "postgres"])
+def test_12_processes_enqueueing_the_same_keys_make_one_item_per_key(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    keys = [f"key-{n:02d}" for n in range(60)]
+    if backend == "postgres":
+        from orchestrator.store.postgres import PostgresStore
+
+        target, schema = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema")
+        store: Any = PostgresStore(target, schema=schema)  # migrated before the race
+    else:
+        target, schema = str(tmp_path / "store"), None
+        store = FileStore(target)
+    ctx = multiprocessing.get_context("spawn")
+    go = ctx.Event()
+    outs = [tmp_path / f"enqueued{n}" for n in range(12)]
+    procs = [
+        ctx.Process(target=enqueue_keys, args=(target, schema, keys, n, str(outs[n]), go))
+        for n in range(12)
+    ]
+    for proc in procs:
+        proc.start()
+    go.set()
+    for proc in procs:
+        proc.join(120)
+    assert [proc.exitcode for proc in procs] == [0] * 12
+    stored = store.list_work()
+    store.close()
+    assert sorted(i.key for i in stored) == keys, "a key was enqueued twice or never"
+    by_key = {i.key: i.work_item_id for i in stored}
+    adders: Counter[str] = Counter()
+    for out in outs:
+        for line in out.read_text().splitlines():
+            attempt, key, work_id, new = line.split()
+            assert work_id == by_key[key], "a process was told another item's id"
+            if new == "1":
+                assert attempt == "0"
+                adders[key] += 1
+    assert adders == Counter(keys), "not exactly one process added each key"
 
 
 def test_10_cli_claims_at_once_all_saved(tmp_path: Path, cli_env: dict[str, str]) -> None:

@@ -251,3 +251,87 @@ def test_store_files_are_not_world_writable(tmp_path: Path) -> None:
     store.compact()
     for path in (tmp_path / "s").rglob("*"):
         assert not path.stat().st_mode & 0o002, path
+
+
+# -- work keys ---------------------------------------------------------------------------
+
+
+def test_keys_survive_replay_and_compaction_and_archival_frees_them(tmp_path: Path) -> None:
+    now = [1000.0]
+    store = FileStore(tmp_path, archive_after_s=60, clock=lambda: now[0])
+    other = FileStore(tmp_path, archive_after_s=60, clock=lambda: now[0])
+    done = store.claim_new("a1", _item(1, key="done")).work_item_id
+    store.complete(done, agent_id="a1")
+    live = store.add_work(_item(2, key="live"))
+    # Replayed from the journal by another handle and by a fresh process.
+    assert other.add_many([_item(3, key="done"), _item(4, key="live")]).present == [done, live]
+    assert FileStore(tmp_path).add_work(_item(5, key="live")) == live
+    store.compact()  # nothing old enough to archive yet: the snapshot carries the keys
+    assert json.loads((tmp_path / "work_claims.json").read_text())[0]["key"] == "done"
+    assert FileStore(tmp_path).add_many([_item(6, key="done")]).present == [done]
+    now[0] += 120
+    assert store.compact() == 1  # archives `done`, which frees its key, in every handle
+    assert json.loads((tmp_path / "work_archive.jsonl").read_text())["key"] == "done"
+    again = other.add_many([_item(7, key="done"), _item(8, key="live")])
+    assert again.new == (True, False) and again[1] == live
+    assert store.add_work(_item(9, key="done")) == again[0]
+    assert sorted(i.key for i in FileStore(tmp_path).list_work()) == ["done", "live"]
+
+
+def test_a_store_written_before_keys_existed_still_opens(tmp_path: Path) -> None:
+    """Snapshots and journal records of the previous version have no "key" at all."""
+    old = {
+        "work_type": "t",
+        "description": "old",
+        "priority": "medium",
+        "team": None,
+        "status": "pending",
+        "agent_id": None,
+        "progress": 0,
+        "payload": None,
+        "result": None,
+        "completion_status": None,
+        "story_points": None,
+        "error": None,
+        "attempts": 0,
+        "max_attempts": 3,
+        "created_at": 1.0,
+        "updated_at": 1.0,
+        "claimed_at": None,
+        "completed_at": None,
+        "lease_expires_at": None,
+        "trace_context": None,
+    }
+    (tmp_path / "work_claims.json").write_text(json.dumps([old | {"work_item_id": "w00001"}]))
+    header = {"op": "generation", "gen": 1, "purge_before": 0.0, "ts": 1.0}
+    added = {"op": "add", "ts": 2.0, "items": [old | {"work_item_id": "w00002"}]}
+    _journal(tmp_path).write_bytes(journal.encode(header) + journal.encode(added))
+    store = FileStore(tmp_path)
+    assert [(i.work_item_id, i.key) for i in store.list_work()] == [
+        ("w00001", None),
+        ("w00002", None),
+    ]
+    claimed = store.claim("a1")
+    assert claimed is not None and claimed.key is None and claimed.to_dict()["key"] is None
+    keyed = store.add_work(_item(3, key="new"))
+    store.compact()
+    reopened = FileStore(tmp_path)
+    assert {i.work_item_id: i.key for i in reopened.list_work()} == {
+        "w00001": None,
+        "w00002": None,
+        keyed: "new",
+    }
+    assert reopened.add_work(_item(4, key="new")) == keyed
+
+
+def test_a_snapshot_holding_one_key_twice_is_one_clear_error(tmp_path: Path) -> None:
+    from orchestrator.errors import StoreError
+
+    store = FileStore(tmp_path)
+    store.add_many([_item(1, key="k"), _item(2)])
+    store.compact()
+    claims = json.loads((tmp_path / "work_claims.json").read_text())
+    claims[1]["key"] = "k"  # as a hand edit with jq might leave it
+    (tmp_path / "work_claims.json").write_text(json.dumps(claims))
+    with pytest.raises(StoreError, match=r"record 1 is not valid \(key 'k' is also held by w00001"):
+        FileStore(tmp_path).list_work()

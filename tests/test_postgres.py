@@ -11,6 +11,8 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +147,70 @@ def test_supervisors_starting_together_do_not_race_the_migration(
         (1, "0001_initial.sql"),
         (2, "0002_claim_functions.sql"),
         (3, "0003_events_brin.sql"),
+        (4, "0004_work_keys.sql"),
     ]
+
+
+def test_a_schema_from_before_keys_migrates_with_its_items(pg_dsn: str, pg_schema: str) -> None:
+    from orchestrator.store.pg_schema import migrations
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {pg_schema}")
+        conn.execute(f"SET search_path = {pg_schema}")
+        conn.execute(
+            "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, (name, sql) in enumerate(migrations()[:3], start=1):
+            conn.execute(sql.encode())
+            conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, name))
+        conn.execute(
+            "INSERT INTO work_items (work_item_id, work_type, description, priority,"
+            " priority_rank, status, max_attempts, created_at, updated_at)"
+            " VALUES ('old_1', 't', 'from version 3', 'medium', 2, 'pending', 3, 1, 1)"
+        )
+    store = PostgresStore(pg_dsn, schema=pg_schema)
+    assert [(i.work_item_id, i.key) for i in store.list_work()] == [("old_1", None)]
+    keyed = store.add_work(WorkItem("", "t", "new", key="k"))
+    assert store.add_many([WorkItem("", "t", "again", key="k")]).present == [keyed]
+    claimed = store.claim("a1")
+    assert claimed is not None and claimed.work_item_id == "old_1" and claimed.key is None
+    store.close()
+
+
+def test_an_enqueue_whose_commit_reply_was_lost_is_answered_as_first_done(
+    pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = PostgresStore(pg_dsn, schema=pg_schema)
+    before = store.add_work(WorkItem("", "t", "before", key="k0"))
+    real = store._pool.connection
+    lost = [True]
+
+    @contextmanager
+    def reply_lost_once(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with real(*args, **kwargs) as conn:
+            yield conn
+        if lost:  # the transaction committed; the client never heard so
+            lost.pop()
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(store._pool, "connection", reply_lost_once)
+    got = store.add_many(
+        [
+            WorkItem("", "t", "a", key="k1"),
+            WorkItem("", "t", "a again", key="k1"),
+            WorkItem("", "t", "b"),
+            WorkItem("", "t", "c", key="k0"),
+        ]
+    )
+    assert not lost, "the reply was never lost"
+    assert got.new == (True, False, True, False)
+    assert (got[1], got[3]) == (got[0], before)
+    assert sorted(i.work_item_id for i in store.list_work()) == sorted([before, got[0], got[2]])
+    with psycopg.connect(pg_dsn) as conn:
+        adds = conn.execute(f"SELECT count(*) FROM {pg_schema}.events WHERE op = 'add'").fetchone()
+    assert adds == (3,)
+    store.close()
 
 
 def test_operations_are_logged_as_events(pg_dsn: str, pg_schema: str) -> None:
@@ -215,7 +280,7 @@ def test_cli_against_postgres_and_db_migrate(pg_dsn: str, pg_schema: str, tmp_pa
 
     migrate = swarm("db", "migrate", "--json")
     assert migrate.returncode == 0, migrate.stderr
-    assert json.loads(migrate.stdout)["version"] == 3
+    assert json.loads(migrate.stdout)["version"] == 4
     swarm("register", "100", "active", "x", AGENT_ID="a1", SWARM_HOST_ID="host-a")
     swarm("register", "100", "active", "y", AGENT_ID="b1", SWARM_HOST_ID="host-b")
     claimed = json.loads(swarm("claim", "feature", "x", "high", "--json", AGENT_ID="a1").stdout)

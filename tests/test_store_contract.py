@@ -306,3 +306,62 @@ def test_list_work_orders_and_filters_terminal(store: Any) -> None:
     store.complete(done, agent_id="a1")
     assert [i.work_item_id for i in store.list_work()] == [done, high, low]
     assert [i.work_item_id for i in store.list_work(include_terminal=False)] == [high, low]
+
+
+# -- work keys ---------------------------------------------------------------------------
+
+
+def test_a_key_already_present_is_not_enqueued_again(store: Any) -> None:
+    first = store.add_many([item(key="build:main"), item(key="test:main")])
+    assert first.new == (True, True) and first.added == list(first)
+    again = store.add_many([item(key="test:main"), item(key="docs:main"), item()])
+    assert again[0] == first[1] and again.new == (False, True, True)
+    assert again.present == [first[1]] and again.added == [again[1], again[2]]
+    assert store.add_work(item(key="build:main")) == first[0]
+    stored = store.list_work()
+    assert len(stored) == 4
+    assert sorted(i.key for i in stored if i.key) == ["build:main", "docs:main", "test:main"]
+    assert store.get(first[0]).key == "build:main"
+    assert store.get(first[0]).to_dict()["key"] == "build:main"
+
+
+def test_a_key_stays_taken_in_every_state(store: Any) -> None:
+    done = store.add_work(item(key="done"))
+    store.claim("a1")
+    store.complete(done, agent_id="a1")
+    dead = store.add_work(item(key="dead", max_attempts=1))
+    store.claim("a1")
+    store.release_agent("a1")
+    held = store.add_work(item(key="held"))
+    store.claim("a1")
+    assert [store.get(i).status for i in (done, dead, held)] == ["completed", "dead", "claimed"]
+    again = store.add_many([item(key="done"), item(key="dead"), item(key="held")])
+    assert list(again) == [done, dead, held] and again.new == (False, False, False)
+    assert len(store.list_work()) == 3
+
+
+def test_one_key_twice_in_one_batch_is_one_item(store: Any) -> None:
+    got = store.add_many([item(key="k"), item(), item(key="k")])
+    assert got.new == (True, True, False) and got[2] == got[0]
+    assert len(store.list_work()) == 2
+
+
+def test_claim_new_refuses_a_taken_key_and_keys_are_checked(store: Any) -> None:
+    work_id = store.add_work(item(key="k"))
+    with pytest.raises(Conflict, match=work_id):
+        store.claim_new("a1", item(key="k"))
+    assert store.claim_new("a1", item(key="k2")).key == "k2"
+    assert store.add_work(item(key="k2")) != work_id
+    for bad in ("", "line\nbreak", "x" * 513, 7):
+        with pytest.raises(InvalidArgument):
+            store.add_work(item(key=bad))
+    odd = store.add_work(item(key="src/a b.py#2 — ünï"))
+    assert store.get(odd).key == "src/a b.py#2 — ünï"
+    assert len(store.list_work()) == 3
+
+
+def test_another_handle_sees_the_key(make_store: StoreFactory) -> None:
+    one, two = make_store(), make_store()
+    work_id = one.add_work(item(key="shared"))
+    assert two.add_many([item(key="shared")]).present == [work_id]
+    assert len(two.list_work()) == 1

@@ -1,7 +1,8 @@
 """Random operation sequences on the file store, checked against a tiny model.
 
 The clock is fake, so lease expiry is part of the game; small journal thresholds make
-compactions happen, and the store is reopened from disk now and then.
+compactions happen, the store is reopened from disk now and then, and another handle
+archives finished items (which frees their work keys).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from orchestrator.errors import Conflict, NotFound
-from orchestrator.records import PRIORITIES, Agent, ClaimFilter, WorkItem
+from orchestrator.records import PRIORITIES, TERMINAL_STATUSES, Agent, ClaimFilter, WorkItem
 from orchestrator.store.file import FileStore
 
 LEASE = 10.0
 MAX_ATTEMPTS = 3
 AGENTS = st.sampled_from(["x", "y", "z"])
 TYPES = st.sampled_from(["a", "b"])
+KEYS = st.sampled_from(["k1", "k2", "k3"])
 
 
 @dataclass
@@ -34,6 +36,8 @@ class ModelItem:
     agent: str | None = None
     attempts: int = 0
     lease: float = 0.0
+    key: str | None = None
+    finished: float = 0.0  # when it became completed, failed or dead
 
 
 class StoreMachine(RuleBasedStateMachine):
@@ -71,7 +75,7 @@ class StoreMachine(RuleBasedStateMachine):
     def _return(self, item: ModelItem, count: bool) -> None:
         item.attempts += 1 if count else 0
         if count and item.attempts >= MAX_ATTEMPTS:
-            item.status = "dead"
+            item.status, item.finished = "dead", self.now
         else:
             item.status, item.agent = "pending", None
 
@@ -96,6 +100,34 @@ class StoreMachine(RuleBasedStateMachine):
             WorkItem(work_item_id=work_id, work_type=work_type, description="d", priority=priority)
         )
         self.model[work_id] = ModelItem(work_id, work_type, priority, self.now)
+
+    @rule(priority=st.sampled_from(list(PRIORITIES)), work_type=TYPES, key=KEYS)
+    def add_keyed(self, priority: str, work_type: str, key: str) -> None:
+        self.tick()
+        self.counter += 1
+        work_id = f"w{self.counter:04d}"
+        got = self.store.add_many(
+            [WorkItem(work_id, work_type=work_type, description="d", priority=priority, key=key)]
+        )
+        holder = next((i for i in self.model.values() if i.key == key), None)
+        if holder is not None:
+            assert (list(got), got.new) == ([holder.work_id], (False,))
+            return
+        assert (list(got), got.new) == ([work_id], (True,))
+        self.model[work_id] = ModelItem(work_id, work_type, priority, self.now, key=key)
+
+    @rule()
+    def archive(self) -> None:
+        """Another handle compacts, archiving every item finished before now."""
+        self.tick()
+        archiver = FileStore(self.dir, archive_after_s=0.0, clock=lambda: self.now)
+        try:
+            archiver.compact()
+        finally:
+            archiver.close()
+        for work_id, item in list(self.model.items()):
+            if item.status in TERMINAL_STATUSES and item.finished < self.now:
+                del self.model[work_id]
 
     @rule(agent=AGENTS, only=st.none() | TYPES)
     def claim(self, agent: str, only: str | None) -> None:
@@ -149,9 +181,9 @@ class StoreMachine(RuleBasedStateMachine):
             return
         assert item.status in ("claimed", "in_progress")
         if outcome == "complete":
-            item.status = "completed"
+            item.status, item.finished = "completed", self.now
         elif outcome == "fail":
-            item.status = "failed"
+            item.status, item.finished = "failed", self.now
         else:
             self._return(item, count=outcome == "retry")
 
@@ -198,11 +230,12 @@ class StoreMachine(RuleBasedStateMachine):
         assert set(stored) == set(self.model)
         for work_id, expected in self.model.items():
             got = stored[work_id]
-            assert (got.status, got.agent_id if got.held else expected.agent, got.attempts) == (
-                expected.status,
-                expected.agent,
-                expected.attempts,
-            ), work_id
+            assert (
+                got.status,
+                got.agent_id if got.held else expected.agent,
+                got.attempts,
+                got.key,
+            ) == (expected.status, expected.agent, expected.attempts, expected.key), work_id
         view = self._open()  # a second process's view, rebuilt from disk
         try:
             assert {i.work_item_id: i.status for i in view.list_work()} == {

@@ -393,3 +393,53 @@ def test_a_supervisor_that_crashes_takes_its_agents_down(tmp_path: Path) -> None
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert state(tmp_path)["status"] == "stopped"
+
+
+@pytest.mark.slow
+def test_up_twice_enqueues_each_work_item_once(tmp_path: Path) -> None:
+    (tmp_path / "inputs").mkdir()
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / "inputs" / name).write_text(name)
+    payload = f'payload = {{ argv = ["sh", "-c", {json.dumps(RECORD)}] }}\n'
+    write_config(
+        tmp_path,
+        '[[agents]]\nname = "w"\ncount = 2\n',
+        f'[[work]]\nwork_type = "t"\ndescription = "same"\ncount = 3\n{payload}\n'
+        f'[[work]]\nwork_type = "t"\ndescription = "read {{file}}"\nforeach = "inputs/*.txt"\n'
+        f'key = "read"\n{payload}',
+    )
+    first = swarm(tmp_path, "up", "--until-drained", timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert re.search(r"^enqueued 5 work item\(s\) from \S+, 0 already present$", first.stdout, re.M)
+    second = swarm(tmp_path, "up", "--until-drained", timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert re.search(
+        r"^enqueued 0 work item\(s\) from \S+, 5 already present$", second.stdout, re.M
+    )
+    items = FileStore(tmp_path / "agent_coordination").list_work()
+    assert len(items) == 5 and {i.status for i in items} == {"completed"}
+    keys = sorted(i.key or "" for i in items)
+    assert keys[:2] == ["read:inputs/a.txt", "read:inputs/b.txt"]
+    assert re.fullmatch(r"t:[0-9a-f]{16}", keys[2]) and keys[3:] == [f"{keys[2]}#2", f"{keys[2]}#3"]
+    ran = executions(tmp_path)
+    assert len(ran) == 5 and set(ran.values()) == {1}, "an item ran twice or never"
+
+
+@pytest.mark.slow
+def test_up_no_enqueue_leaves_the_work_tables_out(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        '[[agents]]\nname = "w"\ncount = 1\n',
+        '[[work]]\nwork_type = "t"\ndescription = "from swarm.toml"\ncount = 2\n'
+        f'payload = {{ argv = ["sh", "-c", {json.dumps(RECORD)}] }}\n',
+    )
+    by_hand = swarm(
+        tmp_path, "add", "t", "by hand", "--payload", json.dumps({"argv": ["sh", "-c", RECORD]})
+    )
+    assert by_hand.returncode == 0, by_hand.stderr
+    run = swarm(tmp_path, "up", "--until-drained", "--no-enqueue", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "enqueued" not in run.stdout
+    items = FileStore(tmp_path / "agent_coordination").list_work()
+    assert [(i.description, i.status) for i in items] == [("by hand", "completed")]
+    assert list(executions(tmp_path).values()) == [1]

@@ -365,3 +365,27 @@ def test_an_item_without_id_gets_it_before_its_enqueue_span(spans_file: Path) ->
     tracing.flush()
     (span,) = read_spans(spans_file)
     assert span["attributes"]["swarm.work.id"] == work_id
+
+
+def test_an_enqueue_that_finds_its_key_taken_names_the_item_present(spans_file: Path) -> None:
+    from orchestrator.wiring import open_store
+
+    store = open_store(spans_file.parent / "store")
+    first = store.add_work(WorkItem("", "build", "compile", key="build:main"))
+    assert store.add_work(WorkItem("", "build", "compile", key="build:main")) == first
+    batch = store.add_many([WorkItem("", "build", "x", key="build:main"), WorkItem("", "t", "y")])
+    store.close()
+    tracing.flush()
+    spans = read_spans(spans_file)
+    enqueues = [s["attributes"] for s in spans if s["name"] == "swarm.add_work"]
+    assert [(a["swarm.work.id"], a.get("swarm.work.already_present")) for a in enqueues] == [
+        (first, None),
+        (first, True),
+        (first, True),
+        (batch[1], None),
+    ]
+    (many,) = [s for s in spans if s["name"] == "swarm.add_many"]
+    assert (many["attributes"]["swarm.work.count"], many["attributes"]["swarm.work.added"]) == (
+        2,
+        1,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import random
 import sys
 import time
 from dataclasses import dataclass
@@ -58,6 +59,31 @@ def pg_drain(
         done.append(item.work_item_id)
     with open(out_path, "w") as fh:
         fh.write("\n".join(done))
+    store.close()
+
+
+def enqueue_keys(
+    target: str, schema: str | None, keys: list[str], seed: int, out_path: str, start: Event
+) -> None:
+    """Enqueue one item per key, in batches and in an order of this process's own, twice;
+    record per key and pass the id the store answered and whether this process added it."""
+    from orchestrator.store.postgres import PostgresStore
+
+    store = PostgresStore(target, schema=schema) if schema else FileStore(target)
+    order = list(keys)
+    random.Random(seed).shuffle(order)
+    lines: list[str] = []
+    start.wait()
+    for attempt in range(2):
+        for begin in range(0, len(order), 7):
+            batch = order[begin : begin + 7]
+            got = store.add_many([WorkItem("", "t", f"item {key}", key=key) for key in batch])
+            lines += [
+                f"{attempt} {key} {work_id} {int(new)}"
+                for key, work_id, new in zip(batch, got, got.new, strict=True)
+            ]
+    with open(out_path, "w") as fh:
+        fh.write("\n".join(lines))
     store.close()
 
 

@@ -43,6 +43,9 @@ def up(
     log_file: Annotated[
         Path | None, typer.Option("--log-file", hidden=True, help="Log here once running.")
     ] = None,
+    no_enqueue: Annotated[
+        bool, typer.Option("--no-enqueue", help="Do not enqueue swarm.toml's [[work]].")
+    ] = False,
 ) -> None:
     """Start the swarm of swarm.toml: spawn its agents and keep them alive until stopped.
 
@@ -52,7 +55,7 @@ def up(
     context = context_of(ctx)
     config = context.require_config()
     if detach:
-        _detach(config, context.agents_dir, until_drained)
+        _detach(config, context.agents_dir, until_drained, no_enqueue)
         return
     from orchestrator.supervisor import Supervisor
 
@@ -60,7 +63,13 @@ def up(
     if not live and "LOG_LEVEL" not in os.environ:
         # Without a view, the log is how an operator sees what happens: say it at INFO.
         logging.getLogger().setLevel(logging.INFO)
-    supervisor = Supervisor(config, until_drained=until_drained, live_view=live, log_file=log_file)
+    supervisor = Supervisor(
+        config,
+        until_drained=until_drained,
+        live_view=live,
+        log_file=log_file,
+        enqueue=not no_enqueue,
+    )
     _run(supervisor, live)
 
 
@@ -87,7 +96,7 @@ def _run(supervisor: Supervisor, live: bool, progress: bool = False) -> None:
         raise SwarmError(supervisor.exit_reason or f"the swarm ended with exit code {code}")
 
 
-def _detach(config: SwarmConfig, agents_dir: Path, until_drained: bool) -> None:
+def _detach(config: SwarmConfig, agents_dir: Path, until_drained: bool, no_enqueue: bool) -> None:
     """Start the supervisor in its own session; return once it reports running, or fail
     with its own exit code and error line."""
     import tempfile
@@ -104,6 +113,8 @@ def _detach(config: SwarmConfig, agents_dir: Path, until_drained: bool) -> None:
     argv += ["--store", config.store_target(), "up", "--log-file", str(log_path)]
     if until_drained:
         argv.append("--until-drained")
+    if no_enqueue:
+        argv.append("--no-enqueue")
     # Until it holds the swarm's lock, the child writes to a file of its own: a start that
     # fails (another supervisor, a bad config) never lands in the running one's log.
     with tempfile.NamedTemporaryFile(
@@ -122,6 +133,9 @@ def _detach(config: SwarmConfig, agents_dir: Path, until_drained: bool) -> None:
         while time.monotonic() < deadline:
             state = runstate.read(agents_dir)
             if state and state.get("pid") == child.pid and state.get("status") == "running":
+                # What it said while starting (work enqueued, warnings) is shown here once.
+                for line in start_path.read_text(errors="replace").splitlines():
+                    render.echo(line)
                 render.echo(f"swarm running in the background (pid {child.pid}); log: {log_path}")
                 return
             if child.poll() is not None:

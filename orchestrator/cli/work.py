@@ -191,10 +191,14 @@ def add(
     priority: Annotated[str, typer.Argument(help="critical, high, medium or low.")] = "medium",
     team: Annotated[str | None, typer.Argument(help="Team owning the item.")] = None,
     payload: Annotated[str | None, typer.Option(help="JSON payload for the item.")] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(help="Name the work: if an item with this key exists, add nothing."),
+    ] = None,
     as_json: JsonFlag = False,
     quiet: QuietFlag = False,
 ) -> None:
-    """Enqueue a pending work item for agents to claim."""
+    """Enqueue a pending work item for agents to claim (once per --key)."""
     _choice(priority, list(PRIORITIES), "priority")
     item = WorkItem(
         work_item_id=new_work_id(),
@@ -203,10 +207,19 @@ def add(
         priority=priority,
         team=team,
         payload=_payload(payload),
+        key=key,
     )
     store = context_of(ctx).store()
-    store.add_work(item)
-    _show_item(store.get(item.work_item_id), as_json, quiet, "Added")
+    # The store answers with our id when it stored our item, else the key holder's.
+    stored = store.get(store.add_work(item))
+    if stored.work_item_id == item.work_item_id or as_json or quiet:
+        _show_item(stored, as_json, quiet, "Added")
+    else:
+        # Not an error: a script that adds its work on every run may run again.
+        render.echo(
+            f"key {key!r} already present: {stored.work_item_id}"
+            f" ({stored.work_type}, {stored.status}); nothing added"
+        )
 
 
 @commands.command()

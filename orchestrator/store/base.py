@@ -8,9 +8,9 @@ contract suite in ``tests/test_store_contract.py``. The records it stores live i
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
 
@@ -21,6 +21,45 @@ class StoreStats:
 
     by_status: dict[str, int] = field(default_factory=dict)
     agents: int = 0
+
+
+@dataclass(slots=True)
+class Enqueued(Sequence[str]):
+    """What ``add_many`` did with each item, in the order given.
+
+    A sequence of work ids, so a caller that only wants ids uses it as one: the new
+    item's id, or, when the item's key was already present in the store (or earlier
+    in the same batch), the id of the item holding that key. ``new[i]`` tells which.
+    (Tuples, not frozen: a frozen dataclass costs a microsecond per enqueue.)
+    """
+
+    ids: tuple[str, ...]
+    new: tuple[bool, ...]
+
+    @property
+    def added(self) -> list[str]:
+        """Ids of the items this call created."""
+        return [work_id for work_id, new in zip(self.ids, self.new, strict=True) if new]
+
+    @property
+    def present(self) -> list[str]:
+        """Ids of the items already holding the keys of the items not added."""
+        return [work_id for work_id, new in zip(self.ids, self.new, strict=True) if not new]
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
+        return self.ids[index]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
 
 
 class Store(Protocol):
@@ -44,17 +83,25 @@ class Store(Protocol):
 
     def list_agents(self) -> list[Agent]: ...
 
-    def add_work(self, item: WorkItem) -> str: ...
+    def add_work(self, item: WorkItem) -> str:
+        """Enqueue one item; return its id, or the present item's when its key is taken
+        (``add_many`` tells the two apart)."""
+        ...
 
-    def add_many(self, items: Sequence[WorkItem]) -> list[str]:
-        """Enqueue several items at once (all or none)."""
+    def add_many(self, items: Sequence[WorkItem]) -> Enqueued:
+        """Enqueue several items at once (all or none), atomically with respect to keys:
+        an item whose ``key`` is held by an item not yet archived is not added, and
+        however many processes enqueue the same key at once, one item gets it. An id
+        already in use is a Conflict, as is a malformed key an InvalidArgument."""
         ...
 
     def claim(
         self, agent_id: str, filters: ClaimFilter = ANY, lease_s: float | None = None
     ) -> WorkItem | None: ...
 
-    def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem: ...
+    def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
+        """Create the item and claim it in one step; Conflict when its id or key is taken."""
+        ...
 
     def progress(
         self,

@@ -45,6 +45,7 @@ from orchestrator.ids import check_id
 from orchestrator.records import ANY, PRIORITIES, Agent, ClaimFilter, WorkItem, WorkStatus
 from orchestrator.store import journal
 from orchestrator.store import state as rules
+from orchestrator.store.base import Enqueued
 from orchestrator.store.locking import StoreLock, flock_timeout_from_env
 from orchestrator.store.snapshot import checked_agent, checked_item
 from orchestrator.store.state import State
@@ -281,7 +282,11 @@ class FileStore:
         self._state = state
 
         def load_items(raw: object) -> None:
-            state.put_item(checked_item(raw))
+            item = checked_item(raw)
+            holder = state.keyed(item.key)
+            if holder is not None:
+                raise ValueError(f"key {item.key!r} is also held by {holder.work_item_id}")
+            state.put_item(item)
 
         def load_agents(raw: object) -> None:
             state.put_agent(checked_agent(raw))
@@ -454,17 +459,15 @@ class FileStore:
     def add_work(self, item: WorkItem) -> str:
         return self.add_many([item])[0]
 
-    def add_many(self, items: Sequence[WorkItem]) -> list[str]:
-        """Enqueue several items in one locked append (one journal record)."""
+    def add_many(self, items: Sequence[WorkItem]) -> Enqueued:
+        """Enqueue several items in one locked append (one journal record); the lock
+        makes the key check and the append one step for every process."""
         prepared = [rules.prepared(item) for item in items]
         with self._transaction() as state:
-            now = self.clock()
-            for item in prepared:
-                if item.work_item_id in state.items:
-                    raise Conflict(f"work item {item.work_item_id} already exists")
-            new = [rules.new_item(item, now, self.max_attempts) for item in prepared]
-            self._commit("add", new)
-            return [item.work_item_id for item in new]
+            new, enqueued = rules.added(state, prepared, self.clock(), self.max_attempts)
+            if new:
+                self._commit("add", new)
+            return enqueued
 
     def claim(
         self, agent_id: str, filters: ClaimFilter = ANY, lease_s: float | None = None
@@ -485,6 +488,9 @@ class FileStore:
         with self._transaction() as state:
             if item.work_item_id in state.items:
                 raise Conflict(f"work item {item.work_item_id} already exists")
+            present = state.keyed(item.key)
+            if present is not None:
+                raise Conflict(f"work key {item.key!r} is taken by {present.work_item_id}")
             now = self.clock()
             mine = rules.claimed(
                 rules.new_item(item, now, self.max_attempts), agent_id, now, self.lease_s

@@ -3,12 +3,19 @@ lease expiry themselves live in the schema: migrations/0002_claim_functions.sql)
 
 from __future__ import annotations
 
+import hashlib
 import re
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from orchestrator.records import PRIORITIES, WorkItem
+from orchestrator.store.state import prepared
 
 COLS = (
     "work_item_id, work_type, description, priority, team, status, agent_id, progress,"
     " payload, result, completion_status, story_points, error, attempts, max_attempts,"
-    " created_at, updated_at, claimed_at, completed_at, lease_expires_at, trace_context"
+    " created_at, updated_at, claimed_at, completed_at, lease_expires_at, trace_context, key"
 )
 W_COLS = ", ".join(f"w.{c.strip()}" for c in COLS.split(","))
 AGENT_COLS = (
@@ -19,6 +26,9 @@ HELD = "('claimed', 'in_progress', 'blocked')"
 SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MIGRATION_LOCK = 0x5157_4D53  # advisory lock keys: "SWMS"
 SWEEP_LOCK = 0x5157_4D54
+# Work keys are locked in the two-int4 advisory key space (separate from the bigint one
+# above): (this class, a 32-bit hash of the key).
+KEY_LOCK_CLASS = 0x5157_4B59
 
 
 def logged(update: str, op: str) -> str:
@@ -63,5 +73,44 @@ INSERT = (
     f"INSERT INTO work_items ({COLS}, priority_rank) VALUES (%(work_item_id)s, %(work_type)s,"
     " %(description)s, %(priority)s, %(team)s, %(status)s, %(agent_id)s, 0, %(payload)s,"
     " NULL, NULL, NULL, NULL, 0, %(max_attempts)s, swarm_now(), swarm_now(),"
-    " %(claimed_at)s, NULL, %(lease_expires_at)s, %(trace_context)s, %(rank)s)"
+    " %(claimed_at)s, NULL, %(lease_expires_at)s, %(trace_context)s, %(key)s, %(rank)s)"
 )
+
+# Locks taken in the order given (unnest keeps it), released at commit.
+LOCK_KEYS = f"SELECT pg_advisory_xact_lock({KEY_LOCK_CLASS}, k) FROM unnest(%s::integer[]) AS k"
+KEY_HOLDERS = "SELECT key, work_item_id FROM work_items WHERE key = ANY(%s)"
+
+
+def key_locks(keys: list[str]) -> list[int]:
+    """The advisory lock numbers of ``keys``, distinct and sorted: every transaction
+    takes them in this one order, so two enqueuers of overlapping keys cannot
+    deadlock. A hash shared by two keys only makes their enqueuers wait for each other."""
+    return sorted(
+        {
+            int.from_bytes(hashlib.blake2b(k.encode(), digest_size=4).digest(), "big", signed=True)
+            for k in keys
+        }
+    )
+
+
+def insert_params(
+    item: WorkItem, status: str, agent_id: str | None, max_attempts: int
+) -> dict[str, Any]:
+    """The parameters of ``INSERT`` for a new item (checked first, as every backend does)."""
+    item = prepared(item)
+    return {
+        "work_item_id": item.work_item_id,
+        "work_type": item.work_type,
+        "description": item.description,
+        "priority": item.priority,
+        "rank": PRIORITIES[item.priority],
+        "team": item.team,
+        "status": status,
+        "agent_id": agent_id,
+        "payload": None if item.payload is None else Jsonb(item.payload),
+        "max_attempts": item.max_attempts if item.max_attempts > 0 else max_attempts,
+        "claimed_at": None,
+        "lease_expires_at": None,
+        "trace_context": None if item.trace_context is None else Jsonb(item.trace_context),
+        "key": item.key,
+    }

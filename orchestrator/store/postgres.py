@@ -18,7 +18,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from importlib import resources
 from typing import Any, TypeVar
 
 import psycopg
@@ -33,8 +32,10 @@ from orchestrator.errors import (
     Timeout,
 )
 from orchestrator.ids import check_id
-from orchestrator.records import ANY, PRIORITIES, Agent, ClaimFilter, WorkItem, WorkStatus
+from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
 from orchestrator.store import state as rules
+from orchestrator.store.base import Enqueued
+from orchestrator.store.pg_schema import apply_migrations
 from orchestrator.store.pg_sql import (
     AGENT_COLS,
     CLAIM,
@@ -43,9 +44,12 @@ from orchestrator.store.pg_sql import (
     HELD,
     HOLDER,
     INSERT,
-    MIGRATION_LOCK,
+    KEY_HOLDERS,
+    LOCK_KEYS,
     SCHEMA_RE,
     SWEEP_LOCK,
+    insert_params,
+    key_locks,
     logged,
     returned,
 )
@@ -107,43 +111,13 @@ class PostgresStore:
             raise _connection_error(self.path, exc) from None
 
     def migrate(self) -> int:
-        """Apply the versioned migrations not applied yet; return the schema version.
-        Supervisors starting together serialise on an advisory lock."""
-        return self._retrying(lambda retrying: self._migrate())
+        """Apply the versioned migrations not applied yet; return the schema version."""
 
-    def _migrate(self) -> int:
-        wanted = _migrations()
-        with self._connect(autocommit=True) as conn:
-            if self._version(conn) >= len(wanted):
-                return len(wanted)
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY,"
-                    " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-                )
-                current = self._version(conn)
-                for version, (name, sql) in enumerate(wanted, start=1):
-                    if version > current:
-                        conn.execute(sql.encode())
-                        conn.execute(
-                            "INSERT INTO schema_version (version, name) VALUES (%s, %s)",
-                            (version, name),
-                        )
-                        logger.info("applied migration %s to %s", name, self.path)
-            return len(wanted)
+        def attempt(retrying: bool) -> int:
+            with self._connect(autocommit=True) as conn:
+                return apply_migrations(conn, self.schema, self.path)
 
-    @staticmethod
-    def _version(conn: psycopg.Connection[Any]) -> int:
-        try:
-            with conn.transaction():
-                row = conn.execute(
-                    "SELECT coalesce(max(version), 0) FROM schema_version"
-                ).fetchone()
-        except psycopg.errors.UndefinedTable:
-            return 0
-        return int(row[0]) if row else 0
+        return self._retrying(attempt)
 
     def _retrying(self, action: Callable[[bool], T]) -> T:
         """Run ``action``; when the connection is lost under it, wait and run it again
@@ -303,50 +277,67 @@ class PostgresStore:
 
     # -- work ------------------------------------------------------------------------------
 
-    def _insert_params(self, item: WorkItem, status: str, agent_id: str | None) -> dict[str, Any]:
-        item = rules.prepared(item)
-        return {
-            "work_item_id": item.work_item_id,
-            "work_type": item.work_type,
-            "description": item.description,
-            "priority": item.priority,
-            "rank": PRIORITIES[item.priority],
-            "team": item.team,
-            "status": status,
-            "agent_id": agent_id,
-            "payload": None if item.payload is None else Jsonb(item.payload),
-            "max_attempts": item.max_attempts if item.max_attempts > 0 else self.max_attempts,
-            "claimed_at": None,
-            "lease_expires_at": None,
-            "trace_context": None if item.trace_context is None else Jsonb(item.trace_context),
-        }
-
     def add_work(self, item: WorkItem) -> str:
         return self.add_many([item])[0]
 
-    def add_many(self, items: Sequence[WorkItem]) -> list[str]:
-        rows = [self._insert_params(item, WorkStatus.PENDING, None) for item in items]
-        ids = [row["work_item_id"] for row in rows]
+    def add_many(self, items: Sequence[WorkItem]) -> Enqueued:
+        rows = [insert_params(item, WorkStatus.PENDING, None, self.max_attempts) for item in items]
 
-        def work(cur: psycopg.Cursor[Any], retrying: bool) -> list[str]:
-            if retrying:
-                cur.execute("SELECT count(*) FROM work_items WHERE work_item_id = ANY(%s)", (ids,))
-                found = cur.fetchone()
-                if found and found[0] == len(ids):
-                    return ids  # the first try committed
-            try:
-                cur.executemany(INSERT, rows)
-            except psycopg.errors.UniqueViolation:
-                raise Conflict("a work item with one of these ids already exists") from None
-            cur.execute(
-                "INSERT INTO events (ts, op, work_item_id, status)"
-                " SELECT swarm_now(), 'add', unnest(%s::text[]), 'pending'",
-                (ids,),
-            )
-            cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
-            return ids
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> Enqueued:
+            mine: set[str] = set()
+            if retrying:  # the ids were made before the first try: found means it committed
+                cur.execute(
+                    "SELECT work_item_id FROM work_items WHERE work_item_id = ANY(%s)",
+                    ([row["work_item_id"] for row in rows],),
+                )
+                mine = {found for (found,) in cur.fetchall()}
+            holders = self._lock_keys(cur, [row["key"] for row in rows])
+            fresh: list[dict[str, Any]] = []
+            ids: list[str] = []
+            flags: list[bool] = []
+            for row in rows:
+                work_id, key = row["work_item_id"], row["key"]
+                ours = work_id in mine
+                holder = holders.get(key) if key is not None else None
+                if holder is not None and not ours:
+                    ids.append(holder)
+                    flags.append(False)
+                    continue
+                if key is not None:
+                    holders[key] = work_id  # a later item of this batch finds it
+                if not ours:
+                    fresh.append(row)
+                ids.append(work_id)
+                flags.append(True)
+            if fresh:
+                self._insert_pending(cur, fresh)
+            return Enqueued(tuple(ids), tuple(flags))
 
         return self._run(work)
+
+    def _lock_keys(self, cur: psycopg.Cursor[Any], keys: Sequence[str | None]) -> dict[str, str]:
+        """Take the transaction's locks on these keys, then return which of them are
+        held by an item (key -> id). Enqueuers of one key wait here for each other, and
+        the lookup runs as a new statement after the wait, so it sees what the one
+        before committed; locks are taken in one global order, so never a deadlock."""
+        wanted = sorted({key for key in keys if key is not None})
+        if not wanted:
+            return {}
+        cur.execute(LOCK_KEYS, (key_locks(wanted),))
+        cur.execute(KEY_HOLDERS, (wanted,))
+        return {key: work_id for key, work_id in cur.fetchall()}
+
+    def _insert_pending(self, cur: psycopg.Cursor[Any], rows: list[dict[str, Any]]) -> None:
+        try:
+            cur.executemany(INSERT, rows)
+        except psycopg.errors.UniqueViolation:
+            raise Conflict("a work item with one of these ids already exists") from None
+        cur.execute(
+            "INSERT INTO events (ts, op, work_item_id, status)"
+            " SELECT swarm_now(), 'add', unnest(%s::text[]), 'pending'",
+            ([row["work_item_id"] for row in rows],),
+        )
+        cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
 
     def claim(
         self, agent_id: str, filters: ClaimFilter = ANY, lease_s: float | None = None
@@ -368,7 +359,7 @@ class PostgresStore:
 
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         check_id(agent_id, "agent id")
-        params = self._insert_params(item, WorkStatus.CLAIMED, agent_id)
+        params = insert_params(item, WorkStatus.CLAIMED, agent_id, self.max_attempts)
 
         def work(cur: psycopg.Cursor[Any], retrying: bool) -> WorkItem:
             cur.execute(
@@ -379,6 +370,9 @@ class PostgresStore:
                 if retrying:
                     return WorkItem(*existing)
                 raise Conflict(f"work item {params['work_item_id']} already exists")
+            holder = self._lock_keys(cur, [params["key"]]).get(params["key"])
+            if holder is not None:
+                raise Conflict(f"work key {params['key']!r} is taken by {holder}")
             cur.execute(
                 INSERT.replace("%(claimed_at)s", "swarm_now()").replace(
                     "%(lease_expires_at)s", "swarm_now() + %(lease)s"
@@ -591,12 +585,6 @@ class PostgresStore:
 
 def _agent(agent_id: str | None) -> str | None:
     return check_id(agent_id, "agent id") if agent_id is not None else None
-
-
-def _migrations() -> list[tuple[str, str]]:
-    folder = resources.files("orchestrator.store") / "migrations"
-    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
-    return [(name, (folder / name).read_text(encoding="utf-8")) for name in names]
 
 
 def _redact(dsn: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from orchestrator.ids import check_id
 from orchestrator.records import ALL_STATUSES, PRIORITIES, Agent, WorkItem
+from orchestrator.store.state import check_key
 
 _NUMBER = (int, float)
 
@@ -32,6 +33,7 @@ def checked_item(raw: object) -> WorkItem:
             raise TypeError(f"{name} must be a number or null")
     if item.agent_id is not None:
         check_id(item.agent_id, "agent id")
+    check_key(item.key)
     return item
 
 

@@ -3,7 +3,9 @@
 ``State`` holds the live items and agents with the indexes that keep a claim cheap
 whatever the queue length: one heap per (priority, work_type, team) of pending items
 ordered by age, a heap of lease deadlines, and the items each agent holds. Heaps use
-lazy deletion: an entry is checked against the item when it reaches the top.
+lazy deletion: an entry is checked against the item when it reaches the top. A dict
+of work keys to ids makes "is this key taken?" one lookup; an item's key never
+changes, so the entry lives from the item's first record until its archival.
 
 The ``plan_*`` functions check an operation against the state and return the new
 versions of the records it changes, without applying them; the backend makes them
@@ -14,7 +16,7 @@ a journal replay takes, so a process that wrote a change and one that read it ag
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from orchestrator.errors import Conflict, InvalidArgument, NotFound
@@ -33,6 +35,7 @@ from orchestrator.records import (
     out_of_attempts,
     with_id,
 )
+from orchestrator.store.base import Enqueued
 
 _Key = tuple[str, str | None]
 
@@ -44,6 +47,7 @@ class State:
         self._pending: list[dict[_Key, list[tuple[float, str]]]] = [{} for _ in PRIORITIES]
         self._leases: list[tuple[float, str]] = []
         self._held_by: dict[str, set[str]] = {}
+        self.keys: dict[str, str] = {}
 
     # -- applying records (own writes and journal replay alike) --------------------
 
@@ -56,6 +60,8 @@ class State:
                 if not held:
                     del self._held_by[old.agent_id]
         self.items[item.work_item_id] = item
+        if item.key is not None and old is None:
+            self.keys[item.key] = item.work_item_id
         if item.status == WorkStatus.PENDING:
             rank = PRIORITIES.get(item.priority, len(PRIORITIES) - 1)
             heap = self._pending[rank].setdefault((item.work_type, item.team), [])
@@ -80,6 +86,9 @@ class State:
         ]
         for item in gone:
             del self.items[item.work_item_id]
+            # An archived item frees its key: the same work may be enqueued again.
+            if item.key is not None and self.keys.get(item.key) == item.work_item_id:
+                del self.keys[item.key]
         return gone
 
     def apply_event(self, event: dict[str, Any]) -> None:
@@ -94,6 +103,13 @@ class State:
             self.drop_agent(agent_id)
 
     # -- queries ---------------------------------------------------------------------
+
+    def keyed(self, key: str | None) -> WorkItem | None:
+        """The item holding ``key``, if any."""
+        if key is None:
+            return None
+        work_id = self.keys.get(key)
+        return None if work_id is None else self.items.get(work_id)
 
     def held_by(self, agent_id: str) -> list[WorkItem]:
         return [self.items[i] for i in sorted(self._held_by.get(agent_id, ()))]
@@ -178,12 +194,26 @@ def check_complete_status(status: str) -> str:
     return status
 
 
+KEY_MAX = 512
+
+
+def check_key(key: object) -> str | None:
+    """A work key: None, or 1-512 characters without control characters (keys may
+    name files, so '/', spaces and the like are fine)."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 0 < len(key) <= KEY_MAX or not key.isprintable():
+        raise InvalidArgument(f"invalid work key {key!r}: use 1-{KEY_MAX} printable characters")
+    return key
+
+
 def prepared(item: WorkItem) -> WorkItem:
     """A new item checked before it is stored: an id (generated when empty) that is
-    safe as a file name, a known priority, a work type."""
+    safe as a file name, a known priority, a work type, a well-formed key."""
     item = with_id(item)
     check_id(item.work_item_id, "work id")
     check_priority(item.priority)
+    check_key(item.key)
     if not item.work_type:
         raise InvalidArgument("work_type must not be empty")
     return item
@@ -197,6 +227,32 @@ def new_item(item: WorkItem, now: float, max_attempts: int) -> WorkItem:
         updated_at=now,
         max_attempts=item.max_attempts if item.max_attempts > 0 else max_attempts,
     )
+
+
+def added(
+    state: State, items: Sequence[WorkItem], now: float, max_attempts: int
+) -> tuple[list[WorkItem], Enqueued]:
+    """Plan an enqueue of prepared items: the new records to store, and per item its
+    id or the id of the item already holding its key (earlier in this batch too)."""
+    new: list[WorkItem] = []
+    ids: list[str] = []
+    flags: list[bool] = []
+    batch: dict[str, str] = {}
+    for item in items:
+        if item.key is not None:
+            present = state.keyed(item.key)
+            taken = present.work_item_id if present is not None else batch.get(item.key)
+            if taken is not None:
+                ids.append(taken)
+                flags.append(False)
+                continue
+            batch[item.key] = item.work_item_id
+        if item.work_item_id in state.items:
+            raise Conflict(f"work item {item.work_item_id} already exists")
+        new.append(new_item(item, now, max_attempts))
+        ids.append(item.work_item_id)
+        flags.append(True)
+    return new, Enqueued(tuple(ids), tuple(flags))
 
 
 def claimed(item: WorkItem, agent_id: str, now: float, lease_s: float) -> WorkItem:

@@ -21,7 +21,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, Status, StatusCode, get_current_span
 
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus, with_id
-from orchestrator.store.base import Store
+from orchestrator.store.base import Enqueued, Store
 from orchestrator.telemetry import tracing
 
 T = TypeVar("T")
@@ -42,6 +42,13 @@ def item_attributes(item: WorkItem) -> dict[str, Any]:
     if item.agent_id:
         attributes["swarm.agent.id"] = item.agent_id
     return attributes
+
+
+def _mark_present(span: Span, work_id: str) -> None:
+    """An enqueue that found its key taken: the span names the item already there (the
+    one its trace began for was never stored)."""
+    span.set_attribute("swarm.work.id", work_id)
+    span.set_attribute("swarm.work.already_present", True)
 
 
 def mark_error(span: Span, exc: BaseException) -> None:
@@ -198,9 +205,16 @@ class TracedStore:
         if not tracing.enabled():
             return self.inner.add_work(item)
         span, item = self._begin_trace("swarm.add_work", item)
-        return self._end_enqueue(span, lambda: self.inner.add_work(item))
 
-    def add_many(self, items: Sequence[WorkItem]) -> list[str]:
+        def call() -> str:
+            work_id = self.inner.add_work(item)
+            if work_id != item.work_item_id:
+                _mark_present(span, work_id)
+            return work_id
+
+        return self._end_enqueue(span, call)
+
+    def add_many(self, items: Sequence[WorkItem]) -> Enqueued:
         if not tracing.enabled():
             return self.inner.add_many(items)
         with tracing.tracer().start_as_current_span(
@@ -210,16 +224,19 @@ class TracedStore:
             started = [self._begin_trace("swarm.add_work", item) for item in items]
             traced = [item for _, item in started]
             try:
-                ids = self.inner.add_many(traced)
+                enqueued = self.inner.add_many(traced)
             except Exception as exc:
                 mark_error(batch, exc)
                 for span, _ in started:
                     mark_error(span, exc)
                     span.end()
                 raise
-            for span, _ in started:
+            batch.set_attribute("swarm.work.added", len(enqueued.added))
+            for (span, _), work_id, new in zip(started, enqueued, enqueued.new, strict=True):
+                if not new:
+                    _mark_present(span, work_id)
                 span.end()
-        return ids
+        return enqueued
 
     def _end_enqueue(self, span: Span, call: Callable[[], T]) -> T:
         try:
