@@ -88,6 +88,13 @@ def test_every_command_help_ends_with_an_example_and_takes_the_global_options(
         assert "-c, --config FILE" in out and "--store PATH|URL" in out, path
 
 
+def test_no_command_prints_the_help_as_swarmsh_does(tmp_path: Path) -> None:
+    for args in ((), ("db",), ("telemetry",)):
+        shown = run(*args, cwd=tmp_path)
+        assert shown.returncode == 0 and shown.stderr == "", shown.stderr
+        assert shown.stdout.startswith(f"Usage: swarm {' '.join(args)}".rstrip() + " [OPTIONS]")
+
+
 # -- global options --------------------------------------------------------------------------
 
 

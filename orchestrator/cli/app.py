@@ -182,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         _error(exc.message)
         return exc.exit_code
     except _ClickError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `swarm`, `swarm db`: help, as SwarmSH
+            sys.stdout.write(exc.format_message() + "\n")  # type: ignore[attr-defined]
+            return 0
         code = int(getattr(exc, "exit_code", 2))
         hint = " (see swarm --help)" if code == 2 else ""
         _error(getattr(exc, "format_message", exc.__str__)() + hint)
