@@ -3,8 +3,10 @@ SwarmSH's `coordination_helper.sh claim`, alternating in the same run.
 
 SwarmSH users script one process per operation, so a command's whole life counts:
 interpreter start, imports, the store, the span. Each round runs, one after the other:
-SwarmSH's claim, `swarm add`, `swarm claim`, `swarm progress` and `swarm complete` of
-the item just claimed, and a bare `python -c pass`; each tool works in its own scratch
+SwarmSH's claim (twice when its python3 is a shim: as is, and with the interpreter the
+shim would run), `swarm add`, `swarm claim`, `swarm progress` and `swarm complete` of
+the item just claimed, a script that only opens the store and claims (the floor under
+any Python CLI) and a bare `python -c pass`; each tool works in its own scratch
 directory with telemetry on (spans in ./telemetry_spans.jsonl, SwarmSH's in its
 COORDINATION_DIR). Medians and p90 are over the rounds; ratios are of medians against
 SwarmSH's claim of the same rounds. Wall time is the measure; CPU time (user + system
@@ -41,6 +43,17 @@ SWARMSH = os.environ.get("SWARMSH_SCRIPT", "/work/shared/baselines/swarmsh/coord
 # What SwarmSH's script runs (its header names jq; the claim path also uses the others).
 SWARMSH_NEEDS = ("bash", "jq", "flock", "bc", "openssl", "python3", "date")
 SWARM = str(Path(sys.executable).with_name("swarm"))
+# The floor under any CLI: the interpreter, the store and one claim; no parsing, no span.
+STORE_ONLY = """
+import os, sys
+from orchestrator.ids import new_agent_id, new_work_id
+from orchestrator.records import WorkItem
+from orchestrator.store.file import FileStore
+store = FileStore(os.environ["SWARM_STORE"])
+item = WorkItem(new_work_id(), "feature", "bench item", priority="high")
+print(store.claim_new(new_agent_id(), item).work_item_id)
+store.close()
+"""
 CLAIMED = re.compile(r"\b(work_\d+_[0-9a-f]{8})\b")
 
 
@@ -128,7 +141,9 @@ class SwarmRunner:
         run("complete", claimed.group(1), "success")
 
 
-def measure(rounds: int, before: str | None) -> tuple[list[Series], Series, list[SwarmRunner], str]:
+def measure(
+    rounds: int, before: str | None
+) -> tuple[list[Series], list[Series], list[SwarmRunner], str]:
     root = tempfile.mkdtemp(prefix="swarm-cli-bench-")
     # As installed for users: bytecode cached (this sandbox may set the variable, which
     # would recompile every swarmsh module in every process), no inherited config.
@@ -161,6 +176,10 @@ def measure(rounds: int, before: str | None) -> tuple[list[Series], Series, list
             )
         )
     bare = Series("python -c pass")
+    floor = Series("python: open the store, claim (no CLI, no span)")
+    floor_cwd = os.path.join(root, "floor")
+    os.makedirs(floor_cwd)
+    floor_env = env | {"SWARM_STORE": os.path.join(floor_cwd, "agent_coordination")}
     try:
         for number in range(rounds + 2):
             record = number >= 2  # two warm-up rounds: bytecode, page cache
@@ -173,23 +192,26 @@ def measure(rounds: int, before: str | None) -> tuple[list[Series], Series, list
                 )
             for runner in runners:
                 runner.round(record)
+            timed(
+                floor if record else None, [sys.executable, "-c", STORE_ONLY], floor_cwd, floor_env
+            )
             timed(bare if record else None, [sys.executable, "-c", "pass"], root, env)
             if record:
                 print(f"round {number - 1}/{rounds}", end="\r", file=sys.stderr, flush=True)
         print(file=sys.stderr)
         python3 = shutil.which("python3", path=env.get("PATH")) or "?"
-        return [series for series, _ in baselines], bare, runners, python3
+        return [series for series, _ in baselines], [floor, bare], runners, python3
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def table(baselines: list[Series], bare: Series, runners: list[SwarmRunner]) -> str:
+def table(baselines: list[Series], python: list[Series], runners: list[SwarmRunner]) -> str:
     base = baselines[0].median()
     lines = [
         "| command (new process) | median ms | p90 ms | CPU ms (median) | vs SwarmSH claim |",
         "|---|---|---|---|---|",
     ]
-    rows = [*baselines, *(s for r in runners for s in r.series.values()), bare]
+    rows = [*baselines, *(s for r in runners for s in r.series.values()), *python]
     for series in rows:
         ratio = f"{series.median() / base:.2f}x"
         lines.append(
@@ -214,9 +236,9 @@ def main() -> None:
             " SWARMSH_SCRIPT=path/to/coordination_helper.sh if it is elsewhere."
         )
     load_before = os.getloadavg()[0]
-    baselines, bare, runners, python3 = measure(args.rounds, args.before)
+    baselines, python, runners, python3 = measure(args.rounds, args.before)
     load_after = os.getloadavg()[0]
-    text = table(baselines, bare, runners)
+    text = table(baselines, python, runners)
     print(text)
     target = 0.5 * baselines[0].median()
     now = runners[0].series.values()
