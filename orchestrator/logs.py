@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 from pathlib import Path
 
@@ -42,6 +41,8 @@ def agent_log_path(agents_dir: str | os.PathLike[str], slot_name: str) -> Path:
 def configure_agent(agent_id: str, log_file: Path, to_stderr: bool) -> None:
     """An agent logs at INFO (or LOG_LEVEL when lower) to its own rotating file, and its
     warnings to stderr as well unless the supervisor draws a live view there."""
+    import logging.handlers  # only agents need it: it pulls in socket and pickle
+
     fmt = logging.Formatter(f"%(asctime)s {agent_id} %(levelname)s: %(message)s")
     handlers: list[logging.Handler] = []
     try:

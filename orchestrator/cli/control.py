@@ -63,10 +63,7 @@ def _act(ctx: typer.Context, action: str, group: str, timeout: float, as_json: b
 def stop(
     ctx: typer.Context, group: GroupArg, timeout: WaitOpt = 60.0, as_json: JsonFlag = False
 ) -> None:
-    """Stop one agent group of the running swarm (warm); it stays stopped until started.
-
-    Example: swarm stop searcher
-    """
+    """Stop one agent group of the running swarm (warm); it stays stopped until started."""
     _act(ctx, "stop", group, timeout, as_json)
 
 
@@ -74,10 +71,7 @@ def stop(
 def start(
     ctx: typer.Context, group: GroupArg, timeout: WaitOpt = 60.0, as_json: JsonFlag = False
 ) -> None:
-    """Start a stopped (or exited, or fatal) agent group of the running swarm.
-
-    Example: swarm start searcher
-    """
+    """Start a stopped (or exited, or fatal) agent group of the running swarm."""
     _act(ctx, "start", group, timeout, as_json)
 
 
@@ -85,10 +79,7 @@ def start(
 def restart(
     ctx: typer.Context, group: GroupArg, timeout: WaitOpt = 60.0, as_json: JsonFlag = False
 ) -> None:
-    """Stop an agent group warmly, then start it again with new agent processes.
-
-    Example: swarm restart searcher
-    """
+    """Stop an agent group warmly, then start it again with new agent processes."""
     _act(ctx, "restart", group, timeout, as_json)
 
 
@@ -168,10 +159,7 @@ def logs(
     ] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines of each file.", min=0)] = 20,
 ) -> None:
-    """Show the logs of the swarm's agents (one rotating file per agent) and supervisor.
-
-    Example: swarm logs searcher -f
-    """
+    """Show the logs of the swarm's agents (one rotating file per agent) and supervisor."""
     agents_dir = context_of(ctx).agents_dir
     paths = log_files(agents_dir, which)
     if not paths:

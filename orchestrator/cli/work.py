@@ -4,7 +4,6 @@ list-work, dashboard and the rest of ``coordination_helper.sh``."""
 from __future__ import annotations
 
 import os
-import socket
 from typing import Annotated, Any
 
 import orjson
@@ -81,7 +80,7 @@ def register(
         specialization=specialization,
         team=team,
         role=role,
-        host=os.environ.get("SWARM_HOST_ID") or socket.gethostname(),
+        host=os.environ.get("SWARM_HOST_ID") or os.uname().nodename,  # = gethostname()
         pid=os.getppid(),
     )
     record = context_of(ctx).store().register(agent)

@@ -2,8 +2,10 @@
 
 ``configure`` installs a tracer provider exporting to the span file and, when
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_TRACES_ENDPOINT``) is set, to an OTLP
-collector with the SDK's own variables (headers, timeout, protocol). Until it is called,
-or with ``TELEMETRY_ENABLED=false``, every span is a no-op.
+collector with the SDK's own variables (headers, timeout, protocol). A short-lived
+process (the CLI) that needs nothing of the SDK writes its spans with ``litetrace``
+instead, which spares it importing the SDK. Until ``configure`` is called, or with
+``TELEMETRY_ENABLED=false``, every span is a no-op.
 
 A work item carries its trace as W3C ``traceparent`` in ``trace_context``: whichever
 process touches the item continues that trace.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -32,6 +34,7 @@ _propagator = TraceContextTextMapPropagator()
 _noop = trace.NoOpTracer()
 _tracer: trace.Tracer = _noop
 _provider: TracerProvider | None = None
+_close: Callable[[], None] | None = None  # how to stop what configure() installed
 
 
 def tracer() -> trace.Tracer:
@@ -39,7 +42,7 @@ def tracer() -> trace.Tracer:
 
 
 def enabled() -> bool:
-    return _provider is not None
+    return _close is not None
 
 
 def configure(
@@ -51,24 +54,33 @@ def configure(
 ) -> None:
     """Start exporting this process's spans. ``short_lived`` (the CLI) writes each
     span as it ends instead of batching, and gives a slow collector less time."""
-    global _tracer, _provider
+    global _tracer, _provider, _close
     shutdown()
     if not settings.enabled:
         return
+    attributes: dict[str, Any] = {
+        "service.name": os.environ.get("OTEL_SERVICE_NAME") or "swarmsh",
+        "swarm.role": role,
+        "process.pid": os.getpid(),
+        # uname's node name is gethostname()'s, without importing socket (the CLI's
+        # start-up time).
+        "host.name": os.environ.get("SWARM_HOST_ID") or os.uname().nodename,
+    }
+    if agent_id:
+        attributes["swarm.agent.id"] = agent_id
+    from orchestrator.telemetry import litetrace
+
+    if short_lived and not litetrace.needs_sdk():
+        lite = litetrace.LiteTracer(settings.spans_file, litetrace.resource_attributes(attributes))
+        _tracer, _close = lite, lite.shutdown
+        return
+
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     from orchestrator.telemetry.jsonl import JsonlSpanExporter
 
-    attributes: dict[str, Any] = {
-        "service.name": os.environ.get("OTEL_SERVICE_NAME") or "swarmsh",
-        "swarm.role": role,
-        "process.pid": os.getpid(),
-        "host.name": os.environ.get("SWARM_HOST_ID") or socket.gethostname(),
-    }
-    if agent_id:
-        attributes["swarm.agent.id"] = agent_id
     provider = TracerProvider(resource=Resource.create(attributes))
     jsonl = JsonlSpanExporter(settings.spans_file)
     if short_lived:
@@ -78,7 +90,7 @@ def configure(
     otlp = _otlp_exporter(short_lived)
     if otlp is not None:
         provider.add_span_processor(_batch(otlp))
-    _provider = provider
+    _provider, _close = provider, provider.shutdown
     _tracer = provider.get_tracer(INSTRUMENTATION)
 
 
@@ -137,11 +149,11 @@ def _otlp_exporter(short_lived: bool) -> Any:
 
 def shutdown() -> None:
     """Flush and stop exporting (process exit, or before reconfiguring)."""
-    global _tracer, _provider
-    provider, _provider, _tracer = _provider, None, _noop
-    if provider is not None:
+    global _tracer, _provider, _close
+    close, _provider, _close, _tracer = _close, None, None, _noop
+    if close is not None:
         try:
-            provider.shutdown()
+            close()
         except Exception:  # exporting must never turn a clean exit into a crash
             logger.exception("telemetry shutdown failed")
 

@@ -1,0 +1,133 @@
+"""Where each ``swarm`` command lives, the line ``swarm --help`` shows for it and the
+example that ends its own ``--help``.
+
+The module names let the root group import only the module of the command being run
+(a new process per command is how SwarmSH users script, so every millisecond of
+start-up counts). A command missing here still works, found by importing every module;
+``tests/test_cli_assembly.py`` fails until it is listed, so that it is fast too.
+Summaries are explicit because click cuts a docstring's first sentence to fit a line.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Entry(NamedTuple):
+    summary: str
+    example: str
+    module: str | None = None  # top-level commands: orchestrator.cli.<module>.commands
+
+
+# In the order `swarm --help` lists them. Sub-commands are keyed "group command".
+CATALOG: dict[str, Entry] = {
+    "init": Entry("Write a commented swarm.toml to start from", "swarm init", "setup"),
+    "register": Entry(
+        "Register an agent (AGENT_ID, or a new id)",
+        "swarm register 100 active backend_development --team core --agent-id agent_alice",
+        "work",
+    ),
+    "deregister": Entry(
+        "Remove an agent; its items go back to the queue", "swarm deregister agent_alice", "work"
+    ),
+    "agent-status": Entry(
+        "Registered agents and the items they hold", "swarm agent-status --json", "work"
+    ),
+    "claim": Entry(
+        "Create and claim an item (SwarmSH), or claim the next",
+        "swarm claim feature 'Implement caching layer' high   # or: swarm claim --next -q",
+        "work",
+    ),
+    "add": Entry(
+        "Enqueue a pending work item",
+        "swarm add bug_fix 'Fix memory leak in coordinator' critical core",
+        "work",
+    ),
+    "progress": Entry(
+        "Report progress on a held item (extends its lease)",
+        'swarm progress "$WORK" 50 in_progress',
+        "work",
+    ),
+    "complete": Entry("Finish a held item", 'swarm complete "$WORK" success 8', "work"),
+    "fail": Entry(
+        "Mark a held item failed (--retry: back to the queue)",
+        'swarm fail "$WORK" "tests do not pass" --retry',
+        "work",
+    ),
+    "release": Entry("Give a held item back to the queue", 'swarm release "$WORK"', "work"),
+    "list-work": Entry(
+        "List work items (live ones unless --all or a filter)",
+        "swarm list-work critical --limit 20",
+        "work",
+    ),
+    "dashboard": Entry(
+        "Counts by status, agents, who holds what, what is next",
+        "swarm dashboard --json | jq .work",
+        "work",
+    ),
+    "generate-id": Entry(
+        "Print a new unique work (or agent) id", "swarm generate-id --agent", "work"
+    ),
+    "compact": Entry(
+        "Snapshot the store now and start a new journal", "swarm compact --json", "work"
+    ),
+    "db": Entry("PostgreSQL store maintenance", "swarm db migrate --store postgresql://…", "work"),
+    "db migrate": Entry(
+        "Apply the schema migrations not applied yet",
+        "swarm db migrate --store postgresql://postgres@127.0.0.1:5432/swarm",
+    ),
+    "up": Entry(
+        "Start the swarm of swarm.toml and keep it running",
+        "swarm up -c swarm.toml --detach",
+        "run",
+    ),
+    "status": Entry("The running supervisor, its groups and agents", "swarm status --json", "run"),
+    "down": Entry("Stop the running supervisor and its agents", "swarm down --timeout 30", "run"),
+    "demo": Entry(
+        "Run swarm.toml until its work is done, with a live view", "swarm demo -c swarm.toml", "run"
+    ),
+    "logs": Entry(
+        "Agent and supervisor logs; -f follows them", "swarm logs searcher -f", "control"
+    ),
+    "stop": Entry("Stop one agent group of the running swarm", "swarm stop searcher", "control"),
+    "start": Entry("Start a stopped agent group again", "swarm start searcher", "control"),
+    "restart": Entry(
+        "Replace an agent group's processes with new ones", "swarm restart searcher", "control"
+    ),
+    "health": Entry(
+        "Health score 0-100; writes system_health_report.json",
+        "swarm health --detailed --window 7d",
+        "observe",
+    ),
+    "metrics": Entry(
+        "Metrics as Prometheus text, JSON or CSV", "swarm metrics --format json", "observe"
+    ),
+    "monitor": Entry(
+        "Live view: agents, queue, throughput, errors, health",
+        "swarm monitor --window 24h",
+        "observe",
+    ),
+    "diagram": Entry(
+        "Mermaid diagram: flow, agents, work or timeline",
+        "swarm diagram timeline --output timeline.mmd",
+        "observe",
+    ),
+    "validate": Entry(
+        "Self-check: install, swarm.toml, store, span file", "swarm validate --json", "observe"
+    ),
+    "telemetry": Entry(
+        "The span file: statistics and archival", "swarm telemetry stats --window 7d", "observe"
+    ),
+    "telemetry stats": Entry(
+        "Per operation: count, rate, success, p50/p95/p99",
+        "swarm telemetry stats --window 24h --json",
+    ),
+    "telemetry archive": Entry(
+        "Rotate the span file into telemetry_archive/", "swarm telemetry archive --force"
+    ),
+}
+
+# Every module holding commands (as `commands = typer.Typer()`), in help order.
+MODULES: tuple[str, ...] = tuple(
+    dict.fromkeys(entry.module for entry in CATALOG.values() if entry.module)
+)
