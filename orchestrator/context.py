@@ -1,7 +1,7 @@
 """What every command works on, resolved once: the config, the store, the agent id.
 
 The command line's global options (``--config``/``SWARM_CONFIG``, ``--store``/
-``SWARM_STORE``) and the defaults (``./swarm.toml`` when present, else
+``SWARM_STORE``) and the defaults (the nearest swarm.toml, else
 ``./agent_coordination``) are turned into one ``Context`` here, so that each rule of
 where things are lives in one place. swarm.toml is read only when a command needs it.
 """
@@ -36,10 +36,12 @@ class Context:
 
     @functools.cached_property
     def config_path(self) -> str | None:
-        """The config file to read: the one given, else ./swarm.toml when present."""
+        """The config file to read: the one given, else the nearest swarm.toml found by
+        ``find_config`` (None when there is none)."""
         if self.config_arg:
             return self.config_arg
-        return DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
+        found = find_config(Path.cwd())
+        return str(found) if found is not None else None
 
     @functools.cached_property
     def config(self) -> SwarmConfig | None:
@@ -55,7 +57,7 @@ class Context:
         """The config, for commands that run a swarm: they cannot do without one."""
         if self.config is None:
             raise InvalidArgument(
-                f"{self.config_arg or DEFAULT_CONFIG}: no such file"
+                f"{DEFAULT_CONFIG}: no such file in {Path.cwd()} or the folders above it"
                 " (run where swarm.toml is, or pass -c FILE)"
             )
         return self.config
@@ -136,3 +138,20 @@ class Context:
 
             tracing.shutdown()
             self._traced = False
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest swarm.toml: in ``start``, else in the closest folder above it, as git
+    finds ``.git``. The search stops at $HOME when ``start`` is inside it (a stray
+    ~/../swarm.toml of another user or of the system must not steer one's commands),
+    else at the filesystem root."""
+    home = Path(os.path.expanduser("~")).resolve()
+    folder = start.resolve()
+    ceiling = home if folder.is_relative_to(home) else None
+    while True:
+        candidate = folder / DEFAULT_CONFIG
+        if candidate.is_file():
+            return candidate
+        if folder == ceiling or folder.parent == folder:
+            return None
+        folder = folder.parent

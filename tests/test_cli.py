@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -190,6 +191,43 @@ def test_store_path_comes_from_swarm_toml_in_cwd(
     (tmp_path / "swarm.toml").write_text('[store]\npath = "from_toml"\nlease_s = 5\n')
     swarm("add", "feature", "x")
     assert (tmp_path / "from_toml" / "journal.jsonl").exists()
+
+
+def run_in(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The real command in ``folder``, with no store or config chosen by the environment."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("AGENT_ID", "SWARM_CONFIG", "SWARM_STORE", "LOG_LEVEL")
+    }
+    return subprocess.run(
+        [SWARM, *args], cwd=folder, env=base | env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_swarm_toml_is_found_in_the_folders_above(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    deep = project / "src" / "pkg"
+    deep.mkdir(parents=True)
+    (project / "swarm.toml").write_text('[store]\npath = "queue"\n')
+    added = run_in(deep, "add", "feature", "from below", "-q")
+    assert added.returncode == 0, added.stderr
+    assert (project / "queue" / "journal.jsonl").exists()  # next to swarm.toml, not in src/pkg
+    assert not (deep / "agent_coordination").exists()
+    listed = run_in(project / "src", "list-work", "--json")
+    assert [i["work_item_id"] for i in orjson.loads(listed.stdout)] == [added.stdout.strip()]
+
+    # Inside $HOME the search stops at $HOME: a swarm.toml above it is someone else's.
+    home = project / "home"
+    (home / "work").mkdir(parents=True)
+    assert run_in(home / "work", "add", "feature", "x", HOME=str(home)).returncode == 0
+    assert (home / "work" / "agent_coordination").is_dir()  # the default, here
+    up = run_in(home / "work", "up", HOME=str(home))
+    _one_line_error(Run(up.returncode, up.stdout, up.stderr), 2)
+    assert f"swarm.toml: no such file in {home / 'work'} or the folders above" in up.stderr
+    (home / "swarm.toml").write_text('[store]\npath = "mine"\n')
+    run_in(home / "work", "add", "feature", "x", HOME=str(home))
+    assert (home / "mine").is_dir()
 
 
 def test_help_teaches_and_exit_codes_are_listed() -> None:
