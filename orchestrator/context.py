@@ -30,6 +30,7 @@ class Context:
         self.store_arg = store
         self.config_arg = config
         self._store: Store | None = None
+        self._read_store: Store | None = None
         self._traced = False
 
     # -- swarm.toml -------------------------------------------------------------------
@@ -118,21 +119,32 @@ class Context:
             self._store = open_store(target, settings)
         return self._store
 
+    def existing_store(self) -> Store | None:
+        """The store for a command that only reads it (list-work, agent-status,
+        dashboard, status), or None when the file store was never created: looking must
+        not create an empty store wherever the command happens to run. No spans are
+        configured (reads record none). Closed by ``close()``."""
+        if self._read_store is None:
+            self._read_store = self.observed_store()
+        return self._read_store
+
     def observed_store(self) -> Store | None:
         """The store for an observing command (no spans are configured), or None when the
         file store was never created: there is nothing to see, and looking must not
         create it. The caller closes it."""
         from orchestrator.wiring import open_store
 
+        settings = self.store_settings  # a broken swarm.toml is reported, store or not
         if not is_url(self.store_target) and not os.path.isdir(self.store_target):
             return None
-        return open_store(self.store_target, self.store_settings)
+        return open_store(self.store_target, settings)
 
     def close(self) -> None:
         """After the command: close the store and flush the spans it recorded."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        for store in (self._store, self._read_store):
+            if store is not None:
+                store.close()
+        self._store = self._read_store = None
         if self._traced:
             from orchestrator.telemetry import tracing
 

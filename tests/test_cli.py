@@ -162,7 +162,7 @@ def test_permission_denied_is_exit_5(swarm, monkeypatch: pytest.MonkeyPatch) -> 
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr("orchestrator.store.file.os.makedirs", denied)
-    _one_line_error(swarm("list-work"), 5)
+    _one_line_error(swarm("add", "feature", "x"), 5)
 
 
 def test_config_errors_name_file_line_key_and_choices(swarm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -230,6 +230,24 @@ def test_swarm_toml_is_found_in_the_folders_above(tmp_path: Path) -> None:
     assert (home / "mine").is_dir()
 
 
+def test_read_only_commands_never_create_a_store(tmp_path: Path) -> None:
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    where = empty / "agent_coordination"
+    note = f"no store at {where} (nothing has been enqueued here yet)\n"
+    for command in ("list-work", "agent-status", "dashboard"):
+        human = run_in(empty, command)
+        assert (human.returncode, human.stdout, human.stderr) == (0, note, ""), command
+        assert run_in(empty, command, "--json").returncode == 0
+    assert orjson.loads(run_in(empty, "list-work", "--json").stdout) == []
+    assert orjson.loads(run_in(empty, "agent-status", "--json").stdout) == []
+    dash = orjson.loads(run_in(empty, "dashboard", "--json").stdout)
+    assert (dash["store"], dash["work_total"], dash["agents"]) == (str(where), 0, 0)
+    one = run_in(empty, "agent-status", "agent_1_aaaaaaaa")
+    _one_line_error(Run(one.returncode, one.stdout, one.stderr), 6)
+    assert list(empty.iterdir()) == []  # nothing was created
+
+
 def test_help_teaches_and_exit_codes_are_listed() -> None:
     out = subprocess.run([SWARM, "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("claim", "progress", "complete", "list-work", "dashboard", "register"):
@@ -241,7 +259,7 @@ def test_help_teaches_and_exit_codes_are_listed() -> None:
 
 def test_flock_timeout_exits_4(tmp_path: Path, cli_env: dict[str, str]) -> None:
     store = Path(cli_env["SWARM_STORE"])
-    subprocess.run([SWARM, "list-work"], env=cli_env, check=True, capture_output=True)
+    subprocess.run([SWARM, "compact"], env=cli_env, check=True, capture_output=True)
     holder = subprocess.Popen(
         [
             sys.executable,
