@@ -137,6 +137,7 @@ def test_generate_id_and_compact(swarm) -> None:  # type: ignore[no-untyped-def]
         ("complete", "work_1", "success", "34"),
         ("nonsense",),
         ("list-work", "--limit", "many"),
+        ("list-work", "--limit", "-1"),
         ("deregister", "../../etc/passwd"),
     ],
 )
@@ -246,6 +247,17 @@ def test_read_only_commands_never_create_a_store(tmp_path: Path) -> None:
     one = run_in(empty, "agent-status", "agent_1_aaaaaaaa")
     _one_line_error(Run(one.returncode, one.stdout, one.stderr), 6)
     assert list(empty.iterdir()) == []  # nothing was created
+
+
+def test_list_work_limit(swarm) -> None:  # type: ignore[no-untyped-def]
+    for index in range(3):
+        swarm("add", "feature", f"item {index}")
+    assert "… 1 more (use --limit or --json)" in swarm("list-work", "--limit", "2").out
+    everything = swarm("list-work", "--limit", "0").out
+    assert "more" not in everything and all(f"item {i}" in everything for i in range(3))
+    refused = swarm("list-work", "--limit", "-1")
+    _one_line_error(refused, 2)
+    assert "--limit" in refused.err
 
 
 def test_help_teaches_and_exit_codes_are_listed() -> None:

@@ -311,7 +311,7 @@ def list_work(
     show_all: Annotated[
         bool, typer.Option("--all", help="Include completed, failed and dead items.")
     ] = False,
-    limit: Annotated[int, typer.Option(help="Rows in the table.")] = 50,
+    limit: Annotated[int, typer.Option(help="Rows in the table; 0 shows them all.", min=0)] = 50,
     as_json: JsonFlag = False,
 ) -> None:
     """List work items (live ones unless --all or a filter asks for finished ones)."""
@@ -327,7 +327,7 @@ def list_work(
     if as_json:
         render.emit_json([i.to_dict() for i in items])
     else:
-        render.work_table(items, limit, f"{len(items)} work item(s)")
+        render.work_table(items, limit or len(items), f"{len(items)} work item(s)")
 
 
 @commands.command()
