@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator import logs
 from orchestrator.errors import InvalidArgument
 from orchestrator.ids import check_id, new_agent_id
 from orchestrator.locations import DEFAULT_AGENTS_DIR, DEFAULT_CONFIG, DEFAULT_STORE_DIR, is_url
@@ -27,6 +28,7 @@ class Context:
     """The resolved global options. Stores it opens are closed by ``close()``."""
 
     def __init__(self, store: str | None = None, config: str | None = None) -> None:
+        logs.level()  # LOG_LEVEL=loud: refused before the command runs, as a user error
         self.store_arg = store
         self.config_arg = config
         self._store: Store | None = None

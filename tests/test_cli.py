@@ -260,6 +260,13 @@ def test_list_work_limit(swarm) -> None:  # type: ignore[no-untyped-def]
     assert "--limit" in refused.err
 
 
+def test_an_unknown_log_level_is_one_line(tmp_path: Path) -> None:
+    loud = run_in(tmp_path, "list-work", LOG_LEVEL="loud")
+    _one_line_error(Run(loud.returncode, loud.stdout, loud.stderr), 2)
+    assert "LOG_LEVEL='loud': use one of debug, info, warning, error" in loud.stderr
+    assert run_in(tmp_path, "list-work", LOG_LEVEL="DEBUG").returncode == 0
+
+
 def test_help_teaches_and_exit_codes_are_listed() -> None:
     out = subprocess.run([SWARM, "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("claim", "progress", "complete", "list-work", "dashboard", "register"):
