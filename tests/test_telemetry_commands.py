@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -83,9 +84,23 @@ def dead_pid() -> int:
     return proc.pid
 
 
+def supervisor_state(root: Path, agents: dict[str, str], pid: int) -> None:
+    """real_agents/supervisor.json as a supervisor (pid ``pid``) leaves it: its slots'
+    names by agent id."""
+    rows = [
+        {"name": name, "group": name.rsplit("-", 1)[0], "agent_id": agent_id, "pid": None}
+        | {"state": "running", "restarts": 0}
+        for agent_id, name in agents.items()
+    ]
+    state = {"pid": pid, "host": socket.gethostname(), "status": "running", "agents": rows}
+    (root / "real_agents").mkdir(exist_ok=True)
+    (root / "real_agents" / "supervisor.json").write_bytes(orjson.dumps(state | {"groups": {}}))
+
+
 def crafted_swarm(root: Path) -> None:
-    """4 items finished (1 dead), 2 claims nobody will finish, 1 dead agent, and 100
-    spans two hours old: 10 errors, store p95 750 ms."""
+    """4 items finished (1 dead), 2 claims nobody will finish, 1 dead agent (started by
+    a supervisor that was killed), and 100 spans two hours old: 10 errors, store p95
+    750 ms."""
     store = FileStore(root / "store", max_attempts=1)
     for index in range(6):
         store.add_work(WorkItem(f"work_1_0000000{index}", "build", f"item {index}"))
@@ -100,6 +115,7 @@ def crafted_swarm(root: Path) -> None:
     store.claim("agent_1_cccccccc")  # held by a dead agent
     store.claim("agent_1_bbbbbbbb")  # held by an agent that never registered
     store.close()
+    supervisor_state(root, {"agent_1_cccccccc": "builder-1"}, dead_pid())
     now = time.time_ns()
     spans = []
     for index in range(100):
@@ -141,6 +157,39 @@ def test_health_deductions_follow_the_documented_formula(tmp_path: Path) -> None
     assert "stale_claims" in detailed.stdout and "→" in detailed.stdout
     bad = swarm(tmp_path, "health", HEALTH_CRITICAL_THRESHOLD="80")
     assert bad.returncode == 2 and "HEALTH_CRITICAL_THRESHOLD" in bad.stderr
+
+
+def test_an_agent_registered_by_the_cli_is_not_dead_when_its_shell_exits(
+    tmp_path: Path,
+) -> None:
+    # The README's tour from a script: the shell `swarm register` ran in has exited.
+    script = f"{SWARM} register 100 active backend_development; true"  # no exec: sh stays
+    proc = subprocess.run(
+        ["sh", "-c", script],
+        cwd=tmp_path,
+        env=os.environ | {"SWARM_STORE": str(tmp_path / "store"), "AGENT_ID": "agent_alice"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    agent = json.loads(swarm(tmp_path, "agent-status", "agent_alice", "--json").stdout)
+    assert agent["pid"] and not psutil.pid_exists(agent["pid"])  # the shell is gone
+    report = json.loads(swarm(tmp_path, "health", "--json").stdout)
+    assert report["issue_breakdown"]["dead_agents"] == 0
+    assert report["metrics"]["dead_agents"] == []
+
+    # An agent a supervisor started, whose process is gone, is dead, as is the item it
+    # holds (even within the item's lease: nobody will finish it).
+    store = FileStore(tmp_path / "store")
+    store.register(Agent("agent_1_dddddddd", host=socket.gethostname(), pid=dead_pid()))
+    store.add_work(WorkItem("work_1_00000001", "build", "x"))
+    store.claim("agent_1_dddddddd")
+    store.close()
+    supervisor_state(tmp_path, {"agent_1_dddddddd": "builder-1"}, dead_pid())
+    report = json.loads(swarm(tmp_path, "health", "--json").stdout)
+    assert report["metrics"]["dead_agents"] == ["agent_1_dddddddd"]
+    assert report["metrics"]["stale_claims"] == ["work_1_00000001"]
 
 
 def test_health_of_a_quiet_empty_swarm_and_telemetry_off(tmp_path: Path) -> None:
@@ -365,6 +414,7 @@ def test_diagrams_of_a_crafted_store(tmp_path: Path) -> None:
     store.progress("work_1_00000001", 40, agent_id="agent_1_aaaaaaaa")
     store.claim("agent_2_bbbbbbbb")
     store.close()
+    supervisor_state(tmp_path, {"agent_1_aaaaaaaa": "builder-1"}, dead_pid())
 
     flow = assert_mermaid(swarm(tmp_path, "diagram", "flow").stdout)
     assert '    state "pending (1)" as pending' in flow
@@ -373,6 +423,8 @@ def test_diagrams_of_a_crafted_store(tmp_path: Path) -> None:
 
     agents = assert_mermaid(swarm(tmp_path, "diagram", "agents").stdout)
     assert '    subgraph team_core["core"]' in agents
+    assert '        agent_1_aaaaaaaa["builder-1<br/>backend · active"]' in agents  # its name
+    assert '        agent_2_bbbbbbbb["agent_2_bbbbbbbb<br/>docs · active"]' in agents
     assert "    agent_1_aaaaaaaa -->|holds| work_1_00000001" in agents
     assert "    agent_2_bbbbbbbb -->|holds| work_1_00000002" in agents
     assert '    work_1_00000001(["build: work_1_00000001<br/>in_progress 40%"])' in agents
@@ -381,22 +433,23 @@ def test_diagrams_of_a_crafted_store(tmp_path: Path) -> None:
     assert '    "pending" : 1' in work and '    "claimed" : 1' in work
 
     now = time.time_ns()
-    write_spans(
-        tmp_path / "telemetry_spans.jsonl",
-        [
-            span(
-                "swarm.claim",
-                now - 2000,
-                swarm__agent__id="agent_1_aaaaaaaa",
-                swarm__work__id="work_1_00000001",
-            ),
-            span("swarm.complete", now - 1000, error="Conflict", swarm__work__id="work_1_00000001"),
-        ],
-    )
+    spans = [
+        span(
+            "swarm.claim",
+            now - 2000,
+            swarm__agent__id="agent_1_aaaaaaaa",
+            swarm__work__id="work_1_00000001",
+        ),
+        span("swarm.complete", now - 1000, error="Conflict", swarm__work__id="work_1_00000001"),
+    ]
+    for one in spans:  # both by the agent process the supervisor calls builder-1
+        one["resource"]["swarm.agent.id"] = "agent_1_aaaaaaaa"
+    write_spans(tmp_path / "telemetry_spans.jsonl", spans)
     out = tmp_path / "timeline.mmd"
     proc = swarm(tmp_path, "diagram", "timeline", "--output", str(out))
     assert proc.returncode == 0 and str(out) in proc.stdout
     timeline = assert_mermaid(out.read_text())
+    assert "    participant a1 as builder-1" in timeline
     assert "    a1->>store: claim work_1_00000001 (1.0 ms)" in timeline
     assert "    a1-xstore: complete work_1_00000001 (1.0 ms)" in timeline
     assert swarm(tmp_path, "diagram", "gantt").returncode == 2
@@ -473,6 +526,7 @@ def test_monitor_once_and_live_quits_on_q_or_ctrl_c(tmp_path: Path, key: bytes) 
     once = swarm(tmp_path, "monitor", "--once", "--window", "7d")
     assert once.returncode == 0, once.stderr
     assert "health 55/100 critical" in once.stdout and "swarm.claim" in once.stdout
+    assert "builder-1" in once.stdout  # the supervisor's name for agent_1_cccccccc
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TELEMETRY_"))}
     env |= {"SWARM_STORE": str(tmp_path / "store"), "COLUMNS": "120", "TERM": "xterm"}

@@ -190,8 +190,12 @@ def diagram(
         raise InvalidArgument(f"diagram {kind!r}: use one of {', '.join(diagrams.KINDS)}")
     context = context_of(ctx)
     if kind == "timeline":
+        from orchestrator import runstate
+        from orchestrator.telemetry.observe import slot_names
+
         _, window_s = context.window(window)
-        text = diagrams.timeline(recent_spans(context.telemetry.spans_file, limit, window_s))
+        spans = recent_spans(context.telemetry.spans_file, limit, window_s)
+        text = diagrams.timeline(spans, slot_names(runstate.read(context.agents_dir)))
     else:
         text = getattr(diagrams, kind)(_observe_once(context))
     if output is None:
