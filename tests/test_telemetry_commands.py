@@ -233,7 +233,8 @@ def test_stats_windows_percentiles_errors_and_tokens(tmp_path: Path) -> None:
     assert claim["p95_ms"] == pytest.approx(95, rel=0.02)
     assert claim["p99_ms"] == pytest.approx(99, rel=0.02)
     assert claim["max_ms"] == 100
-    assert day["ops_per_s"] == pytest.approx(100 / 86400, rel=0.01)
+    # Over the time the spans cover (from 100 ms before they end), at least a second.
+    assert day["ops_per_s"] == 100
     assert day["bad_lines"] == 1
 
     week = stats("7d")
@@ -249,6 +250,35 @@ def test_stats_windows_percentiles_errors_and_tokens(tmp_path: Path) -> None:
     assert bad.stderr.startswith("swarm: error: window '3x': use all or a number")
     human = swarm(tmp_path, "telemetry", "stats", "--window", "all")
     assert "swarm.claim" in human.stdout and "tokens qwen3:8b: 140 in, 35 out" in human.stdout
+
+
+def test_stats_quantiles_stay_within_min_and_max_and_rates_cover_the_spans(
+    tmp_path: Path,
+) -> None:
+    now = time.time_ns()
+    # One span a second for a minute, an hour ago: 1 op/s, not 60 per day.
+    spans = [span("execute command", now - HOUR_NS + i * 10**9, 20010.3) for i in range(60)]
+    write_spans(tmp_path / "telemetry_spans.jsonl", spans)
+    proc = swarm(tmp_path, "telemetry", "stats", "--window", "24h", "--json")
+    data = json.loads(proc.stdout)
+    op = data["operations"]["execute command"]
+    # The sketch's bucket midpoint for 20010.3 ms is 20154.2 ms: above every value.
+    assert op["p50_ms"] == op["p95_ms"] == op["p99_ms"] == op["max_ms"] == 20010.3
+    covered = 59 + 20.0103  # from the first start to the last end, in seconds
+    assert data["ops_per_s"] == pytest.approx(60 / covered, rel=0.001)
+    assert op["ops_per_s"] == data["ops_per_s"]
+
+    # Values just below and just above bucket bounds: their buckets' midpoints lie
+    # below the smallest and above the largest.
+    low, high = 1.02**100 * 0.9999, 1.02**300 * 1.0001
+    sketch = Sketch()
+    for value in (low, 1.02**200, high):
+        sketch.add(value)
+    assert [sketch.quantile(q) for q in (0, 0.5, 1)] == [
+        low,
+        pytest.approx(1.02**200, rel=0.01),
+        high,
+    ]
 
 
 def test_sketch_quantiles_stay_within_two_percent() -> None:
