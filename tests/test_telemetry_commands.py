@@ -14,6 +14,7 @@ import socket
 import subprocess
 import termios
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -381,6 +382,11 @@ def test_supervisor_serves_metrics_on_loopback_only(tmp_path: Path) -> None:
         if address is not None:
             with pytest.raises(OSError), socket.create_connection((address, port), timeout=2):
                 pass
+        for path in ("/", "/metric", "/metrics/x", "/healthz"):  # only /metrics is served
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+            assert answer.value.code == 404
+            answer.value.close()
         status = swarm(tmp_path, "status")
         assert f"metrics: http://127.0.0.1:{port}/metrics" in status.stdout
         clash = swarm(tmp_path, "up")
