@@ -563,6 +563,9 @@ def test_monitor_once_and_live_quits_on_q_or_ctrl_c(tmp_path: Path, key: bytes) 
     assert once.returncode == 0, once.stderr
     assert "health 55/100 critical" in once.stdout and "swarm.claim" in once.stdout
     assert "builder-1" in once.stdout  # the supervisor's name for agent_1_cccccccc
+    piped = swarm(tmp_path, "monitor", "--window", "7d")  # not a terminal: one frame
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.count("swarm monitor") == 1 and "health 55/100" in piped.stdout
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TELEMETRY_"))}
     env |= {"SWARM_STORE": str(tmp_path / "store"), "COLUMNS": "120", "TERM": "xterm"}

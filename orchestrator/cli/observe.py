@@ -7,6 +7,7 @@ spans themselves: an observer polling every second must not fill what it observe
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -149,7 +150,7 @@ def monitor(
     ] = False,
 ) -> None:
     """Live view, refreshed every second: agents, queue, throughput, error rate,
-    health. q or Ctrl-C quits."""
+    health. q or Ctrl-C quits. With its output not a terminal, one frame (as --once)."""
     from orchestrator.cli.monitor import Monitor
 
     context = context_of(ctx)
@@ -157,7 +158,7 @@ def monitor(
     store = context.observed_store()
     try:
         view = Monitor(lambda: _observe(context, store), context.telemetry, label, window_s)
-        if once:
+        if once or not sys.stdout.isatty():  # piped: a live view would only fill the pipe
             from rich.console import Console
 
             Console().print(view.frame())
