@@ -93,7 +93,9 @@ def health(
     context = context_of(ctx)
     _, _, report = _health(context, window)
     data = report.to_dict()
-    write_json(Path(context.telemetry.health_report), data)
+    report_path = Path(context.telemetry.health_report)
+    report_path.parent.mkdir(parents=True, exist_ok=True)  # a [telemetry] path of its own
+    write_json(report_path, data)
     if as_json:
         render.emit_json(data)
         return
