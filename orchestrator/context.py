@@ -1,7 +1,7 @@
 """What every command works on, resolved once: the config, the store, the agent id.
 
 The command line's global options (``--config``/``SWARM_CONFIG``, ``--store``/
-``SWARM_STORE``) and the defaults (``./swarm.toml`` when present, else
+``SWARM_STORE``) and the defaults (the nearest swarm.toml, else
 ``./agent_coordination``) are turned into one ``Context`` here, so that each rule of
 where things are lives in one place. swarm.toml is read only when a command needs it.
 """
@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator import logs
 from orchestrator.errors import InvalidArgument
 from orchestrator.ids import check_id, new_agent_id
 from orchestrator.locations import DEFAULT_AGENTS_DIR, DEFAULT_CONFIG, DEFAULT_STORE_DIR, is_url
@@ -27,19 +28,23 @@ class Context:
     """The resolved global options. Stores it opens are closed by ``close()``."""
 
     def __init__(self, store: str | None = None, config: str | None = None) -> None:
+        logs.level()  # LOG_LEVEL=loud: refused before the command runs, as a user error
         self.store_arg = store
         self.config_arg = config
         self._store: Store | None = None
+        self._read_store: Store | None = None
         self._traced = False
 
     # -- swarm.toml -------------------------------------------------------------------
 
     @functools.cached_property
     def config_path(self) -> str | None:
-        """The config file to read: the one given, else ./swarm.toml when present."""
+        """The config file to read: the one given, else the nearest swarm.toml found by
+        ``find_config`` (None when there is none)."""
         if self.config_arg:
             return self.config_arg
-        return DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
+        found = find_config(Path.cwd())
+        return str(found) if found is not None else None
 
     @functools.cached_property
     def config(self) -> SwarmConfig | None:
@@ -55,7 +60,7 @@ class Context:
         """The config, for commands that run a swarm: they cannot do without one."""
         if self.config is None:
             raise InvalidArgument(
-                f"{self.config_arg or DEFAULT_CONFIG}: no such file"
+                f"{DEFAULT_CONFIG}: no such file in {Path.cwd()} or the folders above it"
                 " (run where swarm.toml is, or pass -c FILE)"
             )
         return self.config
@@ -116,23 +121,51 @@ class Context:
             self._store = open_store(target, settings)
         return self._store
 
+    def existing_store(self) -> Store | None:
+        """The store for a command that only reads it (list-work, agent-status,
+        dashboard, status), or None when the file store was never created: looking must
+        not create an empty store wherever the command happens to run. No spans are
+        configured (reads record none). Closed by ``close()``."""
+        if self._read_store is None:
+            self._read_store = self.observed_store()
+        return self._read_store
+
     def observed_store(self) -> Store | None:
         """The store for an observing command (no spans are configured), or None when the
         file store was never created: there is nothing to see, and looking must not
         create it. The caller closes it."""
         from orchestrator.wiring import open_store
 
+        settings = self.store_settings  # a broken swarm.toml is reported, store or not
         if not is_url(self.store_target) and not os.path.isdir(self.store_target):
             return None
-        return open_store(self.store_target, self.store_settings)
+        return open_store(self.store_target, settings)
 
     def close(self) -> None:
         """After the command: close the store and flush the spans it recorded."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        for store in (self._store, self._read_store):
+            if store is not None:
+                store.close()
+        self._store = self._read_store = None
         if self._traced:
             from orchestrator.telemetry import tracing
 
             tracing.shutdown()
             self._traced = False
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest swarm.toml: in ``start``, else in the closest folder above it, as git
+    finds ``.git``. The search stops at $HOME when ``start`` is inside it (a stray
+    ~/../swarm.toml of another user or of the system must not steer one's commands),
+    else at the filesystem root."""
+    home = Path(os.path.expanduser("~")).resolve()
+    folder = start.resolve()
+    ceiling = home if folder.is_relative_to(home) else None
+    while True:
+        candidate = folder / DEFAULT_CONFIG
+        if candidate.is_file():
+            return candidate
+        if folder == ceiling or folder.parent == folder:
+            return None
+        folder = folder.parent

@@ -6,6 +6,8 @@ import logging
 import os
 from pathlib import Path
 
+from orchestrator.errors import ConfigError
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -20,12 +22,32 @@ AGENT_LOG_BACKUPS = 3
 LOGS_DIR = "logs"
 
 
+def level() -> int:
+    """``LOG_LEVEL`` (debug, info, warning or warn, error; default warning). An unknown
+    value is refused: quietly logging at another level than the one asked for would
+    hide exactly the messages someone raised the level to see."""
+    raw = os.environ.get("LOG_LEVEL")
+    if raw is None or not raw.strip():
+        return logging.WARNING
+    found = _LEVELS.get(raw.strip().lower())
+    if found is None:
+        raise ConfigError(f"LOG_LEVEL={raw!r}: use one of debug, info, warning, error")
+    return found
+
+
 def level_from_env() -> int:
-    return _LEVELS.get(os.environ.get("LOG_LEVEL", "warning").strip().lower(), logging.WARNING)
+    """``level()``, falling back to warning where refusing is not this code's to do."""
+    try:
+        return level()
+    except ConfigError:
+        return logging.WARNING
 
 
 def configure(prefix: str = "swarm") -> None:
-    """Log to stderr at ``LOG_LEVEL`` (debug, info, warn, error; default warning)."""
+    """Log to stderr at ``LOG_LEVEL``. An unknown level logs at warning here, without
+    raising: the CLI calls this before its error handling is in place, so the refusal is
+    the command's (``Context`` calls ``level()``: one line, exit 2), and agents get the
+    environment their supervisor's command already checked."""
     logging.basicConfig(
         level=level_from_env(),
         format=f"%(asctime)s {prefix} %(levelname)s: %(message)s",

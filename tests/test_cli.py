@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -156,6 +157,7 @@ def test_generate_id_and_compact(swarm) -> None:  # type: ignore[no-untyped-def]
         ("complete", "work_1", "success", "34"),
         ("nonsense",),
         ("list-work", "--limit", "many"),
+        ("list-work", "--limit", "-1"),
         ("deregister", "../../etc/passwd"),
     ],
 )
@@ -181,7 +183,7 @@ def test_permission_denied_is_exit_5(swarm, monkeypatch: pytest.MonkeyPatch) -> 
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr("orchestrator.store.file.os.makedirs", denied)
-    _one_line_error(swarm("list-work"), 5)
+    _one_line_error(swarm("add", "feature", "x"), 5)
 
 
 def test_config_errors_name_file_line_key_and_choices(swarm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -212,6 +214,79 @@ def test_store_path_comes_from_swarm_toml_in_cwd(
     assert (tmp_path / "from_toml" / "journal.jsonl").exists()
 
 
+def run_in(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The real command in ``folder``, with no store or config chosen by the environment."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("AGENT_ID", "SWARM_CONFIG", "SWARM_STORE", "LOG_LEVEL")
+    }
+    return subprocess.run(
+        [SWARM, *args], cwd=folder, env=base | env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_swarm_toml_is_found_in_the_folders_above(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    deep = project / "src" / "pkg"
+    deep.mkdir(parents=True)
+    (project / "swarm.toml").write_text('[store]\npath = "queue"\n')
+    added = run_in(deep, "add", "feature", "from below", "-q")
+    assert added.returncode == 0, added.stderr
+    assert (project / "queue" / "journal.jsonl").exists()  # next to swarm.toml, not in src/pkg
+    assert not (deep / "agent_coordination").exists()
+    listed = run_in(project / "src", "list-work", "--json")
+    assert [i["work_item_id"] for i in orjson.loads(listed.stdout)] == [added.stdout.strip()]
+
+    # Inside $HOME the search stops at $HOME: a swarm.toml above it is someone else's.
+    home = project / "home"
+    (home / "work").mkdir(parents=True)
+    assert run_in(home / "work", "add", "feature", "x", HOME=str(home)).returncode == 0
+    assert (home / "work" / "agent_coordination").is_dir()  # the default, here
+    up = run_in(home / "work", "up", HOME=str(home))
+    _one_line_error(Run(up.returncode, up.stdout, up.stderr), 2)
+    assert f"swarm.toml: no such file in {home / 'work'} or the folders above" in up.stderr
+    (home / "swarm.toml").write_text('[store]\npath = "mine"\n')
+    run_in(home / "work", "add", "feature", "x", HOME=str(home))
+    assert (home / "mine").is_dir()
+
+
+def test_read_only_commands_never_create_a_store(tmp_path: Path) -> None:
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    where = empty / "agent_coordination"
+    note = f"no store at {where} (nothing has been enqueued here yet)\n"
+    for command in ("list-work", "agent-status", "dashboard"):
+        human = run_in(empty, command)
+        assert (human.returncode, human.stdout, human.stderr) == (0, note, ""), command
+        assert run_in(empty, command, "--json").returncode == 0
+    assert orjson.loads(run_in(empty, "list-work", "--json").stdout) == []
+    assert orjson.loads(run_in(empty, "agent-status", "--json").stdout) == []
+    dash = orjson.loads(run_in(empty, "dashboard", "--json").stdout)
+    assert (dash["store"], dash["work_total"], dash["agents"]) == (str(where), 0, 0)
+    one = run_in(empty, "agent-status", "agent_1_aaaaaaaa")
+    _one_line_error(Run(one.returncode, one.stdout, one.stderr), 6)
+    assert list(empty.iterdir()) == []  # nothing was created
+
+
+def test_list_work_limit(swarm) -> None:  # type: ignore[no-untyped-def]
+    for index in range(3):
+        swarm("add", "feature", f"item {index}")
+    assert "… 1 more (use --limit or --json)" in swarm("list-work", "--limit", "2").out
+    everything = swarm("list-work", "--limit", "0").out
+    assert "more" not in everything and all(f"item {i}" in everything for i in range(3))
+    refused = swarm("list-work", "--limit", "-1")
+    _one_line_error(refused, 2)
+    assert "--limit" in refused.err
+
+
+def test_an_unknown_log_level_is_one_line(tmp_path: Path) -> None:
+    loud = run_in(tmp_path, "list-work", LOG_LEVEL="loud")
+    _one_line_error(Run(loud.returncode, loud.stdout, loud.stderr), 2)
+    assert "LOG_LEVEL='loud': use one of debug, info, warning, error" in loud.stderr
+    assert run_in(tmp_path, "list-work", LOG_LEVEL="DEBUG").returncode == 0
+
+
 def test_help_teaches_and_exit_codes_are_listed() -> None:
     out = subprocess.run([SWARM, "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("claim", "progress", "complete", "list-work", "dashboard", "register"):
@@ -223,7 +298,7 @@ def test_help_teaches_and_exit_codes_are_listed() -> None:
 
 def test_flock_timeout_exits_4(tmp_path: Path, cli_env: dict[str, str]) -> None:
     store = Path(cli_env["SWARM_STORE"])
-    subprocess.run([SWARM, "list-work"], env=cli_env, check=True, capture_output=True)
+    subprocess.run([SWARM, "compact"], env=cli_env, check=True, capture_output=True)
     holder = subprocess.Popen(
         [
             sys.executable,

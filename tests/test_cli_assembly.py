@@ -102,8 +102,8 @@ def test_config_after_the_command_is_read(tmp_path: Path) -> None:
     error = one_line_error(run("up", "-c", "missing.toml", "--detach", cwd=tmp_path), 2)
     assert "missing.toml: no such file" in error
     (tmp_path / "other.toml").write_text('[store]\npath = "from_other"\n')
-    listed = run("list-work", "--config", "other.toml", "--json", cwd=tmp_path)
-    assert listed.returncode == 0, listed.stderr
+    added = run("add", "feature", "x", "--config", "other.toml", "--json", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
     assert (tmp_path / "from_other").is_dir()
 
 

@@ -322,6 +322,36 @@ def test_spans_reach_an_otlp_collector_with_its_headers(tmp_path: Path) -> None:
     assert len(read_spans(tmp_path / "telemetry_spans.jsonl")) == 2
 
 
+def test_otel_traces_exporter_selects_the_exporters(tmp_path: Path) -> None:
+    collector = Collector()
+    try:
+        to_collector = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url}
+        # none: not to the collector, although an endpoint is set; the span file still.
+        quiet = run(
+            tmp_path, "add", "build", "a", env=to_collector | {"OTEL_TRACES_EXPORTER": "none"}
+        )
+        assert quiet.returncode == 0, quiet.stderr
+        # console: each span as JSON on stderr; stdout stays the command's own output.
+        both = {"OTEL_TRACES_EXPORTER": "console, otlp"}
+        shown = run(tmp_path, "add", "build", "b", "--json", env=to_collector | both)
+        assert shown.returncode == 0, shown.stderr
+    finally:
+        collector.close()
+    assert json.loads(shown.stdout)["description"] == "b"
+    assert '"name": "swarm.add_work"' in shown.stderr
+    assert [name for name, _ in collector.spans] == ["swarm.add_work"]  # b's only
+    assert len(read_spans(tmp_path / "telemetry_spans.jsonl")) == 2
+
+    for wrong in ("zipkin", "none,console", "otlp,"):
+        refused = run(tmp_path, "add", "build", "c", env={"OTEL_TRACES_EXPORTER": wrong})
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr == (
+            f"swarm: error: OTEL_TRACES_EXPORTER={wrong!r}: use otlp, console or both"
+            " (comma-separated), or none\n"
+        )
+    assert len(read_spans(tmp_path / "telemetry_spans.jsonl")) == 2
+
+
 def test_a_collector_that_is_down_does_not_hang_a_command(tmp_path: Path) -> None:
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
     proc = run(tmp_path, "add", "build", "compile", env=env)

@@ -14,11 +14,13 @@ import socket
 import subprocess
 import termios
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -83,9 +85,23 @@ def dead_pid() -> int:
     return proc.pid
 
 
+def supervisor_state(root: Path, agents: dict[str, str], pid: int) -> None:
+    """real_agents/supervisor.json as a supervisor (pid ``pid``) leaves it: its slots'
+    names by agent id."""
+    rows = [
+        {"name": name, "group": name.rsplit("-", 1)[0], "agent_id": agent_id, "pid": None}
+        | {"state": "running", "restarts": 0}
+        for agent_id, name in agents.items()
+    ]
+    state = {"pid": pid, "host": socket.gethostname(), "status": "running", "agents": rows}
+    (root / "real_agents").mkdir(exist_ok=True)
+    (root / "real_agents" / "supervisor.json").write_bytes(orjson.dumps(state | {"groups": {}}))
+
+
 def crafted_swarm(root: Path) -> None:
-    """4 items finished (1 dead), 2 claims nobody will finish, 1 dead agent, and 100
-    spans two hours old: 10 errors, store p95 750 ms."""
+    """4 items finished (1 dead), 2 claims nobody will finish, 1 dead agent (started by
+    a supervisor that was killed), and 100 spans two hours old: 10 errors, store p95
+    750 ms."""
     store = FileStore(root / "store", max_attempts=1)
     for index in range(6):
         store.add_work(WorkItem(f"work_1_0000000{index}", "build", f"item {index}"))
@@ -100,6 +116,7 @@ def crafted_swarm(root: Path) -> None:
     store.claim("agent_1_cccccccc")  # held by a dead agent
     store.claim("agent_1_bbbbbbbb")  # held by an agent that never registered
     store.close()
+    supervisor_state(root, {"agent_1_cccccccc": "builder-1"}, dead_pid())
     now = time.time_ns()
     spans = []
     for index in range(100):
@@ -143,6 +160,39 @@ def test_health_deductions_follow_the_documented_formula(tmp_path: Path) -> None
     assert bad.returncode == 2 and "HEALTH_CRITICAL_THRESHOLD" in bad.stderr
 
 
+def test_an_agent_registered_by_the_cli_is_not_dead_when_its_shell_exits(
+    tmp_path: Path,
+) -> None:
+    # The README's tour from a script: the shell `swarm register` ran in has exited.
+    script = f"{SWARM} register 100 active backend_development; true"  # no exec: sh stays
+    proc = subprocess.run(
+        ["sh", "-c", script],
+        cwd=tmp_path,
+        env=os.environ | {"SWARM_STORE": str(tmp_path / "store"), "AGENT_ID": "agent_alice"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    agent = json.loads(swarm(tmp_path, "agent-status", "agent_alice", "--json").stdout)
+    assert agent["pid"] and not psutil.pid_exists(agent["pid"])  # the shell is gone
+    report = json.loads(swarm(tmp_path, "health", "--json").stdout)
+    assert report["issue_breakdown"]["dead_agents"] == 0
+    assert report["metrics"]["dead_agents"] == []
+
+    # An agent a supervisor started, whose process is gone, is dead, as is the item it
+    # holds (even within the item's lease: nobody will finish it).
+    store = FileStore(tmp_path / "store")
+    store.register(Agent("agent_1_dddddddd", host=socket.gethostname(), pid=dead_pid()))
+    store.add_work(WorkItem("work_1_00000001", "build", "x"))
+    store.claim("agent_1_dddddddd")
+    store.close()
+    supervisor_state(tmp_path, {"agent_1_dddddddd": "builder-1"}, dead_pid())
+    report = json.loads(swarm(tmp_path, "health", "--json").stdout)
+    assert report["metrics"]["dead_agents"] == ["agent_1_dddddddd"]
+    assert report["metrics"]["stale_claims"] == ["work_1_00000001"]
+
+
 def test_health_of_a_quiet_empty_swarm_and_telemetry_off(tmp_path: Path) -> None:
     report = json.loads(swarm(tmp_path, "health", "--json").stdout)
     assert report["issue_breakdown"]["telemetry_fresh"] == 5  # no spans at all
@@ -184,7 +234,8 @@ def test_stats_windows_percentiles_errors_and_tokens(tmp_path: Path) -> None:
     assert claim["p95_ms"] == pytest.approx(95, rel=0.02)
     assert claim["p99_ms"] == pytest.approx(99, rel=0.02)
     assert claim["max_ms"] == 100
-    assert day["ops_per_s"] == pytest.approx(100 / 86400, rel=0.01)
+    # Over the time the spans cover (from 100 ms before they end), at least a second.
+    assert day["ops_per_s"] == 100
     assert day["bad_lines"] == 1
 
     week = stats("7d")
@@ -200,6 +251,35 @@ def test_stats_windows_percentiles_errors_and_tokens(tmp_path: Path) -> None:
     assert bad.stderr.startswith("swarm: error: window '3x': use all or a number")
     human = swarm(tmp_path, "telemetry", "stats", "--window", "all")
     assert "swarm.claim" in human.stdout and "tokens qwen3:8b: 140 in, 35 out" in human.stdout
+
+
+def test_stats_quantiles_stay_within_min_and_max_and_rates_cover_the_spans(
+    tmp_path: Path,
+) -> None:
+    now = time.time_ns()
+    # One span a second for a minute, an hour ago: 1 op/s, not 60 per day.
+    spans = [span("execute command", now - HOUR_NS + i * 10**9, 20010.3) for i in range(60)]
+    write_spans(tmp_path / "telemetry_spans.jsonl", spans)
+    proc = swarm(tmp_path, "telemetry", "stats", "--window", "24h", "--json")
+    data = json.loads(proc.stdout)
+    op = data["operations"]["execute command"]
+    # The sketch's bucket midpoint for 20010.3 ms is 20154.2 ms: above every value.
+    assert op["p50_ms"] == op["p95_ms"] == op["p99_ms"] == op["max_ms"] == 20010.3
+    covered = 59 + 20.0103  # from the first start to the last end, in seconds
+    assert data["ops_per_s"] == pytest.approx(60 / covered, rel=0.001)
+    assert op["ops_per_s"] == data["ops_per_s"]
+
+    # Values just below and just above bucket bounds: their buckets' midpoints lie
+    # below the smallest and above the largest.
+    low, high = 1.02**100 * 0.9999, 1.02**300 * 1.0001
+    sketch = Sketch()
+    for value in (low, 1.02**200, high):
+        sketch.add(value)
+    assert [sketch.quantile(q) for q in (0, 0.5, 1)] == [
+        low,
+        pytest.approx(1.02**200, rel=0.01),
+        high,
+    ]
 
 
 def test_sketch_quantiles_stay_within_two_percent() -> None:
@@ -302,6 +382,11 @@ def test_supervisor_serves_metrics_on_loopback_only(tmp_path: Path) -> None:
         if address is not None:
             with pytest.raises(OSError), socket.create_connection((address, port), timeout=2):
                 pass
+        for path in ("/", "/metric", "/metrics/x", "/healthz"):  # only /metrics is served
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+            assert answer.value.code == 404
+            answer.value.close()
         status = swarm(tmp_path, "status")
         assert f"metrics: http://127.0.0.1:{port}/metrics" in status.stdout
         clash = swarm(tmp_path, "up")
@@ -365,6 +450,7 @@ def test_diagrams_of_a_crafted_store(tmp_path: Path) -> None:
     store.progress("work_1_00000001", 40, agent_id="agent_1_aaaaaaaa")
     store.claim("agent_2_bbbbbbbb")
     store.close()
+    supervisor_state(tmp_path, {"agent_1_aaaaaaaa": "builder-1"}, dead_pid())
 
     flow = assert_mermaid(swarm(tmp_path, "diagram", "flow").stdout)
     assert '    state "pending (1)" as pending' in flow
@@ -373,6 +459,8 @@ def test_diagrams_of_a_crafted_store(tmp_path: Path) -> None:
 
     agents = assert_mermaid(swarm(tmp_path, "diagram", "agents").stdout)
     assert '    subgraph team_core["core"]' in agents
+    assert '        agent_1_aaaaaaaa["builder-1<br/>backend · active"]' in agents  # its name
+    assert '        agent_2_bbbbbbbb["agent_2_bbbbbbbb<br/>docs · active"]' in agents
     assert "    agent_1_aaaaaaaa -->|holds| work_1_00000001" in agents
     assert "    agent_2_bbbbbbbb -->|holds| work_1_00000002" in agents
     assert '    work_1_00000001(["build: work_1_00000001<br/>in_progress 40%"])' in agents
@@ -381,22 +469,23 @@ def test_diagrams_of_a_crafted_store(tmp_path: Path) -> None:
     assert '    "pending" : 1' in work and '    "claimed" : 1' in work
 
     now = time.time_ns()
-    write_spans(
-        tmp_path / "telemetry_spans.jsonl",
-        [
-            span(
-                "swarm.claim",
-                now - 2000,
-                swarm__agent__id="agent_1_aaaaaaaa",
-                swarm__work__id="work_1_00000001",
-            ),
-            span("swarm.complete", now - 1000, error="Conflict", swarm__work__id="work_1_00000001"),
-        ],
-    )
+    spans = [
+        span(
+            "swarm.claim",
+            now - 2000,
+            swarm__agent__id="agent_1_aaaaaaaa",
+            swarm__work__id="work_1_00000001",
+        ),
+        span("swarm.complete", now - 1000, error="Conflict", swarm__work__id="work_1_00000001"),
+    ]
+    for one in spans:  # both by the agent process the supervisor calls builder-1
+        one["resource"]["swarm.agent.id"] = "agent_1_aaaaaaaa"
+    write_spans(tmp_path / "telemetry_spans.jsonl", spans)
     out = tmp_path / "timeline.mmd"
     proc = swarm(tmp_path, "diagram", "timeline", "--output", str(out))
     assert proc.returncode == 0 and str(out) in proc.stdout
     timeline = assert_mermaid(out.read_text())
+    assert "    participant a1 as builder-1" in timeline
     assert "    a1->>store: claim work_1_00000001 (1.0 ms)" in timeline
     assert "    a1-xstore: complete work_1_00000001 (1.0 ms)" in timeline
     assert swarm(tmp_path, "diagram", "gantt").returncode == 2
@@ -483,6 +572,10 @@ def test_monitor_once_and_live_quits_on_q_or_ctrl_c(tmp_path: Path, key: bytes) 
     once = swarm(tmp_path, "monitor", "--once", "--window", "7d")
     assert once.returncode == 0, once.stderr
     assert "health 55/100 critical" in once.stdout and "swarm.claim" in once.stdout
+    assert "builder-1" in once.stdout  # the supervisor's name for agent_1_cccccccc
+    piped = swarm(tmp_path, "monitor", "--window", "7d")  # not a terminal: one frame
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.count("swarm monitor") == 1 and "health 55/100" in piped.stdout
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TELEMETRY_"))}
     env |= {"SWARM_STORE": str(tmp_path / "store"), "COLUMNS": "120", "TERM": "xterm"}

@@ -79,7 +79,7 @@ class Monitor:
                 holding.setdefault(item.agent_id, []).append(f"{item.work_type} {item.progress}%")
         for agent in observation.agents[:20]:
             agents.add_row(
-                agent.agent_id,
+                observation.name_of(agent.agent_id),
                 agent.team or agent.specialization,
                 agent.status,
                 ", ".join(holding.get(agent.agent_id, [])) or "-",

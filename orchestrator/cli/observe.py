@@ -7,6 +7,7 @@ spans themselves: an observer polling every second must not fill what it observe
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -92,7 +93,9 @@ def health(
     context = context_of(ctx)
     _, _, report = _health(context, window)
     data = report.to_dict()
-    write_json(Path(context.telemetry.health_report), data)
+    report_path = Path(context.telemetry.health_report)
+    report_path.parent.mkdir(parents=True, exist_ok=True)  # a [telemetry] path of its own
+    write_json(report_path, data)
     if as_json:
         render.emit_json(data)
         return
@@ -149,7 +152,7 @@ def monitor(
     ] = False,
 ) -> None:
     """Live view, refreshed every second: agents, queue, throughput, error rate,
-    health. q or Ctrl-C quits."""
+    health. q or Ctrl-C quits. With its output not a terminal, one frame (as --once)."""
     from orchestrator.cli.monitor import Monitor
 
     context = context_of(ctx)
@@ -157,7 +160,7 @@ def monitor(
     store = context.observed_store()
     try:
         view = Monitor(lambda: _observe(context, store), context.telemetry, label, window_s)
-        if once:
+        if once or not sys.stdout.isatty():  # piped: a live view would only fill the pipe
             from rich.console import Console
 
             Console().print(view.frame())
@@ -190,8 +193,12 @@ def diagram(
         raise InvalidArgument(f"diagram {kind!r}: use one of {', '.join(diagrams.KINDS)}")
     context = context_of(ctx)
     if kind == "timeline":
+        from orchestrator import runstate
+        from orchestrator.telemetry.observe import slot_names
+
         _, window_s = context.window(window)
-        text = diagrams.timeline(recent_spans(context.telemetry.spans_file, limit, window_s))
+        spans = recent_spans(context.telemetry.spans_file, limit, window_s)
+        text = diagrams.timeline(spans, slot_names(runstate.read(context.agents_dir)))
     else:
         text = getattr(diagrams, kind)(_observe_once(context))
     if output is None:

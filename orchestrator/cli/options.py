@@ -55,7 +55,7 @@ GLOBAL_OPTIONS = (
         ("--config", "-c"),
         "SWARM_CONFIG",
         "FILE",
-        "swarm.toml to read [default ./swarm.toml].",
+        "swarm.toml to read [default: the nearest swarm.toml, here or in a folder above].",
     ),
 )
 _GIVEN = "swarm.global_options"

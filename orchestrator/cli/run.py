@@ -171,17 +171,12 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     agents by host (exit 6 if no supervisor is running here)."""
     from collections import Counter
 
-    from orchestrator.wiring import open_store
-
     context = context_of(ctx)
-    config = context.require_config()
+    context.require_config()
     state = runstate.read(context.agents_dir)
     alive = state is not None and runstate.is_alive(state)
-    store = open_store(config.store_target(), config.store)
-    try:
-        by_host = dict(Counter(a.host or "-" for a in store.list_agents()))
-    finally:
-        store.close()
+    store = context.existing_store()  # looking never creates a store
+    by_host = dict(Counter(a.host or "-" for a in store.list_agents())) if store else {}
     if as_json:
         render.emit_json((state or {}) | {"alive": alive, "agents_by_host": by_host})
     else:

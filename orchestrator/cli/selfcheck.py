@@ -164,5 +164,10 @@ def _span_export() -> str:
         spans = list(iter_spans(path))
     if len(spans) != 1 or spans[0]["name"] != "swarm.validate":
         raise SwarmError("a span written through the exporter did not read back")
+    from orchestrator.telemetry.settings import traces_exporters
+
+    exporters = traces_exporters()
+    if exporters is not None:
+        return f"JSONL exporter ok; OTEL_TRACES_EXPORTER: {', '.join(exporters) or 'none'}"
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     return "JSONL exporter ok" + (f"; OTLP to {endpoint}" if endpoint else "; OTLP off")

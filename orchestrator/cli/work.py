@@ -42,6 +42,21 @@ def _choice(value: str, allowed: tuple[str, ...] | list[str], what: str) -> str:
     return value
 
 
+def _no_store(target: str) -> str:
+    return f"no store at {target} (nothing has been enqueued here yet)"
+
+
+def _show_no_store(target: str, empty: Any, as_json: bool) -> None:
+    """What a read-only command shows when the store was never created: exit 0, as for an
+    empty store (scripts get the empty JSON), and for people, where it looked. It never
+    creates the store: an empty one left in whatever folder it ran in would hide the
+    real one from the next command run there."""
+    if as_json:
+        render.emit_json(empty)
+    else:
+        render.echo(_no_store(target))
+
+
 def _show_item(item: WorkItem, as_json: bool, quiet: bool, verb: str) -> None:
     if as_json:
         render.emit_json(item.to_dict())
@@ -111,7 +126,13 @@ def agent_status(
     as_json: JsonFlag = False,
 ) -> None:
     """Show registered agents and the items they hold."""
-    store = context_of(ctx).store()
+    context = context_of(ctx)
+    store = context.existing_store()
+    if store is None:
+        if agent_id:
+            raise NotFound(f"unknown agent {agent_id}: {_no_store(context.store_target)}")
+        _show_no_store(context.store_target, [], as_json)
+        return
     agents = [store.get_agent(agent_id)] if agent_id else store.list_agents()
     holding: dict[str, list[str]] = {}
     for item in store.list_work(include_terminal=False):
@@ -302,24 +323,35 @@ def list_work(
     show_all: Annotated[
         bool, typer.Option("--all", help="Include completed, failed and dead items.")
     ] = False,
-    limit: Annotated[int, typer.Option(help="Rows in the table.")] = 50,
+    limit: Annotated[int, typer.Option(help="Rows in the table; 0 shows them all.", min=0)] = 50,
     as_json: JsonFlag = False,
 ) -> None:
     """List work items (live ones unless --all or a filter asks for finished ones)."""
+    context = context_of(ctx)
+    store = context.existing_store()
+    if store is None:
+        _show_no_store(context.store_target, [], as_json)
+        return
     finished = filter_ in TERMINAL_STATUSES
-    items = context_of(ctx).store().list_work(include_terminal=show_all or finished)
+    items = store.list_work(include_terminal=show_all or finished)
     if filter_:
         items = [i for i in items if filter_ in (i.status, i.work_type, i.priority, i.team)]
     if as_json:
         render.emit_json([i.to_dict() for i in items])
     else:
-        render.work_table(items, limit, f"{len(items)} work item(s)")
+        render.work_table(items, limit or len(items), f"{len(items)} work item(s)")
 
 
 @commands.command()
 def dashboard(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Counts by status, agents, who holds what and what comes next."""
-    store = context_of(ctx).store()
+    context = context_of(ctx)
+    store = context.existing_store()
+    if store is None:
+        _show_no_store(
+            context.store_target, render.dashboard_data(context.store_target, [], []), as_json
+        )
+        return
     data = render.dashboard_data(store.path, store.list_work(), store.list_agents())
     if as_json:
         render.emit_json(data)

@@ -65,8 +65,9 @@ def agents(observation: Observation) -> str:
     for team, members in sorted(by_team.items()):
         lines.append(f'    subgraph {node_id("team_" + team)}["{label(team)}"]')
         for agent in members:
+            name = label(observation.name_of(agent.agent_id))
             lines.append(
-                f'        {node_id(agent.agent_id)}["{label(agent.agent_id)}<br/>'
+                f'        {node_id(agent.agent_id)}["{name}<br/>'
                 f'{label(agent.specialization)} · {label(agent.status)}"]'
             )
         lines.append("    end")
@@ -94,8 +95,10 @@ def work(observation: Observation) -> str:
     return "\n".join(lines) + "\n"
 
 
-def timeline(spans: list[dict[str, Any]]) -> str:
-    """Recent operations, oldest first: who asked the store (or a model) for what."""
+def timeline(spans: list[dict[str, Any]], names: dict[str, str] | None = None) -> str:
+    """Recent operations, oldest first: who asked the store (or a model) for what.
+    Agents appear by their supervisor slot name (``names``: agent id -> name) when known."""
+    names = names or {}
     lines = ["sequenceDiagram", "    participant store as Store"]
     actors: dict[str, str] = {}
     body: list[str] = []
@@ -110,6 +113,7 @@ def timeline(spans: list[dict[str, Any]]) -> str:
             actor = str(attributes.get("swarm.agent.id") or "cli")
         else:
             actor = role
+        actor = names.get(actor, actor)
         if actor not in actors:
             actors[actor] = f"a{len(actors) + 1}"
             lines.append(f"    participant {actors[actor]} as {label(actor)}")

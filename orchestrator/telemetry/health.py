@@ -8,8 +8,10 @@ span_errors        1 per percent of spans in the window with status ERROR       
 latency            15 x (p95 - threshold) / threshold, store operations' p95    15
 stale_claims       5 per held item nobody will finish: its lease has expired, or  15
                    its holder is not registered or is dead
-dead_agents        5 per agent that is dead (pid gone, never deregistered)      15
-                   or given up on by the supervisor (fatal)
+dead_agents        5 per agent a supervisor started whose process is gone on    15
+                   this host though it never deregistered, or that the running
+                   supervisor gave up on (fatal); agents of ``swarm register``
+                   run no process to watch: only their claims count (above)
 telemetry_fresh    5 when no span ended within ``freshness_s`` (default 1 h)     5
 =================  ===========================================================  =====
 

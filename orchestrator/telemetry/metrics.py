@@ -7,8 +7,11 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterator
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -154,15 +157,36 @@ def render(collector: SwarmCollector, fmt: str) -> str:
     return out.getvalue()
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every few seconds would fill the supervisor's log."""
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a scrape in progress must not hold up the supervisor's exit
+
+
 class MetricsServer:
-    """``/metrics`` on 127.0.0.1:<port> in a daemon thread (prometheus-client's server)."""
+    """``/metrics`` on 127.0.0.1:<port> in a daemon thread: prometheus-client's WSGI
+    app, but only on that path. Its own server answers every path with the metrics, so
+    a typo in a scrape config or a probe of ``/healthz`` would look like success."""
 
     def __init__(self, collector: SwarmCollector, port: int) -> None:
-        from prometheus_client import start_http_server
+        from prometheus_client import make_wsgi_app
 
-        self.server, self.thread = start_http_server(
-            port, addr="127.0.0.1", registry=registry_for(collector)
+        metrics_app = make_wsgi_app(registry_for(collector))
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+            if environ.get("PATH_INFO") == "/metrics":
+                return list(metrics_app(environ, start_response))
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"not found: metrics are served on /metrics\n"]
+
+        self.server = make_server("127.0.0.1", port, app, _Server, handler_class=_QuietHandler)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="metrics", daemon=True
         )
+        self.thread.start()
         self.port = int(self.server.server_address[1])
 
     def close(self) -> None:

@@ -3,6 +3,7 @@ the supervisor's state file and the span file, read without recording spans."""
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -37,6 +38,27 @@ class Observation:
             counts[item.status] = counts.get(item.status, 0) + 1
         return counts
 
+    @functools.cached_property
+    def names(self) -> dict[str, str]:
+        """The supervisor's slot names (``searcher-2``) of the agents it started, by
+        agent id: shorter than the ids, and what ``swarm status`` and the logs say."""
+        return slot_names(self.supervisor)
+
+    def name_of(self, agent_id: str) -> str:
+        return self.names.get(agent_id, agent_id)
+
+
+def slot_names(state: dict[str, Any] | None) -> dict[str, str]:
+    """Agent id -> slot name, from the rows of a supervisor state file (or snapshot)."""
+    rows = state.get("agents") if state is not None else None
+    if not isinstance(rows, list):
+        return {}
+    return {
+        str(row["agent_id"]): str(row["name"])
+        for row in rows
+        if isinstance(row, dict) and row.get("agent_id") and row.get("name")
+    }
+
 
 def observe(store: Store | None, agents_dir: Path | None) -> Observation:
     """The store (None: never created, so empty) and the supervisor's state file."""
@@ -50,16 +72,29 @@ def observe(store: Store | None, agents_dir: Path | None) -> Observation:
 
 
 def dead_agents(observation: Observation) -> list[str]:
-    """Agents given up on by a running supervisor (fatal), and agents of this host
-    whose process is gone although they never deregistered."""
+    """Agents whose process should be running and is not: slots a running supervisor
+    gave up on (fatal), and agents a supervisor started (its state file lists them) on
+    this host whose process is gone although they never deregistered.
+
+    An agent registered with ``swarm register`` is a record of a person or a script, not
+    a process swarmsh runs: the pid kept with it is the calling shell's, which is gone as
+    soon as a script ends, so it says nothing about the agent. Such agents are judged by
+    their claims instead: an item one of them holds past its lease is a stale claim."""
     dead: list[str] = []
     if observation.supervisor is not None and observation.supervisor_alive:
         for agent in observation.supervisor.get("agents", []):
             if agent.get("state") == "fatal":
                 dead.append(str(agent.get("agent_id") or agent.get("name")))
+    started = observation.names
     host = os.environ.get("SWARM_HOST_ID") or socket.gethostname()
     for registered in observation.agents:
-        if registered.host == host and registered.pid and not psutil.pid_exists(registered.pid):
+        if (
+            registered.agent_id in started
+            and registered.agent_id not in dead
+            and registered.host == host
+            and registered.pid
+            and not psutil.pid_exists(registered.pid)
+        ):
             dead.append(registered.agent_id)
     return dead
 

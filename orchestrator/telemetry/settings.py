@@ -54,6 +54,26 @@ def parse_window(text: str) -> float | None:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+TRACES_EXPORTERS = ("otlp", "console", "none")
+
+
+def traces_exporters() -> tuple[str, ...] | None:
+    """The exporters ``OTEL_TRACES_EXPORTER`` selects (comma-separated, as in the
+    OpenTelemetry spec): ``otlp``, ``console`` (to stderr: stdout is the command's
+    output), or ``none`` (an empty tuple). None when unset: then OTLP only when an
+    endpoint is set. They come on top of the span file, which is the swarm's own record
+    (health, stats, monitor read it) and is turned off by TELEMETRY_ENABLED=false."""
+    raw = os.environ.get("OTEL_TRACES_EXPORTER")
+    if raw is None or not raw.strip():
+        return None
+    names = tuple(dict.fromkeys(name.strip().lower() for name in raw.split(",")))
+    if any(name not in TRACES_EXPORTERS for name in names) or ("none" in names and len(names) > 1):
+        raise ConfigError(
+            f"OTEL_TRACES_EXPORTER={raw!r}: use otlp, console or both (comma-separated), or none"
+        )
+    return () if names == ("none",) else names
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
@@ -93,6 +113,7 @@ def resolve_settings(config: SwarmConfig | None = None) -> TelemetrySettings:
     spans_file = os.environ.get("TELEMETRY_SPANS_FILE") or section.spans_file
     window = os.environ.get("TELEMETRY_WINDOW") or section.window
     parse_window(window)  # fail early, with the variable's value in the message
+    traces_exporters()  # likewise, before any span is recorded
     critical = int(_env_number("HEALTH_CRITICAL_THRESHOLD", section.health_critical))
     warning = int(_env_number("HEALTH_WARNING_THRESHOLD", section.health_warning))
     if critical > warning:

@@ -24,15 +24,19 @@ _LOG_GAMMA = math.log(_GAMMA)
 class Sketch:
     """Approximate quantiles of positive numbers (durations in ms)."""
 
-    __slots__ = ("buckets", "count", "zeros")
+    __slots__ = ("buckets", "count", "high", "low", "zeros")
 
     def __init__(self) -> None:
         self.buckets: Counter[int] = Counter()
         self.count = 0
         self.zeros = 0
+        self.low = math.inf
+        self.high = -math.inf
 
     def add(self, value: float) -> None:
         self.count += 1
+        self.low = min(self.low, value)
+        self.high = max(self.high, value)
         if value <= 1e-6:
             self.zeros += 1
         else:
@@ -45,11 +49,14 @@ class Sketch:
         seen = self.zeros
         if rank < seen:
             return 0.0
-        for index in sorted(self.buckets):
+        for index in sorted(self.buckets):  # rank < count: it stops in a bucket
             seen += self.buckets[index]
             if rank < seen:
-                return 2 * _GAMMA**index / (_GAMMA + 1)
-        return 2 * _GAMMA ** max(self.buckets) / (_GAMMA + 1)
+                break
+        estimate = 2 * _GAMMA**index / (_GAMMA + 1)
+        # A bucket's midpoint may lie beyond the values it holds: a p99 above the max
+        # is a contradiction a reader notices, so stay within what was seen.
+        return min(max(estimate, self.low), self.high)
 
 
 @dataclass
@@ -124,12 +131,16 @@ class SpanStats:
 
     @property
     def elapsed_s(self) -> float:
-        """The time the rates are over: the window, or what the spans cover for "all"."""
-        if self.window_s is not None:
-            return self.window_s
+        """The time the rates are over: what the spans cover, from the first one's start
+        (or the window's, if it started before) to the last one's end. Not the whole
+        window: a swarm that ran 10 minutes of the last 24 h did not run at 1/144 of
+        its pace. At least a second, so that one short span is not thousands of ops/s."""
         if self.first_ns is None or self.last_ns is None:
             return 0.0
-        return max((self.last_ns - self.first_ns) / 1e9, 1e-3)
+        first = self.first_ns
+        if self.window_s is not None:
+            first = max(first, self.now_ns - int(self.window_s * 1e9))
+        return max((self.last_ns - first) / 1e9, 1.0)
 
     @property
     def success_rate(self) -> float | None:

@@ -1,10 +1,12 @@
 """OpenTelemetry set-up for one process (CLI, supervisor or agent) and trace helpers.
 
-``configure`` installs a tracer provider exporting to the span file and, when
-``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_TRACES_ENDPOINT``) is set, to an OTLP
-collector with the SDK's own variables (headers, timeout, protocol). A short-lived
-process (the CLI) that needs nothing of the SDK writes its spans with ``litetrace``
-instead, which spares it importing the SDK. Until ``configure`` is called, or with
+``configure`` installs a tracer provider exporting to the span file and to the
+exporters ``OTEL_TRACES_EXPORTER`` selects: ``otlp`` (an OTLP collector, with the SDK's
+own variables: endpoint, headers, timeout, protocol), ``console`` (stderr), ``none``.
+Unset, it means ``otlp`` when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_TRACES_ENDPOINT``)
+is set and nothing else otherwise. A short-lived process (the CLI) that needs nothing
+of the SDK writes its spans with ``litetrace`` instead, which spares it importing the
+SDK. Until ``configure`` is called, or with
 ``TELEMETRY_ENABLED=false``, every span is a no-op.
 
 A work item carries its trace as W3C ``traceparent`` in ``trace_context``: whichever
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +83,7 @@ def configure(
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     from orchestrator.telemetry.jsonl import JsonlSpanExporter
+    from orchestrator.telemetry.settings import traces_exporters
 
     provider = TracerProvider(resource=Resource.create(attributes))
     jsonl = JsonlSpanExporter(settings.spans_file)
@@ -87,9 +91,20 @@ def configure(
         provider.add_span_processor(SimpleSpanProcessor(jsonl))
     else:
         provider.add_span_processor(_batch(jsonl))
-    otlp = _otlp_exporter(short_lived)
-    if otlp is not None:
-        provider.add_span_processor(_batch(otlp))
+    exporters = traces_exporters()
+    if exporters is None:
+        exporters = ("otlp",) if _otlp_endpoint() else ()
+    if "otlp" in exporters:
+        otlp = _otlp_exporter(short_lived)
+        if otlp is not None:
+            provider.add_span_processor(_batch(otlp))
+    if "console" in exporters:
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        console = ConsoleSpanExporter(out=sys.stderr)
+        provider.add_span_processor(
+            SimpleSpanProcessor(console) if short_lived else _batch(console)
+        )
     _provider, _close = provider, provider.shutdown
     _tracer = provider.get_tracer(INSTRUMENTATION)
 
@@ -106,12 +121,15 @@ def _batch(exporter: Any) -> Any:
     )
 
 
-def _otlp_exporter(short_lived: bool) -> Any:
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+def _otlp_endpoint() -> str | None:
+    return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
-    if not endpoint:
-        return None
+
+
+def _otlp_exporter(short_lived: bool) -> Any:
+    """The OTLP exporter; without an endpoint variable the SDK's default one
+    (localhost:4318, or :4317 for grpc)."""
     protocol = (
         os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
         or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
