@@ -163,7 +163,14 @@ class AgentRunner:
                 )
                 self.request_stop()
                 break
-            item = self.store.claim(self.spec.agent_id, self.filters)
+            try:
+                item = self.store.claim(self.spec.agent_id, self.filters)
+            except SwarmError as exc:
+                # The store is briefly unusable (lock timeout, lost connection): an agent
+                # that crashed for it would count towards its group going fatal.
+                logger.error("agent %s: claim failed: %s", self.spec.agent_id, exc)
+                self.stopping.wait(IDLE_MAX_S)
+                continue
             if item is None:
                 self.store.wait_for_work(idle, self.stopping)
                 idle = min(idle * 2, IDLE_MAX_S)

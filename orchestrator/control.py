@@ -36,20 +36,32 @@ def send(agents_dir: Path, request: dict[str, Any], timeout_s: float = 10.0) -> 
     box = mailbox(agents_dir)
     box.mkdir(parents=True, exist_ok=True)
     name = f"{time.time_ns()}-{os.getpid()}"
-    write_atomic(str(box / f"{name}{_REQUEST}"), orjson.dumps(request), fsync=False)
+    request_path = box / f"{name}{_REQUEST}"
     reply_path = box / f"{name}{_REPLY}"
+    write_atomic(str(request_path), orjson.dumps(request), fsync=False)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            reply = orjson.loads(reply_path.read_bytes())
-        except FileNotFoundError:
-            time.sleep(0.02)
-            continue
-        reply_path.unlink(missing_ok=True)
-        return reply if isinstance(reply, dict) else {"ok": False, "message": "bad reply"}
+    try:
+        while time.monotonic() < deadline:
+            try:
+                reply = orjson.loads(reply_path.read_bytes())
+            except FileNotFoundError:
+                time.sleep(0.02)
+                continue
+            return reply if isinstance(reply, dict) else {"ok": False, "message": "bad reply"}
+        raise Timeout(f"the supervisor did not answer within {timeout_s:g}s (is it stuck?)")
+    finally:
+        # Never leave a request behind for a later supervisor to act on.
+        for path in (request_path, reply_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def clear(agents_dir: Path) -> None:
+    """Drop requests left from before this supervisor started (their sender is gone)."""
     with contextlib.suppress(FileNotFoundError):
-        (box / f"{name}{_REQUEST}").unlink()
-    raise Timeout(f"the supervisor did not answer within {timeout_s:g}s (is it stuck?)")
+        for name in os.listdir(mailbox(agents_dir)):
+            with contextlib.suppress(FileNotFoundError):
+                (mailbox(agents_dir) / name).unlink()
 
 
 def serve_pending(agents_dir: Path, handle: Callable[[dict[str, Any]], dict[str, Any]]) -> int:

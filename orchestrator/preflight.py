@@ -49,7 +49,10 @@ def check_groups(groups: Iterable[AgentGroup], env: Mapping[str, str] = os.envir
 def _unreachable(url: str) -> str | None:
     """Why nothing accepts connections at ``url`` (None when something does)."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ConfigError(f"Ollama host {url!r} has no valid port: use http://HOST:PORT") from None
     try:
         with socket.create_connection((parts.hostname or "localhost", port), CONNECT_TIMEOUT_S):
             return None

@@ -24,8 +24,9 @@ def become_subreaper() -> None:
         logger.debug("prctl(PR_SET_CHILD_SUBREAPER) unavailable; orphans go to init")
 
 
-def kill_orphans() -> None:
-    """Commands whose agent died are re-parented to us (a subreaper): kill them.
+def kill_orphans(agent_id: str | None = None) -> None:
+    """Commands whose agent died are re-parented to us (a subreaper): kill those of
+    ``agent_id`` (every agent's when None), and reap the ones that ended by themselves.
     They carry SWARM_AGENT_ID in their environment, the forkserver does not."""
     try:
         children = psutil.Process().children()
@@ -33,18 +34,24 @@ def kill_orphans() -> None:
         return
     for child in children:
         try:
-            if "SWARM_AGENT_ID" not in child.environ():
+            if child.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(child.pid, os.WNOHANG)  # an adopted orphan that exited
+                continue
+            owner = child.environ().get("SWARM_AGENT_ID")
+            if owner is None or (agent_id is not None and owner != agent_id):
                 continue
             for proc in [*child.children(recursive=True), child]:
                 proc.kill()
             child.wait(timeout=2)
-        except (psutil.Error, psutil.TimeoutExpired):
+        except (psutil.Error, psutil.TimeoutExpired, ChildProcessError):
             continue
 
 
 def signal_agent(slot: Slot, signum: int) -> None:
+    if slot.pid is None:
+        return  # never kill(-1): that would signal every process of the user
     try:
-        os.kill(slot.pid or -1, signum)
+        os.kill(slot.pid, signum)
     except ProcessLookupError:
         pass
 

@@ -171,6 +171,7 @@ class Supervisor:
         tracing.configure("supervisor", self.telemetry)
         self.agents_dir.mkdir(parents=True, exist_ok=True)
         self.results_dir.mkdir(parents=True, exist_ok=True)
+        control.clear(self.agents_dir)
         preflight.check_groups(self.config.agents)
         self.store = open_store(self.store_target, self.config.store)
         self._serve_metrics()  # first: a port in use must stop us before anything is enqueued
@@ -215,6 +216,11 @@ class Supervisor:
             return 1
         if not self.until_drained:
             return 0
+        if not self.drained and not self.warm_stop and self.store is not None:
+            left = len(self.store.list_work(include_terminal=False))
+            if left:
+                self.exit_reason = f"no agent left to run the {left} item(s) still to do"
+                return 1
         if self.unclaimable:
             self.exit_reason = (
                 "work no agent group can claim is left pending: "
@@ -238,10 +244,11 @@ class Supervisor:
         due = [s.next_start - now for s in self.slots.values() if s.state == SlotState.BACKOFF]
         return max(0.0, min([self.config.supervisor.tick_s, *due]))
 
-    def _wait(self, timeout: float) -> None:
+    def _wait(self, timeout: float, slots: list[Slot] | None = None) -> None:
         """Until an agent exits, one sends an event, or ``timeout`` passes."""
-        sentinels = [s.process.sentinel for s in self.slots.values() if s.process is not None]
-        sentinels += [s.events for s in self.slots.values() if s.events is not None]
+        watched = list(self.slots.values()) if slots is None else slots
+        sentinels = [s.process.sentinel for s in watched if s.process is not None]
+        sentinels += [s.events for s in watched if s.events is not None]
         if sentinels:
             try:
                 wait_for_sentinels(sentinels, timeout)
@@ -261,12 +268,17 @@ class Supervisor:
             if slot.state == SlotState.BACKOFF and now >= slot.next_start:
                 self._spawn(slot)
                 changed = True
-        if now - self._last_sweep >= 1.0:
-            self._last_sweep = now
-            self._store().sweep()
-        if self.until_drained and now - self._last_drain_check >= 0.3:
-            self._last_drain_check = now
-            self.drained = self._drained()
+        try:
+            if now - self._last_sweep >= 1.0:
+                self._last_sweep = now
+                self._store().sweep()
+            if self.until_drained and now - self._last_drain_check >= 0.3:
+                self._last_drain_check = now
+                self.drained = self._drained()
+        except SwarmError as exc:
+            # A store that is briefly unusable (lock timeout, lost connection) must not
+            # take the agents down with the supervisor: try again on the next tick.
+            logger.error("store: %s (retrying)", exc)
         if changed or now - self._last_sample >= self.config.supervisor.sample_s:
             self._sample(now)
             self._write_state()
@@ -283,7 +295,9 @@ class Supervisor:
 
     def _drained(self) -> bool:
         """Nothing is held, and nothing pending is claimable by a group of this swarm."""
-        drained, self.unclaimable = preflight.drain_state(self._store(), self._filters)
+        able = {s.group.name for s in self.slots.values() if s.active}
+        filters = preflight.filters_of(g for g in self.config.agents if g.name in able)
+        drained, self.unclaimable = preflight.drain_state(self._store(), filters)
         return drained
 
     # -- operator control (swarm stop|start|restart GROUP) --------------------------------
@@ -392,8 +406,8 @@ class Supervisor:
             self.activity.agent_exited(slot)
             self._collect_counters(slot)
             self._after_exit(slot)
-            if self.warm_stop:
-                slot.state = SlotState.EXITED
+            if self.warm_stop or self.status == Status.STOPPING:
+                slot.state = SlotState.EXITED  # no restarts while the swarm stops
             elif slot.stopping_until is not None:
                 slot.stopping_until = None
                 slot.state = SlotState.STOPPED
@@ -413,8 +427,8 @@ class Supervisor:
 
     def _after_exit(self, slot: Slot) -> None:
         """An agent is gone: kill what it left running, return its work, forget it."""
-        processes.kill_orphans()
         assert slot.agent_id is not None
+        processes.kill_orphans(slot.agent_id)
         store = self._store()
         try:
             released = store.release_agent(slot.agent_id)
@@ -509,7 +523,8 @@ class Supervisor:
             )
         deadline = time.monotonic() + timeout
         while running and time.monotonic() < deadline and not self.cold_stop:
-            self._wait(min(0.1, max(0.0, deadline - time.monotonic())))
+            # Only the agents still running: an exited one's sentinel would wake us at once.
+            self._wait(min(0.1, max(0.0, deadline - time.monotonic())), running)
             for slot in running:
                 self.activity.drain(slot)
             running = [s for s in running if s.process.is_alive()]

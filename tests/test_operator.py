@@ -278,3 +278,33 @@ def test_detach_reports_the_supervisors_own_error_and_code_once(tmp_path: Path) 
     )
     assert bad.returncode == 2 and bad.stderr.count("swarm: error:") == 1
     assert "ANTHROPIC_API_KEY is not set" in bad.stderr
+
+
+def test_a_drained_run_stops_without_restarting_agents_of_an_always_group(
+    tmp_path: Path,
+) -> None:
+    write_config(
+        tmp_path,
+        '[[agents]]\nname = "w"\ncount = 2\nrestart = "always"\n',
+        '[[work]]\nwork_type = "t"\ndescription = "ok"\npayload = { argv = ["true"] }\n',
+    )
+    run = swarm(tmp_path, "up", "--until-drained", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "drained" in run.stderr and "; restart " not in run.stderr
+    assert all(a["restarts"] == 0 for a in state(tmp_path)["agents"])
+
+
+def test_until_drained_ends_with_exit_1_when_no_agent_is_left_for_pending_work(
+    tmp_path: Path,
+) -> None:
+    write_config(
+        tmp_path,
+        '[[agents]]\nname = "w"\ncount = 1\nrestart = "never"\nbackend = "python"\n'
+        'function = "no_such_module:run"\n',
+        '[[work]]\nwork_type = "t"\ndescription = "never run"\n',
+    )
+    run = swarm(tmp_path, "up", "--until-drained", timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        "swarm: error: no agent left to run the 1 item(s) still to do"
+    )

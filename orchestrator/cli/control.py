@@ -15,7 +15,7 @@ import typer
 from orchestrator import control, runstate
 from orchestrator.cli import render
 from orchestrator.cli.options import JsonFlag, context_of
-from orchestrator.errors import NotFound, SwarmError, Timeout
+from orchestrator.errors import Conflict, NotFound, SwarmError, Timeout
 from orchestrator.logs import LOGS_DIR
 
 commands = typer.Typer()
@@ -35,8 +35,11 @@ def _running(agents_dir: Path) -> dict[str, Any]:
 
 def _act(ctx: typer.Context, action: str, group: str, timeout: float, as_json: bool) -> None:
     agents_dir = context_of(ctx).agents_dir
-    before = {a["pid"] for a in _running(agents_dir).get("agents", []) if a["group"] == group}
-    reply = control.send(agents_dir, {"action": action, "group": group})
+    state = _running(agents_dir)
+    if state.get("status") != "running":
+        raise Conflict(f"the supervisor is {state.get('status')}: it takes no requests now")
+    before = {a["pid"] for a in state.get("agents", []) if a["group"] == group}
+    reply = control.send(agents_dir, {"action": action, "group": group}, timeout)
     if not reply.get("ok"):
         message = str(reply.get("message", "refused"))
         raise (NotFound(message) if message.startswith("no agent group") else SwarmError(message))

@@ -110,7 +110,9 @@ def _detach(config: SwarmConfig, agents_dir: Path, until_drained: bool, no_enque
         )
     log_path = agents_dir / SUPERVISOR_LOG
     argv = [sys.executable, "-m", "orchestrator.cli", "-c", str(config.source)]
-    argv += ["--store", config.store_target(), "up", "--log-file", str(log_path)]
+    argv += ["up", "--log-file", str(log_path)]
+    # The store goes by environment, not argv: a DSN's password must not show in ps.
+    env = {**os.environ, "SWARM_STORE": config.store_target()}
     if until_drained:
         argv.append("--until-drained")
     if no_enqueue:
@@ -126,6 +128,7 @@ def _detach(config: SwarmConfig, agents_dir: Path, until_drained: bool, no_enque
             stdout=start_log,
             stderr=start_log,
             start_new_session=True,
+            env=env,
         )
     start_path = Path(start_log.name)
     try:
@@ -139,6 +142,11 @@ def _detach(config: SwarmConfig, agents_dir: Path, until_drained: bool, no_enque
                 render.echo(f"swarm running in the background (pid {child.pid}); log: {log_path}")
                 return
             if child.poll() is not None:
+                if child.returncode == 0:  # e.g. --until-drained with nothing to do
+                    for line in start_path.read_text(errors="replace").splitlines():
+                        render.echo(line)
+                    render.echo("the supervisor ran and finished (nothing left to do)")
+                    return
                 raise _child_error(child.returncode, start_path)
             time.sleep(0.05)
         raise SwarmError(
@@ -154,7 +162,7 @@ def _child_error(code: int, start_log: Path) -> SwarmError:
     errors = [line for line in lines if line.startswith(ERROR_PREFIX)]
     message = (errors or lines or [f"the supervisor exited with code {code}"])[-1]
     error = SwarmError(message.removeprefix(ERROR_PREFIX))
-    error.exit_code = code or 1
+    error.exit_code = code if code > 0 else 1  # killed by a signal: a general error
     return error
 
 
