@@ -240,6 +240,13 @@ class AgentRunner:
                 discard_result(path)
             self._notify("lost", item.work_item_id, str(exc))
             return outcome
+        except SwarmError as exc:
+            # The store could not record it (lock timeout, lost connection): the item stays
+            # held until its lease ends and is then run again; the pending result is left
+            # for reconcile to settle by what the store says. The agent itself goes on.
+            logger.error("agent %s: could not record %s: %s", agent_id, item.work_item_id, exc)
+            self._notify("lost", item.work_item_id, str(exc))
+            return outcome
         if path is not None:
             finalize(path)
         self._count(0 if outcome.ok else 1)

@@ -59,10 +59,7 @@ def up(
         return
     from orchestrator.supervisor import Supervisor
 
-    live = sys.stdout.isatty() and not os.environ.get("SWARM_NO_LIVE")
-    if not live and "LOG_LEVEL" not in os.environ:
-        # Without a view, the log is how an operator sees what happens: say it at INFO.
-        logging.getLogger().setLevel(logging.INFO)
+    live = _live_view()
     supervisor = Supervisor(
         config,
         until_drained=until_drained,
@@ -71,6 +68,15 @@ def up(
         enqueue=not no_enqueue,
     )
     _run(supervisor, live)
+
+
+def _live_view() -> bool:
+    """A live view on a terminal (unless SWARM_NO_LIVE); without one, the log is how an
+    operator sees what happens, so it speaks at INFO unless LOG_LEVEL says otherwise."""
+    live = sys.stdout.isatty() and not os.environ.get("SWARM_NO_LIVE")
+    if not live and "LOG_LEVEL" not in os.environ:
+        logging.getLogger().setLevel(logging.INFO)
+    return live
 
 
 def _run(supervisor: Supervisor, live: bool, progress: bool = False) -> None:
@@ -236,5 +242,5 @@ def demo(ctx: typer.Context) -> None:
     from orchestrator.supervisor import Supervisor
 
     config = context_of(ctx).require_config()
-    live = sys.stdout.isatty()
+    live = _live_view()
     _run(Supervisor(config, until_drained=True, live_view=live), live, progress=True)
