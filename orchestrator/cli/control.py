@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -121,27 +121,28 @@ def _tail(path: Path, lines: int) -> list[str]:
     return data.decode(errors="replace").splitlines()[-lines:]
 
 
-def _follow(paths: list[Path], prefix: bool) -> Iterator[str]:
-    """New lines of ``paths`` as they are written (a rotated file is reopened)."""
-    offsets = {p: p.stat().st_size for p in paths}
-    inodes = {p: p.stat().st_ino for p in paths}
-    partial = dict.fromkeys(paths, "")
+def _follow(find: Callable[[], list[Path]], prefix: bool) -> Iterator[str]:
+    """New lines of the files ``find`` returns, as they are written: a file that appears
+    later (an agent started since) is read from its start, a rotated one is reopened."""
+    offsets = {p: p.stat().st_size for p in find()}
+    inodes = {p: p.stat().st_ino for p in offsets}
+    partial: dict[Path, str] = {}
     while True:
         quiet = True
-        for path in paths:
+        for path in find():
             try:
                 stat = path.stat()
             except FileNotFoundError:
                 continue
-            if stat.st_ino != inodes[path] or stat.st_size < offsets[path]:
-                inodes[path], offsets[path] = stat.st_ino, 0  # rotated or truncated
+            if path not in offsets or stat.st_ino != inodes[path] or stat.st_size < offsets[path]:
+                inodes[path], offsets[path] = stat.st_ino, 0  # new, rotated or truncated
             if stat.st_size == offsets[path]:
                 continue
             with open(path, "rb") as f:
                 f.seek(offsets[path])
                 chunk = f.read()
             offsets[path] += len(chunk)
-            text = partial[path] + chunk.decode(errors="replace")
+            text = partial.get(path, "") + chunk.decode(errors="replace")
             *complete, partial[path] = text.split("\n")
             for line in complete:
                 quiet = False
@@ -175,7 +176,7 @@ def logs(
     sys.stdout.flush()
     if follow:
         try:
-            for line in _follow(paths, prefix):
+            for line in _follow(lambda: log_files(agents_dir, which), prefix):
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
         except KeyboardInterrupt:
