@@ -95,6 +95,9 @@ class ChaosRun:
                 work_type="chaos",
                 description=f"item {n}",
                 payload={"argv": ["sh", "-c", command]},
+                # An item's attempts are fixed when it is added, by whoever adds it:
+                # this store handle, not the swarm.toml written above.
+                max_attempts=max_attempts,
             )
             for n in range(items)
         ]
