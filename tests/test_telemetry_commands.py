@@ -594,7 +594,7 @@ def test_monitor_once_and_live_quits_on_q_or_ctrl_c(tmp_path: Path, key: bytes) 
             output += os.read(fd, 65536)
     assert b"swarm monitor" in output
     assert not termios.tcgetattr(fd)[3] & termios.ICANON  # single keys, no Enter
-    os.write(fd, key)  # Ctrl-C: the terminal turns it into SIGINT
+    os.write(fd, key)  # q, or Ctrl-C: read as a key (the monitor turns ISIG off)
     deadline = time.monotonic() + 30
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)

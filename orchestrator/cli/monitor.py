@@ -118,9 +118,12 @@ class Monitor:
         with _keys() as read_key, Live(self.frame(), console=console, screen=False) as live:
             while True:
                 key = read_key(refresh_s)
-                if key in ("q", "Q"):
+                if key in QUIT_KEYS:
                     return
                 live.update(self.frame())
+
+
+QUIT_KEYS = ("q", "Q", "\x03")  # q, or Ctrl-C read as a key
 
 
 @contextlib.contextmanager
@@ -141,6 +144,12 @@ def _keys() -> Iterator[Callable[[float], str | None]]:
     saved = termios.tcgetattr(fd)
     try:
         tty.setcbreak(fd)
+        # Ctrl-C arrives as a key, read by the loop like q, rather than as a SIGINT that
+        # could land anywhere (inside the live view's set-up, a store read) and leave the
+        # terminal or the view half torn down.
+        attrs = termios.tcgetattr(fd)
+        attrs[3] &= ~termios.ISIG
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
         def read(timeout: float) -> str | None:
             ready, _, _ = select.select([fd], [], [], timeout)
