@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +35,6 @@ class Activity:
     def __init__(self, keep_failures: int = 20) -> None:
         self.failures: deque[Failure] = deque(maxlen=keep_failures)
         self.completions: deque[float] = deque()
-        self.ended: Counter[str] = Counter()  # completed / retrying / dead in this run
-        self.dead_errors: Counter[str] = Counter()
 
     def drain(self, slot: Slot) -> None:
         """Read every event the slot's agent has sent so far (never blocks)."""
@@ -61,15 +59,12 @@ class Activity:
             slot.current = (str(work_id), str(detail or ""), float(at))
             return
         slot.current = None
-        if kind in ("completed", "retrying", "dead"):
-            self.ended[kind] += 1
         if kind == "completed":
             self.completions.append(float(at))
         elif kind in ("retrying", "dead"):
             error = _first_line(detail)
             self.failures.append(Failure(float(at), slot.name, str(work_id), kind, error))
             if kind == "dead":
-                self.dead_errors[error] += 1
                 logger.warning("%s: %s is dead (out of attempts): %s", slot.name, work_id, error)
             else:
                 logger.info("%s: %s failed, will be retried: %s", slot.name, work_id, error)
