@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import psutil
 
+from orchestrator.errors import NotFound
 from orchestrator.files import write_atomic
 
 STATE_FILE = "supervisor.json"
@@ -42,3 +43,11 @@ def is_alive(state: dict[str, Any]) -> bool:
         return bool(proc.status() != psutil.STATUS_ZOMBIE and proc.create_time() <= started + 1)
     except psutil.Error:
         return False
+
+
+def require_running(agents_dir: Path) -> dict[str, Any]:
+    """The state of the supervisor running for this swarm, else NotFound (exit 6)."""
+    state = read(agents_dir)
+    if state is None or not is_alive(state):
+        raise NotFound("no supervisor is running for this swarm.toml (start one: swarm up)")
+    return state

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -26,16 +26,9 @@ WaitOpt = Annotated[
 ]
 
 
-def _running(agents_dir: Path) -> dict[str, Any]:
-    state = runstate.read(agents_dir)
-    if state is None or not runstate.is_alive(state):
-        raise NotFound("no supervisor is running for this swarm.toml (start one: swarm up)")
-    return state
-
-
 def _act(ctx: typer.Context, action: str, group: str, timeout: float, as_json: bool) -> None:
     agents_dir = context_of(ctx).agents_dir
-    state = _running(agents_dir)
+    state = runstate.require_running(agents_dir)
     if state.get("status") != "running":
         raise Conflict(f"the supervisor is {state.get('status')}: it takes no requests now")
     before = {a["pid"] for a in state.get("agents", []) if a["group"] == group}
@@ -46,7 +39,7 @@ def _act(ctx: typer.Context, action: str, group: str, timeout: float, as_json: b
     want = "stopped" if action == "stop" else "running"
     deadline = time.monotonic() + timeout
     while True:
-        state = _running(agents_dir)
+        state = runstate.require_running(agents_dir)
         rows = [a for a in state.get("agents", []) if a["group"] == group]
         # A restart has settled once every agent of the group is a new process.
         fresh = [a for a in rows if action != "restart" or a["pid"] not in before]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -172,13 +172,6 @@ def _child_error(code: int, start_log: Path) -> SwarmError:
     return error
 
 
-def _running_state(agents_dir: Path) -> dict[str, Any]:
-    state = runstate.read(agents_dir)
-    if state is None or not runstate.is_alive(state):
-        raise NotFound("no supervisor is running for this swarm.toml")
-    return state
-
-
 @commands.command()
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Show the running supervisor: groups, agents, pids, restarts, and the store's
@@ -214,7 +207,7 @@ def down(
     release their item), or cold with --force (SIGQUIT: agents are killed at once)."""
     context = context_of(ctx)
     context.require_config()
-    state = _running_state(context.agents_dir)
+    state = runstate.require_running(context.agents_dir)
     pid = int(state["pid"])
     _kill_quietly(pid, signal.SIGQUIT if force else signal.SIGTERM)
     deadline = time.monotonic() + timeout
