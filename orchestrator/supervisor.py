@@ -33,6 +33,7 @@ from orchestrator import control, logs, preflight, processes, reporting, runstat
 from orchestrator.activity import Activity
 from orchestrator.config import SwarmConfig
 from orchestrator.errors import Conflict, NotFound, SwarmError
+from orchestrator.group_control import GroupControl
 from orchestrator.ids import new_agent_id
 from orchestrator.slots import Slot, SlotState, decide_restart
 from orchestrator.store.base import Store
@@ -83,6 +84,7 @@ class Supervisor:
         self.results_dir = config.resolve(config.supervisor.results_dir)
         self.telemetry = resolve_settings(config)
         self.slots: dict[str, Slot] = {}
+        self.groups = GroupControl(self.slots, self._spawn)
         self.started_at = time.time()
         self._signals = 0
         self._last_signal = 0.0
@@ -263,7 +265,7 @@ class Supervisor:
             self.activity.drain(slot)
         changed = self._reap(now)
         changed |= control.serve_pending(self.agents_dir, self._control) > 0
-        self._enforce_stop_deadlines(now)
+        self.groups.enforce_deadlines(now)
         for slot in self.slots.values():
             if slot.state == SlotState.BACKOFF and now >= slot.next_start:
                 self._spawn(slot)
@@ -315,43 +317,12 @@ class Supervisor:
         now = time.time()
         for slot in slots:
             if action == "start":
-                self._start_slot(slot)
+                self.groups.start(slot)
             else:
-                self._stop_slot(slot, now, then_start=action == "restart")
+                self.groups.stop(slot, now, then_start=action == "restart")
         logger.info("%s group %s (%d agents) as asked", action, name, len(slots))
         self._write_state()
         return {"ok": True, "message": f"{action} {name}: {len(slots)} agent(s)"}
-
-    def _stop_slot(self, slot: Slot, now: float, then_start: bool) -> None:
-        slot.start_after_stop = then_start
-        if slot.state == SlotState.RUNNING:
-            if slot.stopping_until is None:
-                slot.stopping_until = now + slot.group.stop_timeout_s
-                processes.signal_agent(slot, signal.SIGTERM)
-        elif then_start:
-            self._start_slot(slot)
-        else:
-            slot.state = SlotState.STOPPED
-
-    def _start_slot(self, slot: Slot) -> None:
-        slot.start_after_stop = False
-        if slot.state == SlotState.RUNNING:
-            return
-        # A fresh start: the restart history that made it fatal is forgotten.
-        slot.restart_times.clear()
-        slot.failures_in_row = 0
-        self._spawn(slot)
-
-    def _enforce_stop_deadlines(self, now: float) -> None:
-        for slot in self.slots.values():
-            if slot.state == SlotState.STOPPED and slot.start_after_stop:
-                self._start_slot(slot)
-            elif slot.stopping_until is not None and now >= slot.stopping_until:
-                logger.warning(
-                    "%s did not stop within %gs: killing it", slot.name, slot.group.stop_timeout_s
-                )
-                slot.stopping_until = now + 3600  # killed once; reaped on a later tick
-                processes.kill_tree(slot)
 
     # -- spawning and reaping ----------------------------------------------------------------
 
