@@ -25,7 +25,7 @@ from agents.backends import Outcome, load_backend
 from agents.results import discard_result, finalize, result_record, write_pending
 from orchestrator import logs
 from orchestrator.errors import Conflict, NotFound, SwarmError
-from orchestrator.records import Agent, ClaimFilter, WorkItem, WorkStatus, out_of_attempts
+from orchestrator.records import Agent, WorkItem, WorkStatus, out_of_attempts
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.settings import TelemetrySettings
 from orchestrator.wiring import open_store
@@ -71,10 +71,7 @@ class AgentRunner:
         self.stopping = threading.Event()
         self.cancel = threading.Event()
         self.store: Store = open_store(spec.store_path, spec.store)
-        self.filters = ClaimFilter(
-            work_types=frozenset(self.group.work_types) if self.group.work_types else None,
-            teams=frozenset(self.group.teams) if self.group.teams else None,
-        )
+        self.filters = self.group.claim_filter()
 
     # -- signals -----------------------------------------------------------------------
 

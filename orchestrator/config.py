@@ -23,6 +23,7 @@ from orchestrator.locations import (
     DEFAULT_STORE_DIR,
     is_url,
 )
+from orchestrator.records import ClaimFilter
 from orchestrator.store import StoreOptions
 
 
@@ -89,6 +90,13 @@ class AgentGroup(_Section):
     max_restarts: int = Field(default=5, ge=0)
     restart_window_s: float = Field(default=60.0, gt=0)
     stop_timeout_s: float = Field(default=10.0, ge=0)
+
+    def claim_filter(self) -> ClaimFilter:
+        """What this group's agents claim: its work_types and teams (None = any)."""
+        return ClaimFilter(
+            work_types=frozenset(self.work_types) if self.work_types else None,
+            teams=frozenset(self.teams) if self.teams else None,
+        )
 
 
 class WorkSpec(_Section):

@@ -61,14 +61,7 @@ def _unreachable(url: str) -> str | None:
 
 
 def filters_of(groups: Iterable[AgentGroup]) -> list[ClaimFilter]:
-    return [
-        ClaimFilter(
-            work_types=frozenset(g.work_types) if g.work_types else None,
-            teams=frozenset(g.teams) if g.teams else None,
-        )
-        for g in groups
-        if g.count > 0
-    ]
+    return [g.claim_filter() for g in groups if g.count > 0]
 
 
 def unclaimable(pending: Iterable[WorkItem], filters: list[ClaimFilter]) -> Counter[str]:
