@@ -4,12 +4,15 @@ at the same moment are waited out and retried, not reported as failures."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import random
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from orchestrator.errors import NotFound, SwarmError
@@ -119,3 +122,17 @@ def worktree_paths(repo: Path) -> set[Path]:
         for line in listing.splitlines()
         if line.startswith("worktree ")
     }
+
+
+@contextlib.contextmanager
+def worktree_admin(repo: Path) -> Iterator[None]:
+    """Hold while adding, removing or pruning worktrees: git writes a new worktree's
+    bookkeeping (``.git/worktrees/<name>/``) in several steps, and another
+    ``git worktree`` command reading it half-written fails. An flock on a file of our
+    own in the common git folder lets one such command run at a time."""
+    fd = os.open(common_dir(repo) / "swarm-worktrees.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -102,7 +102,7 @@ def all_worktrees(store: Store) -> list[Worktree]:
     ]
 
 
-def _set(store: Store, feature: str, value: dict[str, Any], **changes: Any) -> dict[str, Any]:
+def update(store: Store, feature: str, value: dict[str, Any], **changes: Any) -> dict[str, Any]:
     value = value | changes
     store.update_record(alloc.WORKTREES, feature, value)
     return value
@@ -158,21 +158,22 @@ def _build(
 ) -> Worktree:
     repo, path, branch = settings.repo, Path(value["path"]), value["branch"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    if git.has_ref(repo, f"refs/heads/{branch}"):
-        git.git(repo, "worktree", "add", str(path), branch)
-    else:
-        git.git(repo, "worktree", "add", "-b", branch, str(path), value["base"])
-    value = _set(store, feature, value, state=CONFIGURING, created_path=True)
+    with git.worktree_admin(repo):
+        if git.has_ref(repo, f"refs/heads/{branch}"):
+            git.git(repo, "worktree", "add", str(path), branch)
+        else:
+            git.git(repo, "worktree", "add", "-b", branch, str(path), value["base"])
+    value = update(store, feature, value, state=CONFIGURING, created_path=True)
     slot, ports = alloc.claim_slot(store, settings, feature)
     database = alloc.claim_database(store, settings.project, feature)
-    value = _set(store, feature, value, slot=slot, ports=ports.as_dict(), database=database)
+    value = update(store, feature, value, slot=slot, ports=ports.as_dict(), database=database)
     if settings.database_dsn:
         alloc.create_database(settings.database_dsn, database)
-        value = _set(store, feature, value, database_created=True)
+        value = update(store, feature, value, database_created=True)
     env = envfile.variables(settings, feature, ports, database)
     envfile.exclude(repo)
     envfile.write(path, env)
-    value = _set(store, feature, value, state=READY, env=env)
+    value = update(store, feature, value, state=READY, env=env)
     logger.info("worktree %s ready at %s (port %d)", feature, path, ports.app)
     return Worktree(feature, READY, value)
 
@@ -206,7 +207,7 @@ def remove(store: Store, settings: WorktreeSettings, feature: str, force: bool =
                 f"worktree {feature} has {dirty} uncommitted change(s): merge or commit"
                 " them, or use --force to discard them"
             )
-    value = _set(store, feature, tree.value, state=DESTROYING, **_owner())
+    value = update(store, feature, tree.value, state=DESTROYING, **_owner())
     _teardown(store, settings, feature, value, force)
     return Worktree(feature, DESTROYING, value)
 
@@ -218,14 +219,17 @@ def _teardown(
     if settings.database_dsn:
         for name in alloc.held_by(store, alloc.DATABASES, feature):
             alloc.drop_database(settings.database_dsn, name)
-    if path.exists() and path.resolve() in git.worktree_paths(repo):
-        flags = ["--force", "--force"] if force else []  # twice: also a locked one
-        done = git.git(repo, "worktree", "remove", *flags, str(path), check=False)
-        if done.returncode != 0:
-            if not force:
-                raise git.GitError(f"git worktree remove failed: {git.first_error(done.stderr)}")
-            shutil.rmtree(path, ignore_errors=True)  # git's record of it goes with prune
-    git.git(repo, "worktree", "prune", check=False)
+    with git.worktree_admin(repo):
+        if path.exists() and path.resolve() in git.worktree_paths(repo):
+            flags = ["--force", "--force"] if force else []  # twice: also a locked one
+            done = git.git(repo, "worktree", "remove", *flags, str(path), check=False)
+            if done.returncode != 0:
+                if not force:
+                    raise git.GitError(
+                        f"git worktree remove failed: {git.first_error(done.stderr)}"
+                    )
+                shutil.rmtree(path, ignore_errors=True)  # git's record goes with the prune
+        git.git(repo, "worktree", "prune", check=False)
     for name in alloc.held_by(store, alloc.DATABASES, feature):
         alloc.release(store, alloc.DATABASES, name, feature)
     for slot in alloc.held_by(store, alloc.SLOTS, feature):

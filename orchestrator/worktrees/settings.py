@@ -6,11 +6,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import InvalidArgument
 from orchestrator.worktrees import git
+
+if TYPE_CHECKING:
+    from orchestrator.config import SwarmConfig
 
 FEATURE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -80,3 +84,11 @@ def check_feature(feature: str) -> str:
             " starting with a letter or digit"
         )
     return feature
+
+
+def for_agents(config: SwarmConfig, store_target: str) -> WorktreeSettings | None:
+    """The settings agent groups with ``worktree = …`` work with (None when no group
+    does); a repository that is not there is reported before any agent starts."""
+    if not any(group.worktree and group.count for group in config.agents):
+        return None
+    return resolve(config.worktrees, config.base_dir, store_target)
