@@ -38,6 +38,7 @@ class Repo:
 
     def __init__(self, root: Path, extra: str = "", base_port: int | None = None) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.path = root / "repo"
         self.base_port = base_port or free_base_port()
         self.env = {k: v for k, v in os.environ.items() if k not in ("AGENT_ID", "SWARM_STORE")}
@@ -275,7 +276,7 @@ def test_8_agents_in_per_item_worktrees_make_8_branches_and_leave_main_clean(
     repo = Repo(
         tmp_path,
         '\n[[agents]]\nname = "coder"\ncount = 8\nworktree = "per-item"\nbase = "main"\n'
-        f'\n[[work]]\nwork_type = "edit"\ndescription = "edit {{n}}"\ncount = 8\n'
+        f'\n[[work]]\nwork_type = "edit"\ndescription = "edit"\ncount = 8\n'
         f'payload = {{ argv = ["python3", "-c", {json.dumps(EDIT)}] }}\n',
     )
     run = repo.swarm("up", "--until-drained", timeout=300)
@@ -300,3 +301,87 @@ def test_8_agents_in_per_item_worktrees_make_8_branches_and_leave_main_clean(
     assert repo.git("status", "--porcelain") == ""
     assert sorted(p.name for p in repo.path.iterdir()) == [".git", "README"]
     assert {w["state"] for w in repo.worktrees()} == {"ready"}  # keep = true: still there
+
+
+def test_the_offline_coding_example_runs(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "coding.toml"
+    config = tmp_path / "examples" / "coding.toml"
+    config.parent.mkdir()
+    port = free_base_port()
+    config.write_text(example.read_text().replace("base_port = 4000", f"base_port = {port}"))
+    repo = Repo(tmp_path / "examples" / "run" / "coding", base_port=port)  # repo/ in there
+    repo.env["SWARM_CONFIG"] = str(config)
+    run = repo.swarm("up", "--until-drained", timeout=300)
+    assert run.returncode == 0, run.stderr
+    trees = repo.worktrees()
+    assert len(trees) == 3 and {t["ahead"] for t in trees} == {1}
+    for tree in trees:
+        notes = repo.git("show", f"{tree['branch']}:NOTES.md")
+        port = tree["ports"]["app"]
+        assert notes == f"- {tree['feature']}: greeting module (app port {port})"
+    assert repo.git("status", "--porcelain") == ""
+
+
+WRITE = "import os, pathlib; pathlib.Path(os.environ['SWARM_WORK_ITEM_ID']).write_text('x')"
+
+
+def test_per_agent_worktrees_keep_false_and_a_failed_item_left_for_inspection(
+    tmp_path: Path,
+) -> None:
+    argv = json.dumps(["python3", "-c", WRITE])
+    failing = json.dumps(["sh", "-c", "echo half done > partial.txt; exit 1"])
+    repo = Repo(
+        tmp_path,
+        '\n[[agents]]\nname = "solo"\ncount = 1\nworktree = "per-agent"\nwork_types = ["a"]\n'
+        '\n[[agents]]\nname = "tidy"\ncount = 1\nworktree = "per-item"\nkeep = false\n'
+        'work_types = ["b"]\n'
+        '\n[[agents]]\nname = "clumsy"\ncount = 1\nworktree = "per-item"\nwork_types = ["c"]\n'
+        f'\n[[work]]\nwork_type = "a"\ndescription = "a"\ncount = 2\n'
+        f"payload = {{ argv = {argv} }}\n"
+        f'\n[[work]]\nwork_type = "b"\ndescription = "b"\npayload = {{ argv = {argv} }}\n'
+        f'\n[[work]]\nwork_type = "c"\ndescription = "c"\npayload = {{ argv = {failing} }}\n',
+    )
+    run = repo.swarm("up", "--until-drained", timeout=300)
+    assert run.returncode == 1 and "1 item(s) ended dead" in run.stderr, run.stderr
+    every = [json.loads(p.read_text()) for p in (tmp_path / "real_work_results").glob("*.json")]
+    results = {r["work_type"]: r for r in every}
+    solo = [r for r in every if r["work_type"] == "a"]
+    trees = {t["feature"]: t for t in repo.worktrees()}
+    # per-agent: both items on the agent's one branch, one commit each.
+    [agent_id] = {r["agent_id"] for r in solo}
+    assert {r["details"]["worktree"]["branch"] for r in solo} == {f"swarm/{agent_id}"}
+    assert trees[agent_id]["ahead"] == 2 and trees[agent_id]["state"] == "ready"
+    # keep = false: committed, then the worktree removed; the branch stays.
+    tidy = results["b"]["details"]["worktree"]
+    assert tidy["commit"] == repo.git("rev-parse", tidy["branch"])
+    assert tidy["feature"] not in trees and not Path(tidy["path"]).exists()
+    # A failure commits nothing and leaves the worktree and its branch as they were.
+    clumsy = results["c"]
+    assert clumsy["status"] == "dead" and "commit" not in clumsy["details"]["worktree"]
+    left = trees[clumsy["work_item_id"]]
+    assert left["ahead"] == 0 and left["uncommitted"] == 1
+    assert (Path(left["path"]) / "partial.txt").read_text() == "half done\n"
+    assert repo.git("status", "--porcelain") == ""
+
+
+def test_git_lock_contention_is_waited_out(repo: Repo) -> None:
+    # Another git process holds the new branch's ref lock for a moment.
+    lock = repo.path / ".git" / "refs" / "heads" / "feature" / "waiting.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")
+    proc = subprocess.Popen(
+        [SWARM, "worktree", "create", "waiting", "--json"],
+        cwd=repo.path,
+        env=repo.env | {"LOG_LEVEL": "debug"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "lock held by another process; retrying" in line:
+            break
+    lock.unlink()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["state"] == "ready"

@@ -66,7 +66,9 @@ def create(
 def _rows(ctx: typer.Context, detailed: bool) -> list[dict[str, Any]]:
     from orchestrator.worktrees.status import overview
 
-    return overview(context_of(ctx).store(), _settings(ctx), detailed)
+    settings = _settings(ctx)
+    store = context_of(ctx).existing_store()  # looking creates no store
+    return overview(store, settings, detailed) if store is not None else []
 
 
 @worktree_commands.command("list")
