@@ -97,6 +97,8 @@ class InWorktree:
                         {"agent": self.agent_id},
                     )
                 except Conflict:
+                    if not lifecycle.exists(self.store, feature):
+                        raise  # not a worktree made meanwhile: its folder is in the way
                     continue  # made by another at this moment: look again
             if tree.state == lifecycle.BROKEN:
                 logger.warning("worktree %s was left broken; making it again", feature)

@@ -385,3 +385,14 @@ def test_git_lock_contention_is_waited_out(repo: Repo) -> None:
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert json.loads(out)["state"] == "ready"
+
+
+def test_urls_in_env_files_never_carry_a_password() -> None:
+    from orchestrator.worktrees.alloc import database_url, without_password
+
+    dsn = "postgresql://app:s3cret@db.example.org:6543/postgres?sslmode=require"
+    assert without_password(dsn) == "postgresql://app@db.example.org:6543/postgres?sslmode=require"
+    assert database_url(dsn, "shop_login") == (
+        "postgresql://app@db.example.org:6543/shop_login?sslmode=require"
+    )
+    assert without_password("/var/lib/store") == "/var/lib/store"

@@ -95,6 +95,14 @@ def get(store: Store, feature: str) -> Worktree:
     return Worktree(feature, effective_state(record.value, record.updated_at), record.value)
 
 
+def exists(store: Store, feature: str) -> bool:
+    try:
+        store.get_record(alloc.WORKTREES, feature)
+    except NotFound:
+        return False
+    return True
+
+
 def all_worktrees(store: Store) -> list[Worktree]:
     return [
         Worktree(r.key, effective_state(r.value, r.updated_at), r.value)
