@@ -130,7 +130,7 @@ def test_create_gives_a_branch_ports_database_and_env(repo: Repo) -> None:
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_16_processes_creating_at_once_get_distinct_ports_and_names(repo: Repo) -> None:
+def create_at_once(repo: Repo, count: int) -> list[dict[str, Any]]:
     procs = [
         subprocess.Popen(
             [SWARM, "worktree", "create", f"f{n}", "--json"],
@@ -140,7 +140,7 @@ def test_16_processes_creating_at_once_get_distinct_ports_and_names(repo: Repo) 
             stderr=subprocess.PIPE,
             text=True,
         )
-        for n in range(16)
+        for n in range(count)
     ]
     made = []
     for proc in procs:
@@ -148,12 +148,32 @@ def test_16_processes_creating_at_once_get_distinct_ports_and_names(repo: Repo) 
         assert proc.returncode == 0, err
         made.append(json.loads(out))
     ports = [port for m in made for port in m["ports"].values()]
-    assert len(set(ports)) == 48
-    assert len({m["database"] for m in made}) == 16
-    assert len({m["path"] for m in made}) == 16
-    assert len({m["slot"] for m in made}) == 16
-    assert len(repo.git_worktrees()) == 17
+    assert len(set(ports)) == 3 * count
+    assert len({m["database"] for m in made}) == count
+    assert len({m["path"] for m in made}) == count
+    assert len({m["slot"] for m in made}) == count
+    assert len(repo.git_worktrees()) == count + 1
     assert {w["state"] for w in repo.worktrees()} == {"ready"}
+    return made
+
+
+def test_16_processes_creating_at_once_get_distinct_ports_and_names(repo: Repo) -> None:
+    create_at_once(repo, 16)
+
+
+def test_creates_at_once_through_a_postgresql_store(
+    tmp_path: Path, pg_dsn: str, pg_schema: str
+) -> None:
+    repo = Repo(tmp_path)
+    config = (tmp_path / "swarm.toml").read_text()
+    store = f'[store]\nbackend = "postgres"\ndsn = "{pg_dsn}"\nschema = "{pg_schema}"\n'
+    (tmp_path / "swarm.toml").write_text(config.replace('[store]\npath = "store"\n', store))
+    create_at_once(repo, 8)
+    with psycopg.connect(pg_dsn) as conn:
+        slots = conn.execute(
+            f"SELECT count(*) FROM {pg_schema}.named_records WHERE namespace = 'worktree-slot'"
+        ).fetchone()
+    assert slots == (8,)
 
 
 def test_a_port_something_listens_on_is_skipped(repo: Repo) -> None:
