@@ -431,3 +431,20 @@ def test_urls_in_env_files_never_carry_a_password() -> None:
         "postgresql://app@db.example.org:6543/shop_login?sslmode=require"
     )
     assert without_password("/var/lib/store") == "/var/lib/store"
+
+
+def test_a_create_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
+    dsn = "postgresql://postgres:hunter2@127.0.0.1:1/postgres"  # nothing listens on port 1
+    repo = Repo(tmp_path, f'database_dsn = "{dsn}"\n')
+    run = repo.swarm("worktree", "create", "nodb")
+    assert run.returncode == 1
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith(
+        "swarm: error: cannot create database repo_nodb at postgresql://postgres@127.0.0.1:1/"
+    )
+    assert "hunter2" not in run.stderr
+    assert repo.worktrees() == [] and repo.git_worktrees() == [str(repo.path)]
+    assert not (tmp_path / "repo-worktrees" / "nodb").exists()
+    assert "hunter2" not in "".join(
+        p.read_text() for p in (tmp_path / "store").iterdir() if p.is_file()
+    )

@@ -176,7 +176,13 @@ def _build(
     database = alloc.claim_database(store, settings.project, feature)
     value = update(store, feature, value, slot=slot, ports=ports.as_dict(), database=database)
     if settings.database_dsn:
-        alloc.create_database(settings.database_dsn, database)
+        # "pending" until it is known: a create killed in between drops it on remove.
+        value = update(store, feature, value, database_created="pending")
+        try:
+            alloc.create_database(settings.database_dsn, database)
+        except SwarmError:  # not made (or someone else's): never ours to drop
+            update(store, feature, value, database_created=False)
+            raise
         value = update(store, feature, value, database_created=True)
     env = envfile.variables(settings, feature, ports, database)
     envfile.exclude(repo)
@@ -223,8 +229,10 @@ def remove(store: Store, settings: WorktreeSettings, feature: str, force: bool =
 def _teardown(
     store: Store, settings: WorktreeSettings, feature: str, value: dict[str, Any], force: bool
 ) -> None:
+    with contextlib.suppress(NotFound):
+        value = store.get_record(alloc.WORKTREES, feature).value  # the latest word
     repo, path = settings.repo, Path(value["path"])
-    if settings.database_dsn:
+    if settings.database_dsn and value.get("database_created"):
         for name in alloc.held_by(store, alloc.DATABASES, feature):
             alloc.drop_database(settings.database_dsn, name)
     with git.worktree_admin(repo):
