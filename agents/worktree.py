@@ -68,7 +68,9 @@ class InWorktree:
             )
         except SwarmError as exc:
             return Outcome(False, error=f"cannot prepare worktree {feature}: {exc.message}")
-        outcome = self.inner.run(item.evolve(payload=self._payload(item, tree)), cancel)
+        if self.inner.name == "command":  # an LLM's prompt must not get paths and ports
+            item = item.evolve(payload=self._payload(item, tree))
+        outcome = self.inner.run(item, cancel)
         info: dict[str, Any] = {"feature": feature, "branch": tree.branch, "path": str(tree.path)}
         outcome.details["worktree"] = info
         try:
