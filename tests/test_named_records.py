@@ -3,6 +3,7 @@ claims decided once among real processes."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,31 @@ def test_processes_claiming_at_once_each_get_a_different_name(
         assert proc.exitcode == 0
     assert got == list(range(8))
     assert [r.key for r in make_store().list_records("slot")] == sorted(str(n) for n in range(8))
+
+
+def test_every_change_is_in_the_operation_log(
+    backend: str, store: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store.claim_record("port", "1", {})
+    store.update_record("port", "1", {"n": 1})
+    store.get_record("port", "1")  # reads are not logged
+    with pytest.raises(Conflict):
+        store.claim_record("port", "1", {})  # nor refusals
+    store.drop_record("port", "1")
+    if backend == "postgres":
+        import psycopg
+
+        dsn, schema = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema")
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute(
+                f"SELECT op, status FROM {schema}.events WHERE op LIKE 'record.%%' ORDER BY id"
+            ).fetchall()
+        logged = [(op, where) for op, where in rows]
+    else:
+        lines = (tmp_path / "store" / "named_records.log.jsonl").read_text().splitlines()
+        logged = [(e["op"], f"{e['namespace']}:{e['key']}") for e in map(json.loads, lines)]
+    assert logged == [
+        ("record.claim", "port:1"),
+        ("record.update", "port:1"),
+        ("record.drop", "port:1"),
+    ]

@@ -25,6 +25,7 @@ class FileNamedRecords:
     """Mixed into FileStore, whose lock, mutex, path and clock it uses."""
 
     NAMED = "named_records.json"
+    NAMED_LOG = "named_records.log.jsonl"  # every change, appended: the operation log
     path: str
     durability: str
     clock: Callable[[], float]
@@ -32,7 +33,8 @@ class FileNamedRecords:
     _mutex: threading.Lock
 
     @contextmanager
-    def _named(self) -> Iterator[Table]:
+    def _named(self, change: dict[str, str] | None = None) -> Iterator[Table]:
+        """The table, under the lock; written back (and ``change`` logged) if changed."""
         file = os.path.join(self.path, self.NAMED)
         with self._mutex:
             self._lock.acquire()
@@ -52,12 +54,24 @@ class FileNamedRecords:
                 if orjson.dumps(table) != before:  # readable with jq, as the snapshots
                     pretty = orjson.dumps(table, option=orjson.OPT_INDENT_2)
                     write_atomic(file, pretty, fsync=self.durability == "fsync")
+                    self._log_change(change)
             finally:
                 self._lock.release()
 
+    def _log_change(self, change: dict[str, str] | None) -> None:
+        if change is None:
+            return
+        line = orjson.dumps({"ts": self.clock(), **change}, option=orjson.OPT_APPEND_NEWLINE)
+        log = os.path.join(self.path, self.NAMED_LOG)
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
     def claim_record(self, namespace: str, key: str, value: dict[str, Any]) -> NamedRecord:
         check_name(namespace, key)
-        with self._named() as table:
+        with self._named(_change("claim", namespace, key)) as table:
             records = table.setdefault(namespace, {})
             if key in records:
                 raise Conflict(f"{namespace} {key!r} is taken")
@@ -68,7 +82,7 @@ class FileNamedRecords:
 
     def update_record(self, namespace: str, key: str, value: dict[str, Any]) -> NamedRecord:
         check_name(namespace, key)
-        with self._named() as table:
+        with self._named(_change("update", namespace, key)) as table:
             old = _found(table, namespace, key)
             record = NamedRecord(namespace, key, dict(value), old.created_at, self.clock())
             table[namespace][key] = record.to_dict()
@@ -87,12 +101,16 @@ class FileNamedRecords:
 
     def drop_record(self, namespace: str, key: str) -> NamedRecord:
         check_name(namespace, key)
-        with self._named() as table:
+        with self._named(_change("drop", namespace, key)) as table:
             record = _found(table, namespace, key)
             del table[namespace][key]
             if not table[namespace]:
                 del table[namespace]
             return record
+
+
+def _change(op: str, namespace: str, key: str) -> dict[str, str]:
+    return {"op": f"record.{op}", "namespace": namespace, "key": key}
 
 
 def _found(table: Table, namespace: str, key: str) -> NamedRecord:
