@@ -7,7 +7,9 @@ and database in its environment (the ``command`` backend takes both from the pay
 A success is committed, author ``swarm agent <agent id>``; the result file's
 ``details.worktree`` records the branch, the commit and the diff's stat. A failure
 leaves its branch and worktree as they are, for inspection (a retry works on in it);
-``keep = false`` removes a clean worktree once its work is committed.
+``keep = false`` removes a clean worktree once its work is committed. A worktree holds
+its ports only while an item runs in it, so a swarm may leave more worktrees behind
+than there are port slots.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class InWorktree:
         feature = item.work_item_id if per_item else self.agent_id
         try:
             tree = self._worktree(feature)
+            if not tree.value.get("ports"):
+                tree.value = lifecycle.give_ports(self.store, self.settings, feature, tree.value)
             tree.value = lifecycle.update(
                 self.store,
                 feature,
@@ -71,7 +75,12 @@ class InWorktree:
         if self.inner.name == "command":  # an LLM's prompt must not get paths and ports
             item = item.evolve(payload=self._payload(item, tree))
         outcome = self.inner.run(item, cancel)
-        info: dict[str, Any] = {"feature": feature, "branch": tree.branch, "path": str(tree.path)}
+        info: dict[str, Any] = {
+            "feature": feature,
+            "branch": tree.branch,
+            "path": str(tree.path),
+            "port": tree.value["ports"]["app"],
+        }
         outcome.details["worktree"] = info
         try:
             if outcome.ok:
@@ -144,4 +153,5 @@ class InWorktree:
         if clean and not self.group.keep and not git.dirty_count(tree.path):
             lifecycle.remove(self.store, self.settings, feature, force=True)
             return
-        lifecycle.update(self.store, feature, tree.value, state=lifecycle.READY, item=None)
+        value = lifecycle.free_ports(self.store, feature, tree.value)
+        lifecycle.update(self.store, feature, value, state=lifecycle.READY, item=None)

@@ -172,9 +172,8 @@ def _build(
         else:
             git.git(repo, "worktree", "add", "-b", branch, str(path), value["base"])
     value = update(store, feature, value, state=CONFIGURING, created_path=True)
-    slot, ports = alloc.claim_slot(store, settings, feature)
     database = alloc.claim_database(store, settings.project, feature)
-    value = update(store, feature, value, slot=slot, ports=ports.as_dict(), database=database)
+    value = update(store, feature, value, database=database)
     if settings.database_dsn:
         # "pending" until it is known: a create killed in between drops it on remove.
         value = update(store, feature, value, database_created="pending")
@@ -184,12 +183,30 @@ def _build(
             update(store, feature, value, database_created=False)
             raise
         value = update(store, feature, value, database_created=True)
-    env = envfile.variables(settings, feature, ports, database)
     envfile.exclude(repo)
-    envfile.write(path, env)
-    value = update(store, feature, value, state=READY, env=env)
-    logger.info("worktree %s ready at %s (port %d)", feature, path, ports.app)
+    value = give_ports(store, settings, feature, value)
+    value = update(store, feature, value, state=READY)
+    logger.info("worktree %s ready at %s (port %d)", feature, path, value["ports"]["app"])
     return Worktree(feature, READY, value)
+
+
+def give_ports(
+    store: Store, settings: WorktreeSettings, feature: str, value: dict[str, Any]
+) -> dict[str, Any]:
+    """Claim a slot for the worktree and write its .env."""
+    slot, ports = alloc.claim_slot(store, settings, feature)
+    value = update(store, feature, value, slot=slot, ports=ports.as_dict())
+    env = envfile.variables(settings, feature, ports, value.get("database"))
+    envfile.write(Path(value["path"]), env)
+    return update(store, feature, value, env=env)
+
+
+def free_ports(store: Store, feature: str, value: dict[str, Any]) -> dict[str, Any]:
+    """Give the worktree's slot back (an agent's worktree between items: a swarm may
+    keep many more worktrees than there are ports to give)."""
+    for slot in alloc.held_by(store, alloc.SLOTS, feature):
+        alloc.release(store, alloc.SLOTS, slot, feature)
+    return update(store, feature, value, slot=None, ports=None)
 
 
 def _undo(store: Store, settings: WorktreeSettings, feature: str, value: dict[str, Any]) -> None:
