@@ -21,8 +21,7 @@ logger = logging.getLogger(__name__)
 
 # What git prints when another git process holds a lock it needs for a moment.
 _CONTENTION = re.compile(
-    r"Unable to create '[^']*\.lock'|could not lock config file|cannot lock ref"
-    r"|unable to create lock|\.lock': File exists",
+    r"Unable to create '[^']*\.lock'|could not lock config file|\.lock': File exists",
     re.IGNORECASE,
 )
 RETRY_FOR_S = 30.0
