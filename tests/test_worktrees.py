@@ -157,10 +157,12 @@ def create_at_once(repo: Repo, count: int) -> list[dict[str, Any]]:
     return made
 
 
+@pytest.mark.slow
 def test_16_processes_creating_at_once_get_distinct_ports_and_names(repo: Repo) -> None:
     create_at_once(repo, 16)
 
 
+@pytest.mark.slow
 def test_creates_at_once_through_a_postgresql_store(
     tmp_path: Path, pg_dsn: str, pg_schema: str
 ) -> None:
@@ -305,6 +307,7 @@ EDIT = (
 )
 
 
+@pytest.mark.slow
 def test_8_agents_in_per_item_worktrees_make_8_branches_and_leave_main_clean(
     tmp_path: Path,
 ) -> None:
@@ -337,6 +340,7 @@ def test_8_agents_in_per_item_worktrees_make_8_branches_and_leave_main_clean(
     assert {w["state"] for w in repo.worktrees()} == {"ready"}  # keep = true: still there
 
 
+@pytest.mark.slow
 def test_the_offline_coding_example_runs(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parent.parent / "examples" / "coding.toml"
     config = tmp_path / "examples" / "coding.toml"
@@ -360,6 +364,7 @@ def test_the_offline_coding_example_runs(tmp_path: Path) -> None:
 WRITE = "import os, pathlib; pathlib.Path(os.environ['SWARM_WORK_ITEM_ID']).write_text('x')"
 
 
+@pytest.mark.slow
 def test_per_agent_worktrees_keep_false_and_a_failed_item_left_for_inspection(
     tmp_path: Path,
 ) -> None:
@@ -450,6 +455,7 @@ def test_a_create_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_agent_worktrees_hold_ports_only_while_an_item_runs(tmp_path: Path) -> None:
     argv = json.dumps(["python3", "-c", WRITE])
     repo = Repo(
