@@ -74,7 +74,11 @@ class InWorktree:
             return Outcome(False, error=f"cannot prepare worktree {feature}: {exc.message}")
         if self.inner.name == "command":  # an LLM's prompt must not get paths and ports
             item = item.evolve(payload=self._payload(item, tree))
-        outcome = self.inner.run(item, cancel)
+        try:
+            outcome = self.inner.run(item, cancel)
+        except Exception:  # a backend bug: the loop reports it; the worktree is freed
+            self._settle(feature, tree, clean=False)
+            raise
         info: dict[str, Any] = {
             "feature": feature,
             "branch": tree.branch,
