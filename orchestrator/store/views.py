@@ -64,11 +64,12 @@ def swarmsh_status(status: str) -> str:
 
 def swarmsh_result(item: WorkItem) -> str | None:
     """SwarmSH's "result" of a finished item: success, failed, blocked or dead."""
-    if item.status == WorkStatus.COMPLETED:
+    status = item.status
+    if status == WorkStatus.COMPLETED:
         return "success"
-    if item.status == WorkStatus.DEAD:
+    if status == WorkStatus.DEAD:
         return "dead"
-    if item.status == WorkStatus.FAILED:
+    if status == WorkStatus.FAILED:
         return item.completion_status or "failed"
     return None
 
@@ -90,30 +91,34 @@ def iso(ts: float | None) -> str | None:
 
 
 def work_claim(item: WorkItem) -> dict[str, Any]:
-    """One entry of work_claims.json: SwarmSH's claim fields, then a few of ours."""
+    """One entry of work_claims.json: SwarmSH's claim fields, then a few of ours.
+    (Runs for every item the store holds each time the views are written: kept lean.)"""
+    fields = item.__dict__
+    status = fields["status"]
     record: dict[str, Any] = {
-        "work_item_id": item.work_item_id,
-        "agent_id": item.agent_id,
-        "claimed_at": iso(item.claimed_at),
-        "work_type": item.work_type,
-        "priority": item.priority,
-        "description": item.description,
-        "status": swarmsh_status(item.status),
-        "team": item.team,
-        "progress": item.progress,
-        "last_update": iso(item.updated_at),
-        "completed_at": iso(item.completed_at),
-        "result": swarmsh_result(item),
-        "velocity_points": item.story_points,
-        "created_at": iso(item.created_at),
-        "swarm_status": str(item.status),
-        "attempts": item.attempts,
-        "error": item.error,
+        "work_item_id": fields["work_item_id"],
+        "agent_id": fields["agent_id"],
+        "claimed_at": iso(fields["claimed_at"]),
+        "work_type": fields["work_type"],
+        "priority": fields["priority"],
+        "description": fields["description"],
+        "status": _STATUS.get(status, status),
+        "team": fields["team"],
+        "progress": fields["progress"],
+        "last_update": iso(fields["updated_at"]),
+        "completed_at": iso(fields["completed_at"]),
+        "result": swarmsh_result(item) if status in TERMINAL_STATUSES else None,
+        "velocity_points": fields["story_points"],
+        "created_at": iso(fields["created_at"]),
+        "swarm_status": status,
+        "attempts": fields["attempts"],
+        "error": fields["error"],
     }
-    parent = (item.trace_context or {}).get("traceparent", "")
-    parts = parent.split("-")
-    if len(parts) == 4:
-        record["telemetry"] = {"trace_id": parts[1], "span_id": parts[2], "service": "swarmsh"}
+    context = fields["trace_context"]
+    if context:
+        parts = context.get("traceparent", "").split("-")
+        if len(parts) == 4:
+            record["telemetry"] = {"trace_id": parts[1], "span_id": parts[2], "service": "swarmsh"}
     return record
 
 
