@@ -118,6 +118,15 @@ def test_with_an_interval_a_busy_store_refreshes_views_only_when_they_are_due(
     wait_for(lambda: short.list_work() and len(_read(tmp_path, WORK_CLAIMS)) == 4)
 
 
+def test_a_closing_process_leaves_the_views_current(tmp_path: Path) -> None:
+    store = FileStore(tmp_path, views_interval_s=3600)
+    store.add_work(_item(1))
+    store.add_work(_item(2))
+    assert len(_read(tmp_path, WORK_CLAIMS)) == 1
+    store.close()  # an agent stopping, the supervisor at the end of a run
+    assert len(_read(tmp_path, WORK_CLAIMS)) == 2
+
+
 _WRITER = """
 import sys
 from orchestrator.errors import StoreError

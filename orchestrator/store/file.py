@@ -591,11 +591,27 @@ class FileStore:
 
     def close(self) -> None:
         with self._mutex:
+            if self._views is not None and self._state is not None and self._fd >= 0:
+                self._last_views(self._views)
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
             self._lock.close()
             self._state = None
+
+    def _last_views(self, views: SwarmshViews) -> None:
+        """A closing process (an agent that stops, the supervisor after a run) leaves the
+        views current if it changed the store since and the lock is free: never waits."""
+        if not views.behind(self._generation, self._offset) or not self._lock.try_acquire():
+            return
+        try:
+            self._read_new(locked=True)
+            if not self._sealed and self._state is not None:
+                views.refresh(self._state, self._generation, self._offset, force=True)
+        except (OSError, StoreError) as exc:
+            logger.warning("could not bring the views of %s up to date: %s", self.path, exc)
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> FileStore:
         return self

@@ -210,11 +210,15 @@ class SwarmshViews:
     def _due_after(self, cost_s: float) -> float:
         return 0.0 if self.interval_s <= 0 else max(self.interval_s, COST_FACTOR * cost_s)
 
-    def refresh(self, state: State, generation: int, offset: int) -> None:
+    def behind(self, generation: int, offset: int) -> bool:
+        """Whether the journal moved since this process last wrote or saw the views."""
+        return self._written != (generation, offset)
+
+    def refresh(self, state: State, generation: int, offset: int, force: bool = False) -> None:
         """Called by the lock holder after each operation; cheap unless the views are
-        due (one float comparison between checks)."""
+        due (one float comparison between checks). ``force``: due now if behind."""
         now = time.time()
-        if now < self._next_check:
+        if now < self._next_check and not force:
             return
         cursor = (generation, offset)
         self._next_check = now + self.interval_s
@@ -228,7 +232,7 @@ class SwarmshViews:
             due = float(marker.get("written_at", 0.0)) + self._due_after(
                 float(marker.get("cost_s", 0.0))
             )
-            if now < due:
+            if now < due and not force:
                 self._next_check = due
                 return
         self.write(state, cursor, marker is None)
