@@ -238,3 +238,25 @@ def test_swarmsh_commands_on_their_successful_path_exit_zero(helper: Helper) -> 
     statuses = helper.jq("[.[] | .status] | unique", "work_claims.json")
     assert statuses == [["completed"]]
     assert helper.jq("map(.velocity_points) | add", "coordination_log.json") == [13]
+
+
+def test_a_swarm_of_agents_leaves_its_work_in_the_views(helper: Helper) -> None:
+    """Agents and the supervisor write the views at intervals, and current as they stop."""
+    (helper.root / "swarm.toml").write_text(
+        '[[agents]]\nname = "w"\ncount = 2\n\n'
+        '[[work]]\nwork_type = "echo"\ndescription = "say hi"\ncount = 5\n'
+        'payload = { argv = ["true"] }\n'
+    )
+    run = subprocess.run(
+        [SWARM, "up", "--until-drained"],
+        cwd=helper.root,
+        env=helper.env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr
+    done = '[.[] | select(.status == "completed" and .result == "success")] | length'
+    assert helper.jq(done, "work_claims.json") == [5]
+    assert helper.jq("length", "coordination_log.json") == [5]
+    assert helper.jq("length", "agent_status.json") == [0]  # every agent deregistered

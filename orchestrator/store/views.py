@@ -11,7 +11,9 @@ When: a process writes the views after an operation once they are older than
 position the views show and when and how fast they were written, for every process
 to see). Writing costs time proportional to the items held, so the interval grows to
 ``COST_FACTOR`` times the last write's duration: views cost at most ~2% of the time.
-``interval_s = 0`` (each CLI command) writes whenever the state changed.
+``interval_s = 0`` (each CLI command) writes whenever the state changed. They are also
+written at once when the last registered agent leaves (a run's end), and by a process
+that closes the store while the lock is free.
 
 They are views, never read back: the store's own snapshot is ``work_snapshot.json``
 and ``agents_snapshot.json``. Stores written before views existed kept that snapshot
@@ -203,6 +205,7 @@ class SwarmshViews:
         self._next_check = 0.0
         self._written: tuple[int, int] | None = None
         self._failed = False
+        self._had_agents = False
 
     def _file(self, name: str) -> str:
         return os.path.join(self.path, name)
@@ -217,6 +220,12 @@ class SwarmshViews:
     def refresh(self, state: State, generation: int, offset: int, force: bool = False) -> None:
         """Called by the lock holder after each operation; cheap unless the views are
         due (one float comparison between checks). ``force``: due now if behind."""
+        # The last agent leaving (the end of a run): show the final state now.
+        if state.agents:
+            self._had_agents = True
+        elif self._had_agents:
+            self._had_agents = False
+            force = True
         now = time.time()
         if now < self._next_check and not force:
             return
