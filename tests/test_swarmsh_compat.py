@@ -197,6 +197,11 @@ def test_coordination_dir_selects_the_store_unless_swarm_store_or_store_say_othe
         "via SWARM_STORE"
     )
     assert (helper.root / "third" / "work_claims.json").exists()
+    # It overrides [store] of swarm.toml, as SWARM_STORE does.
+    (helper.root / "swarm.toml").write_text('[store]\npath = "from_toml"\n')
+    assert swarm("add", "t", "with a swarm.toml").returncode == 0
+    assert not (helper.root / "from_toml").exists()
+    assert helper.jq(".[].description", "work_claims.json")[-1] == "with a swarm.toml"
     url = swarm("list-work", COORDINATION_DIR="postgresql://x@127.0.0.1/db")
     assert url.returncode == 2 and "COORDINATION_DIR names a directory" in url.stderr
 
