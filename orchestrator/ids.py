@@ -7,8 +7,8 @@ accepted from outside is checked against a safe alphabet.
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import time
 
 from orchestrator.errors import InvalidArgument
@@ -17,7 +17,7 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def _new(prefix: str) -> str:
-    return f"{prefix}_{time.time_ns()}_{secrets.token_hex(4)}"
+    return f"{prefix}_{time.time_ns()}_{os.urandom(4).hex()}"
 
 
 def new_work_id() -> str:
