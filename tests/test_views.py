@@ -4,10 +4,13 @@ readers never see half a file, and the snapshot's move away from their names."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from orchestrator.errors import StoreError
 from orchestrator.records import Agent, WorkItem
@@ -206,3 +209,21 @@ def test_a_view_is_never_taken_for_a_missing_snapshot(tmp_path: Path) -> None:
     with contextlib.suppress(StoreError):  # refusing to open is fine too
         FileStore(tmp_path, views_interval_s=0).list_work()
     assert (tmp_path / WORK_CLAIMS).exists() and not (tmp_path / FileStore.WORK).exists()
+
+
+def test_a_view_that_cannot_be_written_costs_a_warning_not_the_operation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def full(path: str, data: bytes, fsync: bool = True) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    store = FileStore(tmp_path, views_interval_s=0)
+    monkeypatch.setattr("orchestrator.store.views.write_atomic", full)
+    work_id = store.add_work(_item(1))
+    store.claim("a1")
+    assert caplog.text.count("cannot write SwarmSH views") == 1  # said once, not per operation
+    monkeypatch.undo()
+    assert store.get(work_id).status == "claimed"
+    store.progress(work_id, 10, agent_id="a1")  # space again: written on the next change, or
+    wait_for(lambda: store.list_work() and (tmp_path / WORK_CLAIMS).exists())  # once due
+    assert _read(tmp_path, WORK_CLAIMS)[0]["status"] == "in_progress"
