@@ -27,6 +27,7 @@ typecheck: $(STAMP)  ## mypy (strict)
 	$(BIN)/mypy
 
 pytest: $(STAMP)  ## the test suite; PostgreSQL from SWARM_TEST_PG_DSN or a throwaway server
+	@scripts/need-jq.sh
 	scripts/with-postgres.sh $(BIN)/pytest -q
 
 test: lint typecheck pytest  ## everything CI runs

@@ -28,6 +28,11 @@ def new_agent_id() -> str:
     return _new("agent")
 
 
+def nanosecond_agent_id() -> str:
+    """SwarmSH's own form, ``agent_$(date +%s%N)``, for scripts that parse it."""
+    return f"agent_{time.time_ns()}"
+
+
 def check_id(value: str, what: str = "id") -> str:
     """Return ``value`` if it is a safe identifier, else raise InvalidArgument."""
     if not ID_PATTERN.match(value):

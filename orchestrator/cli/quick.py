@@ -85,6 +85,10 @@ SPECS: dict[str, Spec] = {
 }
 
 
+# SwarmSH's names for claim (cli/swarmsh.py gives typer the same aliases).
+SPECS["claim-fast"] = SPECS["claim-slow"] = SPECS["claim"]
+
+
 class _Fallback(Exception):
     """Not a form this parser takes: the typer command line handles it."""
 

@@ -10,8 +10,9 @@ import typer
 
 from orchestrator.cli import items, render
 from orchestrator.cli.options import AgentIdOpt, JsonFlag, QuietFlag, context_of
+from orchestrator.compat import registration
 from orchestrator.errors import InvalidArgument, NotFound
-from orchestrator.ids import new_agent_id, new_work_id
+from orchestrator.ids import nanosecond_agent_id, new_work_id
 from orchestrator.records import (
     AGENT_STATUSES,
     TERMINAL_STATUSES,
@@ -43,9 +44,14 @@ def _show_no_store(target: str, empty: Any, as_json: bool) -> None:
 @commands.command()
 def register(
     ctx: typer.Context,
-    capacity: Annotated[int, typer.Argument(help="Capacity 0-100.")],
-    status: Annotated[str, typer.Argument(help="active or inactive.")],
-    specialization: Annotated[str, typer.Argument(help="What this agent is good at.")],
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="CAPACITY STATUS SPECIALIZATION",
+            help="Capacity 0-100, active or inactive, what this agent is good at. SwarmSH's"
+            " script form works too: AGENT_ID [TEAM] [CAPACITY] [SPECIALIZATION].",
+        ),
+    ],
     team: Annotated[str | None, typer.Option(help="Team the agent belongs to.")] = None,
     role: Annotated[
         str | None, typer.Option(envvar="AGENT_ROLE", help="Role [env AGENT_ROLE].")
@@ -54,13 +60,14 @@ def register(
     as_json: JsonFlag = False,
 ) -> None:
     """Register an agent (AGENT_ID, or a new id that is printed)."""
-    items.choice(status, AGENT_STATUSES, "agent status")
+    form = registration(args, team)
+    items.choice(form.status, AGENT_STATUSES, "agent status")
     agent = Agent(
-        agent_id=context_of(ctx).agent_id(agent_id),
-        capacity=capacity,
-        status=status,
-        specialization=specialization,
-        team=team,
+        agent_id=context_of(ctx).agent_id(form.agent_id or agent_id),
+        capacity=form.capacity,
+        status=form.status,
+        specialization=form.specialization,
+        team=form.team,
         role=role,
         host=os.environ.get("SWARM_HOST_ID") or os.uname().nodename,  # = gethostname()
         pid=os.getppid(),
@@ -69,7 +76,9 @@ def register(
     if as_json:
         render.emit_json(record.to_dict())
     else:
-        render.echo(f"Registered {record.agent_id} ({specialization}, capacity {capacity})")
+        render.echo(
+            f"Registered {record.agent_id} ({form.specialization}, capacity {form.capacity})"
+        )
 
 
 @commands.command()
@@ -295,21 +304,28 @@ def dashboard(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             context.store_target, render.dashboard_data(context.store_target, [], []), as_json
         )
         return
-    data = render.dashboard_data(store.path, store.list_work(), store.list_agents())
+    items, agents = store.list_work(), store.list_agents()
+    data = render.dashboard_data(store.path, items, agents)
     if as_json:
         render.emit_json(data)
     else:
+        from orchestrator.cli.swarmsh import scrum_dashboard
+
+        render.echo(scrum_dashboard(items, agents))  # SwarmSH's sections first, as it had them
         render.dashboard(data)
 
 
 @commands.command("generate-id")
 def generate_id(
+    work: Annotated[bool, typer.Option("--work", help="A work id instead.")] = False,
     agent: Annotated[
-        bool, typer.Option("--agent", help="An agent id instead of a work id.")
+        bool, typer.Option("--agent", hidden=True, help="An agent id (the default).")
     ] = False,
 ) -> None:
-    """Print a new unique id (work_<ns>_<hex>, or agent_<ns>_<hex>)."""
-    render.echo(new_agent_id() if agent else new_work_id())
+    """Print a new agent id, agent_<nanoseconds> as SwarmSH's (--work: work_<ns>_<hex>)."""
+    if work and agent:
+        raise InvalidArgument("generate-id: give --work or --agent, not both")
+    render.echo(new_work_id() if work else nanosecond_agent_id())
 
 
 @commands.command()
