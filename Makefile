@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := test
 .PHONY: install test lint typecheck pytest demo cli-demo chaos bench clean validate \
-	telemetry-health telemetry-stats monitor-24h monitor-7d monitor-all diagrams-dashboard
+	telemetry-health telemetry-stats monitor-24h monitor-7d monitor-all diagrams-dashboard \
+	worktree-create worktree-list worktree-dashboard worktree-merge worktree-remove
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +65,26 @@ diagrams-dashboard: $(STAMP)  ## Mermaid diagrams of the live swarm into docs/di
 	@for kind in flow agents work timeline; do \
 		$(BIN)/swarm diagram $$kind --output docs/diagrams/$$kind.mmd || exit $$?; \
 	done
+
+FEATURE_NEEDED = @test -n "$(FEATURE)" || { echo "usage: make $@ FEATURE=name" >&2; exit 2; }
+
+worktree-create: $(STAMP)  ## a git worktree on feature/FEATURE with its own ports, database and .env
+	$(FEATURE_NEEDED)
+	$(BIN)/swarm worktree create "$(FEATURE)"
+
+worktree-list: $(STAMP)  ## worktrees: state, branch, ports, database, commits ahead, uncommitted changes
+	$(BIN)/swarm worktree list
+
+worktree-dashboard: $(STAMP)  ## worktrees with the agents and items in them and their disk use
+	$(BIN)/swarm worktree dashboard
+
+worktree-merge: $(STAMP)  ## commit FEATURE's changes, push its branch to origin, print the pull request
+	$(FEATURE_NEEDED)
+	$(BIN)/swarm worktree merge "$(FEATURE)"
+
+worktree-remove: $(STAMP)  ## free FEATURE's ports and database and remove its checkout (the branch stays)
+	$(FEATURE_NEEDED)
+	$(BIN)/swarm worktree remove "$(FEATURE)"
 
 bench: $(STAMP)  ## benchmarks (not part of make test); writes bench/RESULTS.md
 	$(BIN)/python -m bench.store_bench --write-results

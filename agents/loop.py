@@ -23,6 +23,7 @@ from setproctitle import setproctitle
 from agents import spans
 from agents.backends import Outcome, load_backend
 from agents.results import discard_result, finalize, result_record, write_pending
+from agents.worktree import in_worktrees
 from orchestrator import logs
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.records import Agent, WorkItem, WorkStatus, out_of_attempts
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from agents.backends import Backend
     from orchestrator.config import AgentGroup, StoreConfig
     from orchestrator.store.base import Store
+    from orchestrator.worktrees.settings import WorktreeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class AgentSpec:
     telemetry: TelemetrySettings | None = None  # None: no spans
     log_file: str | None = None  # the agent's own rotating log
     log_to_stderr: bool = True  # False while the supervisor draws a live view on the terminal
+    worktrees: WorktreeSettings | None = None  # for a group with worktree = "per-item" | …
 
 
 class AgentRunner:
@@ -96,7 +99,7 @@ class AgentRunner:
 
     def run(self) -> int:
         try:
-            backend = load_backend(self.group)
+            backend = in_worktrees(load_backend(self.group), self.spec, self.store)
         except (ImportError, ValueError, AttributeError) as exc:
             logger.error(
                 "agent group %s: cannot start the %s backend: %s",

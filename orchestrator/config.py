@@ -25,6 +25,7 @@ from orchestrator.locations import (
 )
 from orchestrator.records import ClaimFilter
 from orchestrator.store import DEFAULT_VIEWS_INTERVAL_S, StoreOptions
+from orchestrator.worktrees.settings import WorktreesConfig
 
 
 class _Section(BaseModel):
@@ -93,6 +94,10 @@ class AgentGroup(_Section):
     max_restarts: int = Field(default=5, ge=0)
     restart_window_s: float = Field(default=60.0, gt=0)
     stop_timeout_s: float = Field(default=10.0, ge=0)
+    # where it works: in a git worktree of [worktrees] repo per item or per agent
+    worktree: Literal["per-item", "per-agent"] | None = None
+    base: str | None = None  # the branch worktrees start from (default: the checked-out one)
+    keep: bool = True  # false: remove a clean worktree once its work is committed
 
     def claim_filter(self) -> ClaimFilter:
         """What this group's agents claim: its work_types and teams (None = any)."""
@@ -160,6 +165,7 @@ class SwarmConfig(_Section):
     agents: list[AgentGroup] = Field(default_factory=list)
     work: list[WorkSpec] = Field(default_factory=list)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    worktrees: WorktreesConfig = Field(default_factory=WorktreesConfig)
 
     source: Path | None = Field(default=None, exclude=True)
 

@@ -139,6 +139,29 @@ CATALOG: dict[str, Entry] = {
     "telemetry archive": Entry(
         "Rotate the span file into telemetry_archive/", "swarm telemetry archive --force"
     ),
+    "worktree": Entry(
+        "Git worktrees with their own ports, database and .env",
+        "swarm worktree create login-page",
+        "worktree",
+    ),
+    "worktree create": Entry(
+        "Create a worktree on a new branch, with ports, database, .env",
+        "swarm worktree create login-page --base main",
+    ),
+    "worktree list": Entry(
+        "Worktrees: state, branch, ports, database, ahead, uncommitted",
+        "swarm worktree list --json",
+    ),
+    "worktree dashboard": Entry(
+        "Worktrees with their agents, items and disk use", "swarm worktree dashboard"
+    ),
+    "worktree merge": Entry(
+        "Commit, push the branch to origin, print the pull request",
+        "swarm worktree merge login-page -m 'Login page'",
+    ),
+    "worktree remove": Entry(
+        "Free ports and database, remove the checkout", "swarm worktree remove login-page --force"
+    ),
 }
 
 # Every module holding commands (as `commands = typer.Typer()`), in help order.

@@ -48,6 +48,7 @@ from orchestrator.records import ANY, PRIORITIES, Agent, ClaimFilter, WorkItem, 
 from orchestrator.store import journal
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
+from orchestrator.store.file_named import FileNamedRecords
 from orchestrator.store.locking import StoreLock, flock_timeout_from_env
 from orchestrator.store.snapshot import checked_agent, checked_item
 from orchestrator.store.state import State
@@ -58,7 +59,7 @@ logger = logging.getLogger(__name__)
 DURABILITIES = ("os", "fsync")
 
 
-class FileStore:
+class FileStore(FileNamedRecords):
     JOURNAL = "journal.jsonl"
     WORK = "work_snapshot.json"
     AGENTS = "agents_snapshot.json"

@@ -35,6 +35,7 @@ from orchestrator.ids import check_id
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
+from orchestrator.store.pg_named import PgNamedRecords
 from orchestrator.store.pg_schema import apply_migrations
 from orchestrator.store.pg_sql import (
     AGENT_COLS,
@@ -61,7 +62,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class PostgresStore:
+class PostgresStore(PgNamedRecords):
     def __init__(
         self,
         dsn: str,
