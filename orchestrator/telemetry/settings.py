@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from orchestrator.config import SwarmConfig
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_WINDOW = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_WINDOW = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -46,7 +46,7 @@ def parse_window(text: str) -> float | None:
     text = text.strip().lower()
     if text == "all":
         return None
-    match = _WINDOW.match(text)
+    match = _WINDOW.fullmatch(text)
     if not match or float(match.group(1)) <= 0:
         raise InvalidArgument(
             f"window {text!r}: use all or a number with a unit s, m, h, d or w (24h, 7d, 90m)"

@@ -1,0 +1,158 @@
+"""Reliability defects found by outside tests (issue 13), driven through the real CLI.
+
+Each test reproduces what a hostile user or a crashing machine did: a store file
+deleted or emptied, ids with a trailing newline, commands pointed at a typo.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+
+from .conftest import SWARM
+
+
+def swarm(
+    folder: Path, *args: str, store: str | None = "r1", **env: str
+) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("AGENT_ID", "SWARM_CONFIG", "SWARM_STORE", "LOG_LEVEL", "FLOCK_TIMEOUT")
+    }
+    if store is not None:
+        base["SWARM_STORE"] = store
+    return subprocess.run(
+        [SWARM, *args], cwd=folder, env=base | env, capture_output=True, text=True, timeout=120
+    )
+
+
+def one_line_error(done: subprocess.CompletedProcess[str], code: int) -> str:
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("swarm: error: "), done.stderr
+    return lines[0]
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr)
+    return done.stdout
+
+
+def _compacted_store(tmp_path: Path) -> Path:
+    """add a, add b, compact, add c: a store in its second generation."""
+    for name in ("a", "b"):
+        ok(swarm(tmp_path, "add", "job", name))
+    ok(swarm(tmp_path, "compact"))
+    ok(swarm(tmp_path, "add", "job", "c"))
+    return tmp_path / "r1"
+
+
+# -- 1. a missing or emptied store file ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["work_claims.json", "agents.json"])
+def test_a_deleted_snapshot_makes_the_store_refuse_to_open(tmp_path: Path, name: str) -> None:
+    store = _compacted_store(tmp_path)
+    (store / name).unlink()
+    line = one_line_error(swarm(tmp_path, "list-work"), 1)
+    assert f"{store / name} is missing" in line and "restore it from a backup" in line
+    one_line_error(swarm(tmp_path, "add", "job", "d"), 1)
+    assert not (store / name).exists()  # nothing recreated behind the user's back
+
+
+def test_a_deleted_journal_is_never_recreated_and_nothing_runs_twice(tmp_path: Path) -> None:
+    ok(swarm(tmp_path, "add", "job", "a"))
+    ok(swarm(tmp_path, "compact"))
+    claimed = orjson.loads(ok(swarm(tmp_path, "claim", "--next", "--json", AGENT_ID="a1")))
+    ok(swarm(tmp_path, "complete", claimed["work_item_id"], AGENT_ID="a1"))
+    (tmp_path / "r1" / "journal.jsonl").unlink()
+    line = one_line_error(swarm(tmp_path, "claim", "--next", AGENT_ID="a2"), 1)
+    assert f"{tmp_path / 'r1' / 'journal.jsonl'} is missing" in line
+    assert not (tmp_path / "r1" / "journal.jsonl").exists()
+    one_line_error(swarm(tmp_path, "list-work"), 1)
+
+
+def test_a_deleted_first_generation_journal_is_noticed(tmp_path: Path) -> None:
+    ok(swarm(tmp_path, "add", "job", "a"))
+    (tmp_path / "r1" / "journal.jsonl").unlink()
+    line = one_line_error(swarm(tmp_path, "list-work"), 1)
+    assert "journal.jsonl is missing" in line
+
+
+def test_an_emptied_journal_or_snapshot_makes_the_store_refuse(tmp_path: Path) -> None:
+    store = _compacted_store(tmp_path)
+    saved = tmp_path / "saved"
+    shutil.copytree(store, saved)
+    (store / "journal.jsonl").write_bytes(b"")
+    assert "journal.jsonl is empty" in one_line_error(swarm(tmp_path, "list-work"), 1)
+    shutil.rmtree(store)
+    shutil.copytree(saved, store)
+    (store / "work_claims.json").write_bytes(b"")
+    assert "work_claims.json" in one_line_error(swarm(tmp_path, "list-work"), 1)
+    shutil.rmtree(store)
+    shutil.copytree(saved, store)  # restored from the backup: all three items are back
+    assert len(orjson.loads(ok(swarm(tmp_path, "list-work", "--json")))) == 3
+
+
+def test_a_journal_rolled_back_to_an_older_generation_is_refused(tmp_path: Path) -> None:
+    store = _compacted_store(tmp_path)
+    old = (store / "journal" / "gen-000001.jsonl").read_bytes()
+    (store / "journal.jsonl").unlink()
+    (store / "journal.jsonl").write_bytes(old)
+    line = one_line_error(swarm(tmp_path, "list-work"), 1)
+    assert "is generation 1 but" in line and "gen-000001.jsonl is newer" in line
+
+
+def test_a_journal_deleted_while_the_store_is_open_stops_writes(tmp_path: Path) -> None:
+    from orchestrator.errors import StoreError
+    from orchestrator.records import WorkItem
+    from orchestrator.store.file import FileStore
+
+    store = FileStore(tmp_path / "s")
+    store.add_work(WorkItem(work_item_id="", work_type="t", description="d"))
+    (tmp_path / "s" / "journal.jsonl").unlink()
+    with pytest.raises(StoreError, match="was deleted while in use"):
+        store.add_work(WorkItem(work_item_id="", work_type="t", description="e"))
+    store.close()
+
+
+def test_a_fresh_store_only_where_no_store_file_exists(tmp_path: Path) -> None:
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r1" / "notes.txt").write_text("mine")
+    ok(swarm(tmp_path, "add", "job", "a"))
+    assert len(orjson.loads(ok(swarm(tmp_path, "list-work", "--json")))) == 1
+
+
+# -- 7. ids: a full match ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["agent_nl\n", "agent\nx", "a" * 129])
+def test_ids_with_a_trailing_newline_are_refused(tmp_path: Path, value: str) -> None:
+    done = swarm(tmp_path, "register", "10", "active", "x", AGENT_ID=value)
+    assert "invalid agent id" in one_line_error(done, 2)
+    assert not (tmp_path / "r1" / "journal.jsonl").exists()
+    done = swarm(tmp_path, "progress", "job_nl\n", "5", AGENT_ID="a1")
+    assert "invalid work id" in one_line_error(done, 2)
+
+
+# -- 8. read-only commands pointed at a place without a store ---------------------------
+
+
+@pytest.mark.parametrize("make_folder", [False, True])
+def test_a_read_only_command_at_a_typo_says_there_is_no_store(
+    tmp_path: Path, make_folder: bool
+) -> None:
+    if make_folder:
+        (tmp_path / "typo" / "x").mkdir(parents=True)
+    for command in ("list-work", "agent-status", "dashboard"):
+        done = swarm(tmp_path, "--store", "typo/x", command, store=None)
+        line = one_line_error(done, 6)
+        assert f"no store at {tmp_path / 'typo' / 'x'}" in line, command
+    assert not (tmp_path / "typo" / "x" / "journal.jsonl").exists()
+    assert list((tmp_path / "typo").glob("x/*")) == []
