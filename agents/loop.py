@@ -26,6 +26,7 @@ from agents.results import discard_result, finalize, result_record, write_pendin
 from orchestrator import logs
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.records import Agent, WorkItem, WorkStatus, out_of_attempts
+from orchestrator.store import locking
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.settings import TelemetrySettings
 from orchestrator.wiring import open_store
@@ -311,6 +312,7 @@ def agent_main(spec: AgentSpec, counters: Any = None, events: Any = None) -> Non
     if spec.workdir:
         os.chdir(spec.workdir)
     os.environ["SWARM_AGENT_ID"] = spec.agent_id  # inherited by commands: orphans are traceable
+    locking.wait_patiently()  # a lock held past FLOCK_TIMEOUT delays the agent, no more
     if spec.telemetry is not None:
         tracing.configure("agent", spec.telemetry, agent_id=spec.agent_id)
     try:

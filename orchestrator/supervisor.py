@@ -36,6 +36,7 @@ from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.group_control import GroupControl
 from orchestrator.ids import new_agent_id
 from orchestrator.slots import Slot, SlotState, decide_restart
+from orchestrator.store import locking
 from orchestrator.store.base import Store
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.settings import resolve_settings
@@ -170,6 +171,7 @@ class Supervisor:
 
     def _run(self) -> int:
         processes.become_subreaper()
+        locking.wait_patiently()  # a lock held past FLOCK_TIMEOUT delays the swarm, no more
         tracing.configure("supervisor", self.telemetry)
         self.agents_dir.mkdir(parents=True, exist_ok=True)
         self.results_dir.mkdir(parents=True, exist_ok=True)

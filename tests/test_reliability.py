@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import orjson
+import psutil
 import pytest
 
-from .conftest import SWARM
+from .conftest import SWARM, wait_for
 
 
 def swarm(
@@ -156,3 +158,67 @@ def test_a_read_only_command_at_a_typo_says_there_is_no_store(
         assert f"no store at {tmp_path / 'typo' / 'x'}" in line, command
     assert not (tmp_path / "typo" / "x" / "journal.jsonl").exists()
     assert list((tmp_path / "typo").glob("x/*")) == []
+
+
+# -- 2. a lock held by an outside process ------------------------------------------------
+
+HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.05)
+"""
+
+
+def hold_lock(lock: Path, folder: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """A real process holding the store lock until the returned file is created."""
+    held, release = folder / "held", folder / "release"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock), str(held), str(release)])
+    wait_for(held.exists)
+    return holder, release
+
+
+def test_a_lock_held_past_flock_timeout_delays_the_swarm_but_does_not_stop_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "swarm.toml").write_text(
+        '[store]\nlease_s = 10\n\n[[agents]]\nname = "w"\ncount = 2\n'
+    )
+    env = {"FLOCK_TIMEOUT": "1"}
+    ok(swarm(tmp_path, "up", "--detach", store=None, **env))
+    holder: subprocess.Popen[bytes] | None = None
+    try:
+        supervisor = orjson.loads((tmp_path / "real_agents" / "supervisor.json").read_bytes())
+        agents = [a["pid"] for a in supervisor["agents"]]
+        holder, release = hold_lock(tmp_path / "agent_coordination" / ".lock", tmp_path)
+        # A one-shot command gives up after FLOCK_TIMEOUT, exit 4.
+        line = one_line_error(swarm(tmp_path, "add", "job", "x", store=None, **env), 4)
+        assert "timed out after 1s waiting for the store lock" in line
+        log = tmp_path / "real_agents" / "supervisor.log"
+        wait_for(lambda: "still waiting" in log.read_text(), timeout=60)
+        assert psutil.pid_exists(supervisor["pid"]) and all(map(psutil.pid_exists, agents))
+        release.touch()
+        holder.wait(timeout=30)
+        wait_for(lambda: "got the store lock" in log.read_text(), timeout=60)
+        payload = '{"argv": ["true"]}'
+        work_id = ok(swarm(tmp_path, "add", "t", "after", "-q", "--payload", payload, store=None))
+        work_id = work_id.strip()
+
+        def completed() -> bool:
+            listed = swarm(tmp_path, "list-work", "--all", "--json", store=None)
+            return any(
+                i["work_item_id"] == work_id and i["status"] == "completed"
+                for i in orjson.loads(ok(listed))
+            )
+
+        wait_for(completed, timeout=60)
+        assert "timed out" not in log.read_text()
+        status = orjson.loads(ok(swarm(tmp_path, "status", "--json", store=None)))
+        assert status["alive"] and status["pid"] == supervisor["pid"]
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+        swarm(tmp_path, "down", store=None)
