@@ -222,3 +222,53 @@ def test_a_lock_held_past_flock_timeout_delays_the_swarm_but_does_not_stop_it(
             holder.kill()
             holder.wait()
         swarm(tmp_path, "down", store=None)
+
+
+# -- 3. one result file per item, whatever its id ----------------------------------------
+
+LONGEST = "L" + "." * 126 + "x"  # 128 characters, as long as an id may be
+IDS = ["job.1", "job.2", "job", LONGEST, LONGEST[:-1] + "y"]
+
+
+def test_ids_differing_after_a_dot_get_one_result_file_each(tmp_path: Path) -> None:
+    from orchestrator.records import WorkItem
+    from orchestrator.store.file import FileStore
+
+    (tmp_path / "swarm.toml").write_text('[store]\nlease_s = 10\n\n[[agents]]\nname = "w"\n')
+    store = FileStore(tmp_path / "agent_coordination")
+    for work_id in IDS:
+        argv = ["sh", "-c", f"echo out-{work_id}"]
+        store.add_work(WorkItem(work_id, "t", work_id, payload={"argv": argv}))
+    store.close()
+    ok(swarm(tmp_path, "up", "--until-drained", store=None))
+    results = tmp_path / "real_work_results"
+    assert sorted(p.name for p in results.glob("*.json")) == sorted(f"{i}.json" for i in IDS)
+    for work_id in IDS:
+        record = orjson.loads((results / f"{work_id}.json").read_bytes())
+        assert record["work_item_id"] == work_id
+        assert record["output"]["stdout"] == f"out-{work_id}\n"
+
+
+def test_settling_pending_results_keeps_each_items_file(tmp_path: Path) -> None:
+    from agents.results import reconcile, write_pending
+    from orchestrator.records import WorkItem
+    from orchestrator.store.file import FileStore
+
+    store = FileStore(tmp_path / "store")
+    results = tmp_path / "results"
+    agents = {"job.1": "a.1", "job.2": "a.2", LONGEST: "A" * 128}
+    for work_id, agent in agents.items():
+        store.add_work(WorkItem(work_id, "t", "d"))
+        claimed = store.claim(agent)
+        assert claimed is not None and claimed.work_item_id == work_id
+        done = store.complete(work_id, "success", agent_id=agent)
+        write_pending(
+            str(results), {"work_item_id": work_id, "agent_id": agent, "status": done.status}
+        )
+    # A killed agent's pending file is settled without touching the others'.
+    assert reconcile(str(results), store, "a.1") == 1
+    assert sorted(p.name for p in results.glob("*.json")) == ["job.1.json"]
+    assert reconcile(str(results), store) == 2
+    assert sorted(p.name for p in results.glob("*.json")) == sorted(f"{i}.json" for i in agents)
+    assert not list((results / ".pending").iterdir())
+    store.close()
