@@ -199,7 +199,7 @@ class AgentRunner:
             return None
         except Exception as exc:  # a backend bug must not kill the agent
             logger.exception("agent %s: backend error on %s", agent_id, item.work_item_id)
-            outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}")
+            outcome = spans.redacted(Outcome(False, error=f"{type(exc).__name__}: {exc}"))
         if self.cancel.is_set():
             self._release(item)
             return outcome

@@ -272,3 +272,46 @@ def test_settling_pending_results_keeps_each_items_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in results.glob("*.json")) == sorted(f"{i}.json" for i in agents)
     assert not list((results / ".pending").iterdir())
     store.close()
+
+
+# -- 4. secrets out of error text, and out of commands' environment ------------------------
+
+
+def test_a_key_echoed_by_an_endpoint_reaches_no_file(tmp_path: Path) -> None:
+    from .fake_llm import FakeLLM, claude_echo
+
+    key = "sk-ant-echoed-secret-key-8675309"
+    token = "my-service-token-5551212"
+    with FakeLLM() as claude:
+        claude.replies.extend([claude_echo(header="authorization") for _ in range(12)])
+        (tmp_path / "swarm.toml").write_text(
+            f'[[agents]]\nname = "c"\nbackend = "claude"\nhost = "{claude.url}"\nretries = 0\n\n'
+            '[[work]]\nwork_type = "ask"\ndescription = "q"\ncount = 2\n'
+        )
+        done = swarm(
+            tmp_path,
+            "up",
+            "--until-drained",
+            store=None,
+            ANTHROPIC_API_KEY=key,
+            MY_SERVICE_TOKEN=token,
+            LOG_LEVEL="debug",
+            OTEL_EXPORTER_OTLP_HEADERS=f"Authorization=Bearer {token}",
+        )
+        assert done.returncode == 1, done.stderr  # the items end dead
+        assert any(key in r["headers"].get("authorization", "") for r in claude.requests)
+    assert key not in done.stdout + done.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    names = {p.name for p in written}
+    assert {"journal.jsonl", "telemetry_spans.jsonl"} <= names, names
+    for path in written:
+        data = path.read_bytes()
+        assert key.encode() not in data and token.encode() not in data, path
+    results = [
+        orjson.loads(p.read_bytes()) for p in (tmp_path / "real_work_results").glob("*.json")
+    ]
+    assert len(results) == 2
+    assert all(
+        r["error"].startswith("[redacted] is not a valid key") or "[redacted]" in r["error"]
+        for r in results
+    ), results
