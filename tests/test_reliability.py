@@ -315,3 +315,93 @@ def test_a_key_echoed_by_an_endpoint_reaches_no_file(tmp_path: Path) -> None:
         r["error"].startswith("[redacted] is not a valid key") or "[redacted]" in r["error"]
         for r in results
     ), results
+
+
+# -- 6. finite, bounded numbers; deep nesting; bad globs ---------------------------------
+
+NESTED = "x = " + "[" * 500 + "]" * 500 + "\n"
+
+
+@pytest.mark.parametrize(
+    ("toml", "says"),
+    [
+        ("[store]\ncompact_mb = inf\n", "[store] compact_mb: Input should be a finite number"),
+        ("[store]\nlease_s = inf\n", "[store] lease_s: Input should be a finite number"),
+        ("[store]\nlease_s = nan\n", "[store] lease_s: Input should be a finite number"),
+        ('[[agents]]\nname = "w"\nstop_timeout_s = inf\n', "stop_timeout_s: Input should be"),
+        ('[[agents]]\nname = "w"\nstop_timeout_s = 1e300\n', "stop_timeout_s: must be at most"),
+        (NESTED, "nested too deeply"),
+        ('[[work]]\nwork_type = "t"\ndescription = "d"\nforeach = "***/x"\n', "not a valid glob"),
+    ],
+)
+def test_values_that_crashed_later_are_refused_up_front(
+    tmp_path: Path, toml: str, says: str
+) -> None:
+    (tmp_path / "swarm.toml").write_text(toml)
+    for command in (["list-work"], ["up"], ["add", "t", "x"]):
+        line = one_line_error(swarm(tmp_path, *command, store=None), 2)
+        assert says in line, (command, line)
+    check = swarm(tmp_path, "validate", store=None)
+    assert check.returncode == 1 and "FAIL config: " in check.stdout
+    assert says in check.stdout and "Traceback" not in check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e300", "soon"])
+def test_flock_timeout_must_be_a_finite_number(tmp_path: Path, value: str) -> None:
+    line = one_line_error(swarm(tmp_path, "add", "t", "x", FLOCK_TIMEOUT=value), 2)
+    assert f"FLOCK_TIMEOUT={value!r}" in line
+
+
+def test_a_command_gets_only_its_groups_allow_list_unless_it_inherits(tmp_path: Path) -> None:
+    (tmp_path / "swarm.toml").write_text(
+        '[[agents]]\nname = "strict"\nwork_types = ["s"]\nenv = ["MY_VAR", "MY_PREFIX_*"]\n\n'
+        '[[agents]]\nname = "open"\nwork_types = ["o"]\ninherit_env = true\n\n'
+        '[[work]]\nwork_type = "s"\ndescription = "strict"\npayload = { argv = ["env"] }\n\n'
+        '[[work]]\nwork_type = "o"\ndescription = "open"\npayload = { argv = ["env"] }\n\n'
+        '[[work]]\nwork_type = "s"\ndescription = "no folder"\n'
+        'payload = { argv = ["true"], cwd = "no/such/folder" }\n'
+    )
+    env = {
+        "MY_VAR": "visible",
+        "MY_PREFIX_A": "prefixed",
+        "OTHER_VAR": "not-for-commands",
+        "ANTHROPIC_API_KEY": "sk-ant-not-for-commands-1234",
+    }
+    done = swarm(tmp_path, "up", "--until-drained", store=None, **env)
+    assert done.returncode == 1, done.stderr  # the item without its folder ends dead
+    files = (tmp_path / "real_work_results").glob("*.json")
+    results = {r["description"]: r for r in (orjson.loads(p.read_bytes()) for p in files)}
+
+    def seen(description: str) -> dict[str, str]:
+        lines = results[description]["output"]["stdout"].splitlines()
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
+    strict, inherited = seen("strict"), seen("open")
+    assert strict["MY_VAR"] == "visible" and strict["MY_PREFIX_A"] == "prefixed"
+    assert {"PATH", "HOME", "SWARM_WORK_ITEM_ID", "SWARM_AGENT_ID"} <= set(strict)
+    assert "OTHER_VAR" not in strict and "ANTHROPIC_API_KEY" not in strict
+    assert set(strict) <= {
+        "PATH",
+        "HOME",
+        "LANG",
+        "TZ",
+        "TMPDIR",
+        "USER",
+        "LOGNAME",
+        "PWD",
+        "SHLVL",
+        "_",
+        "SWARM_WORK_ITEM_ID",
+        "SWARM_AGENT_ID",
+        "MY_VAR",
+        "MY_PREFIX_A",
+    } | {k for k in strict if k.startswith("LC_")}
+    assert inherited["OTHER_VAR"] == "not-for-commands"
+    error = results["no folder"]["error"]
+    assert "payload.cwd 'no/such/folder' is not a folder" in error, error
+
+
+def test_a_bad_env_name_in_a_group_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "swarm.toml").write_text('[[agents]]\nname = "w"\nenv = ["NOT-A-NAME"]\n')
+    line = one_line_error(swarm(tmp_path, "up", store=None), 2)
+    assert "env: 'NOT-A-NAME' is not a variable name" in line

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
 
-from orchestrator.errors import InvalidArgument, LockTimeout
+from orchestrator.errors import LockTimeout
+from orchestrator.numbers import env_number
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ _MAX_PAUSE_S = 0.002
 # A patient waiter logs again after waits of this many seconds, doubling to an hour.
 _REPORT_EVERY_S = 60.0
 _REPORT_MAX_S = 3600.0
-# FLOCK_TIMEOUT above this is a typo (a day): refused rather than read as forever.
-MAX_FLOCK_TIMEOUT_S = 86400.0
 
 _patient = False
 
@@ -129,16 +127,4 @@ class StoreLock:
 
 def flock_timeout_from_env(default: float = 30.0) -> float:
     """``FLOCK_TIMEOUT`` in seconds, as SwarmSH reads it (0 = wait forever)."""
-    raw = os.environ.get("FLOCK_TIMEOUT")
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value <= MAX_FLOCK_TIMEOUT_S:  # also refuses nan and inf
-        raise InvalidArgument(
-            f"FLOCK_TIMEOUT={raw!r}: use a number of seconds from 0 (wait forever)"
-            f" to {MAX_FLOCK_TIMEOUT_S:g}"
-        )
-    return value
+    return env_number("FLOCK_TIMEOUT", default)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import ConfigError, InvalidArgument
+from orchestrator.numbers import check_number
 
 if TYPE_CHECKING:
     from orchestrator.config import SwarmConfig
@@ -94,9 +95,10 @@ def _env_number(name: str, default: float, minimum: float = 0.0) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r}: not a number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r}: must be at least {minimum:g}")
-    return value
+    try:
+        return check_number(value, f"{name}={raw!r}", minimum)
+    except InvalidArgument as exc:
+        raise ConfigError(exc.message) from None
 
 
 def resolve_settings(config: SwarmConfig | None = None) -> TelemetrySettings:

@@ -81,7 +81,7 @@ class ChaosRun:
         store_toml = f'backend = "postgres"\ndsn = "{dsn}"\nschema = "{schema}"\n' if dsn else ""
         (root / "swarm.toml").write_text(
             f"[store]\n{store_toml}lease_s = {lease_s}\nmax_attempts = {max_attempts}\n\n"
-            f'[[agents]]\nname = "w"\ncount = {agents}\nmax_restarts = 100000\n'
+            f'[[agents]]\nname = "w"\ncount = {agents}\nmax_restarts = 100000\nenv = ["RUNS"]\n'
             f"backoff_initial_s = 0.02\nbackoff_max_s = 0.5\nstop_timeout_s = {stop_timeout_s}\n"
         )
         self.target = dsn if dsn else str(root / "agent_coordination")
