@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -405,3 +407,69 @@ def test_a_bad_env_name_in_a_group_is_refused(tmp_path: Path) -> None:
     (tmp_path / "swarm.toml").write_text('[[agents]]\nname = "w"\nenv = ["NOT-A-NAME"]\n')
     line = one_line_error(swarm(tmp_path, "up", store=None), 2)
     assert "env: 'NOT-A-NAME' is not a variable name" in line
+
+
+# -- 5. agents killed with their supervisor are retired ----------------------------------
+
+
+@pytest.mark.parametrize("backend", ["file", "postgres"])
+def test_agents_killed_with_their_supervisor_are_retired_by_the_next(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    store_table = "[store]\nlease_s = 5\n"
+    if backend == "postgres":
+        dsn, schema = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema")
+        store_table += f'backend = "postgres"\ndsn = "{dsn}"\nschema = "{schema}"\n'
+    (tmp_path / "swarm.toml").write_text(f'{store_table}\n[[agents]]\nname = "w"\ncount = 2\n')
+
+    def registered() -> list[dict[str, object]]:
+        listed = orjson.loads(ok(swarm(tmp_path, "agent-status", "--json", store=None)))
+        assert isinstance(listed, list)
+        return listed
+
+    env = {k: v for k, v in os.environ.items() if k not in ("SWARM_STORE", "AGENT_ID")}
+    first = subprocess.Popen(
+        [SWARM, "up"],
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: len(registered()) == 2, timeout=60)
+        dead = {a["agent_id"] for a in registered()}
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the supervisor and its agents, together
+        first.wait()
+    wait_for(lambda: not any(psutil.pid_exists(int(a["pid"])) for a in registered()))  # type: ignore[call-overload]
+    assert {a["agent_id"] for a in registered()} == dead  # nobody said goodbye for them
+    ok(swarm(tmp_path, "up", "--detach", store=None))
+    try:
+        live = lambda: {a["agent_id"] for a in registered()}  # noqa: E731
+        wait_for(lambda: len(live()) == 2 and not live() & dead, timeout=60)
+        status = orjson.loads(ok(swarm(tmp_path, "status", "--json", store=None)))
+        assert sum(status["agents_by_host"].values()) == 2
+    finally:
+        ok(swarm(tmp_path, "down", store=None))
+    assert registered() == []
+
+
+def test_an_agent_silent_past_the_limit_is_retired_on_any_host(tmp_path: Path) -> None:
+    from orchestrator.records import Agent, WorkItem
+    from orchestrator.retire import retire_dead_agents, stale_after_s
+    from orchestrator.store.file import FileStore
+
+    store = FileStore(tmp_path / "s", lease_s=60)
+    for agent_id in ("far_away", "recent"):
+        store.register(Agent(agent_id, host="other-host", pid=1))
+    store.add_work(WorkItem("w1", "t", "d"))
+    assert store.claim("far_away") is not None
+    now = time.time()
+    limit = stale_after_s(60)
+    assert limit == 600  # ten leases, at least ten minutes (README, "Agents")
+    assert retire_dead_agents(store, "this-host", 60, now=now + limit - 1) == []
+    retired = retire_dead_agents(store, "this-host", 60, now=now + limit + 1)
+    assert sorted(retired) == ["far_away", "recent"]
+    assert store.get("w1").status == "pending" and store.list_agents() == []
+    store.close()
