@@ -473,3 +473,31 @@ def test_an_agent_silent_past_the_limit_is_retired_on_any_host(tmp_path: Path) -
     assert sorted(retired) == ["far_away", "recent"]
     assert store.get("w1").status == "pending" and store.list_agents() == []
     store.close()
+
+
+# -- 8. a second swarm up ----------------------------------------------------------------
+
+
+def test_two_detached_starts_at_once_one_runs_the_other_exits_3(tmp_path: Path) -> None:
+    (tmp_path / "swarm.toml").write_text('[[agents]]\nname = "w"\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("SWARM_STORE", "AGENT_ID")}
+    starts = [
+        subprocess.Popen(
+            [SWARM, "up", "--detach"],
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    try:
+        ended = [(p.wait(timeout=120), p.communicate()[1]) for p in starts]
+        assert sorted(code for code, _ in ended) == [0, 3], ended
+        refused = next(err for code, err in ended if code == 3)
+        assert refused.startswith("swarm: error: another supervisor") and refused.count("\n") == 1
+        third = swarm(tmp_path, "up", "--detach", store=None)
+        assert "another supervisor" in one_line_error(third, 3)
+    finally:
+        swarm(tmp_path, "down", store=None)
