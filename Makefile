@@ -11,7 +11,9 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# compat: a path in a .pth, not an import hook that every process (each CLI call,
+	@# each agent) would import at start-up
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install swarmsh with its dev extra
@@ -24,6 +26,7 @@ typecheck: $(STAMP)  ## mypy (strict)
 	$(BIN)/mypy
 
 pytest: $(STAMP)  ## the test suite; PostgreSQL from SWARM_TEST_PG_DSN or a throwaway server
+	@scripts/need-jq.sh
 	scripts/with-postgres.sh $(BIN)/pytest -q
 
 test: lint typecheck pytest  ## everything CI runs

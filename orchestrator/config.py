@@ -25,7 +25,7 @@ from orchestrator.locations import (
 )
 from orchestrator.numbers import MAX_SECONDS
 from orchestrator.records import ClaimFilter
-from orchestrator.store import StoreOptions
+from orchestrator.store import DEFAULT_VIEWS_INTERVAL_S, StoreOptions
 
 
 class _Section(BaseModel):
@@ -51,6 +51,8 @@ class StoreConfig(_Section):
     max_attempts: int = Field(default=3, ge=1)
     archive_after_s: float = Field(default=3600.0, ge=0)
     compact_mb: float = Field(default=4.0, gt=0)
+    views: bool = True  # SwarmSH's JSON files (work_claims.json, ...), see store/views.py
+    views_interval_s: float = Field(default=DEFAULT_VIEWS_INTERVAL_S, ge=0, le=3600)
 
     def options(self) -> StoreOptions:
         """What the store backends take."""
@@ -61,6 +63,7 @@ class StoreConfig(_Section):
             archive_after_s=self.archive_after_s,
             compact_bytes=int(self.compact_mb * (1 << 20)),
             schema=self.schema_name,
+            views_interval_s=self.views_interval_s if self.views else None,
         )
 
 

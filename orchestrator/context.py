@@ -13,11 +13,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator import logs
+from orchestrator import compat, logs
 from orchestrator.errors import InvalidArgument, NotFound
 from orchestrator.ids import check_id, new_agent_id
 from orchestrator.locations import DEFAULT_AGENTS_DIR, DEFAULT_CONFIG, DEFAULT_STORE_DIR, is_url
-from orchestrator.store.integrity import is_store
 
 if TYPE_CHECKING:
     from orchestrator.config import StoreConfig, SwarmConfig
@@ -30,7 +29,8 @@ class Context:
 
     def __init__(self, store: str | None = None, config: str | None = None) -> None:
         logs.level()  # LOG_LEVEL=loud: refused before the command runs, as a user error
-        self.store_arg = store
+        compat.check_coordination_mode()
+        self.store_arg = store or compat.coordination_dir()
         self.config_arg = config
         self._store: Store | None = None
         self._read_store: Store | None = None
@@ -119,7 +119,7 @@ class Context:
             target, settings = self.store_target, self.store_settings
             tracing.configure("cli", self.telemetry, short_lived=True)
             self._traced = True
-            self._store = open_store(target, settings)
+            self._store = open_store(target, settings, one_shot=True)
         return self._store
 
     def existing_store(self) -> Store | None:
@@ -129,7 +129,7 @@ class Context:
         configured (reads record none). Closed by ``close()``. A store named with
         ``--store``/``SWARM_STORE`` that does not exist is a typo: NotFound."""
         if self._read_store is None:
-            self._read_store = self.observed_store()
+            self._read_store = self.observed_store(one_shot=True)
             if self._read_store is None and self.store_arg:
                 raise NotFound(
                     f"no store at {self.store_target} (check --store/SWARM_STORE;"
@@ -137,16 +137,17 @@ class Context:
                 )
         return self._read_store
 
-    def observed_store(self) -> Store | None:
+    def observed_store(self, *, one_shot: bool = False) -> Store | None:
         """The store for an observing command (no spans are configured), or None when the
         file store was never created: there is nothing to see, and looking must not
         create it. The caller closes it."""
+        from orchestrator.store.integrity import is_store
         from orchestrator.wiring import open_store
 
         settings = self.store_settings  # a broken swarm.toml is reported, store or not
         if not is_url(self.store_target) and not is_store(self.store_target):
             return None
-        return open_store(self.store_target, settings)
+        return open_store(self.store_target, settings, one_shot=one_shot)
 
     def close(self) -> None:
         """After the command: close the store and flush the spans it recorded."""

@@ -21,9 +21,10 @@ import pytest
 
 from agents.results import reconcile
 from orchestrator.records import Agent, WorkItem
+from orchestrator.store.pg_sql import SWEEP_LOCK, SWEEP_TRY_LOCK, SWEEP_UNLOCK
 from orchestrator.store.postgres import PostgresStore
 
-from .conftest import SWARM, wait_for
+from .conftest import SWARM, PgClock, wait_for
 from .workers import pg_drain, pg_migrate
 
 
@@ -365,3 +366,32 @@ def test_three_hosts_share_one_queue_and_survive_losing_one(
     runs = Counter(line.split()[0] for line in log.read_text().splitlines())
     assert set(runs) == ids and sum(runs.values()) - len(ids) <= 2  # only host-b's in-flight
     store.close()
+
+
+def test_the_lease_sweep_is_one_per_schema_not_one_per_database(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """Swarms in two schemas of one database: while the first's sweeper holds its lock
+    (the statement the store itself uses), the second still expires its own leases, and
+    its own sweeper's lock does keep a second sweeper of the same schema out."""
+    other = f"{pg_schema}_b"
+    with (
+        PostgresStore(pg_dsn, schema=pg_schema),  # creates the first schema
+        PostgresStore(pg_dsn, schema=other) as second,
+    ):
+        try:
+            held = second.claim_new(
+                "agent_b", WorkItem(work_item_id="", work_type="t", description="x")
+            )
+            PgClock(pg_dsn, other).advance(3600)
+            for schema, expired in ((other, []), (pg_schema, [held.work_item_id])):
+                with psycopg.connect(
+                    pg_dsn, autocommit=True, options=f"-c search_path={schema}"
+                ) as sweeper:
+                    row = sweeper.execute(SWEEP_TRY_LOCK, (SWEEP_LOCK,)).fetchone()
+                    assert row is not None and row[0]
+                    assert [item.work_item_id for item in second.sweep()] == expired
+                    sweeper.execute(SWEEP_UNLOCK, (SWEEP_LOCK,))
+        finally:
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {other} CASCADE")

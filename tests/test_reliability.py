@@ -60,7 +60,7 @@ def _compacted_store(tmp_path: Path) -> Path:
 # -- 1. a missing or emptied store file ---------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["work_claims.json", "agents.json"])
+@pytest.mark.parametrize("name", ["work_snapshot.json", "agents_snapshot.json"])
 def test_a_deleted_snapshot_makes_the_store_refuse_to_open(tmp_path: Path, name: str) -> None:
     store = _compacted_store(tmp_path)
     (store / name).unlink()
@@ -97,8 +97,8 @@ def test_an_emptied_journal_or_snapshot_makes_the_store_refuse(tmp_path: Path) -
     assert "journal.jsonl is empty" in one_line_error(swarm(tmp_path, "list-work"), 1)
     shutil.rmtree(store)
     shutil.copytree(saved, store)
-    (store / "work_claims.json").write_bytes(b"")
-    assert "work_claims.json" in one_line_error(swarm(tmp_path, "list-work"), 1)
+    (store / "work_snapshot.json").write_bytes(b"")
+    assert "work_snapshot.json" in one_line_error(swarm(tmp_path, "list-work"), 1)
     shutil.rmtree(store)
     shutil.copytree(saved, store)  # restored from the backup: all three items are back
     assert len(orjson.loads(ok(swarm(tmp_path, "list-work", "--json")))) == 3
@@ -501,3 +501,10 @@ def test_two_detached_starts_at_once_one_runs_the_other_exits_3(tmp_path: Path) 
         assert "another supervisor" in one_line_error(third, 3)
     finally:
         swarm(tmp_path, "down", store=None)
+
+
+def test_deleting_swarmsh_views_loses_nothing(tmp_path: Path) -> None:
+    store = _compacted_store(tmp_path)
+    for view in ("work_claims.json", "agents.json", "agent_status.json"):
+        (store / view).unlink(missing_ok=True)  # views are written, never read back
+    assert len(orjson.loads(ok(swarm(tmp_path, "list-work", "--json")))) == 3

@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 
 from orchestrator.errors import StoreError
+from orchestrator.store.views import MARKER, VIEW_FILES
 
 JOURNAL = "journal.jsonl"
-WORK = "work_claims.json"
-AGENTS = "agents.json"
+WORK = "work_snapshot.json"
+AGENTS = "agents_snapshot.json"
 ARCHIVE = "work_archive.jsonl"
 HISTORY = "journal"
 
@@ -37,7 +38,8 @@ def _history(path: str) -> list[int]:
 
 def store_files(path: str) -> list[str]:
     """The store files present in ``path`` (relative names), oldest kind first."""
-    found = [name for name in (WORK, AGENTS, ARCHIVE, JOURNAL) if os.path.isfile(_at(path, name))]
+    names = (WORK, AGENTS, ARCHIVE, JOURNAL, *VIEW_FILES, MARKER)
+    found = [name for name in names if os.path.isfile(_at(path, name))]
     gens = _history(path)
     found += [os.path.join(HISTORY, f"gen-{gen:06d}.jsonl") for gen in gens]
     if not gens and os.path.isdir(_at(path, HISTORY)):

@@ -40,9 +40,9 @@ def test_store_files_deleted_or_emptied_after_a_run(tmp_path: Path) -> None:
     damages = [
         ("journal.jsonl", "deleted"),
         ("journal.jsonl", "emptied"),
-        ("work_claims.json", "deleted"),
-        ("work_claims.json", "emptied"),
-        ("agents.json", "deleted"),
+        ("work_snapshot.json", "deleted"),
+        ("work_snapshot.json", "emptied"),
+        ("agents_snapshot.json", "deleted"),
         ("journal.jsonl", "replaced by the previous generation"),
     ]
     refused = 0
