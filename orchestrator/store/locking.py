@@ -1,8 +1,10 @@
-"""The store's hot-path lock: a blocking ``flock`` on a descriptor kept open.
+"""The store's hot-path lock: ``flock`` on a descriptor kept open.
 
 ``filelock`` polls a non-blocking lock and sleeps between tries (~5,700 acquisitions/s
-and 50-100 ms p99 waits under contention on this class of machine); a blocking
-``flock`` is woken by the kernel the moment the holder releases. The lock is shared by
+and 50-100 ms p99 waits under contention on this class of machine); here a contended
+acquire first polls for a few milliseconds while it reads what the holder appends, then
+backs off to at most 2 ms between tries (``FLOCK_TIMEOUT=0``: a blocking ``flock`` the
+kernel wakes at once; bench/RESULTS.md, "Store lock"). The lock is shared by
 the threads of one process (flock belongs to the open file description), so callers
 serialise their own threads first.
 
