@@ -27,6 +27,7 @@ from agents.worktree import in_worktrees
 from orchestrator import logs
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.records import Agent, WorkItem, WorkStatus, out_of_attempts
+from orchestrator.store import locking
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.settings import TelemetrySettings
 from orchestrator.wiring import open_store
@@ -201,7 +202,7 @@ class AgentRunner:
             return None
         except Exception as exc:  # a backend bug must not kill the agent
             logger.exception("agent %s: backend error on %s", agent_id, item.work_item_id)
-            outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}")
+            outcome = spans.redacted(Outcome(False, error=f"{type(exc).__name__}: {exc}"))
         if self.cancel.is_set():
             self._release(item)
             return outcome
@@ -314,6 +315,7 @@ def agent_main(spec: AgentSpec, counters: Any = None, events: Any = None) -> Non
     if spec.workdir:
         os.chdir(spec.workdir)
     os.environ["SWARM_AGENT_ID"] = spec.agent_id  # inherited by commands: orphans are traceable
+    locking.wait_patiently()  # a lock held past FLOCK_TIMEOUT delays the agent, no more
     if spec.telemetry is not None:
         tracing.configure("agent", spec.telemetry, agent_id=spec.agent_id)
     try:

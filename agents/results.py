@@ -1,12 +1,14 @@
 """One ``real_work_results/<work_item_id>.json`` per finished item, written atomically.
 
-The agent writes it under ``.pending/<work_item_id>.<agent_id>.json`` before the store
+The agent writes it under ``.pending/<agent_id>/<work_item_id>.json`` before the store
 records the outcome, and moves it into place once the store has accepted it; if the
 store refuses (the lease was lost), the pending file is removed. So an agent that
 loses its lease never touches the result of the agent that finished the item, and a
 kill between the two steps leaves a pending file that ``reconcile`` (run by the
 supervisor when an agent dies and when it starts) moves into place or removes,
-according to the store.
+according to the store. Ids may hold dots and be 128 characters long, so the two ids
+are never joined in one file name: that made ``job.1`` and ``job.2`` one result file
+and could pass the 255-byte name limit.
 
 Schema (version 1)::
 
@@ -80,18 +82,17 @@ def write_pending(results_dir: str, record: dict[str, Any]) -> str:
     """Write the record as pending; ids are checked so they never name a path outside."""
     work_id = check_id(record["work_item_id"], "work id")
     agent_id = check_id(record["agent_id"], "agent id")
-    folder = os.path.join(results_dir, PENDING)
+    folder = os.path.join(results_dir, PENDING, agent_id)
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{work_id}.{agent_id}.json")
+    path = os.path.join(folder, f"{work_id}.json")
     write_atomic(path, orjson.dumps(record, option=orjson.OPT_INDENT_2), fsync=False)
     return path
 
 
 def finalize(pending: str) -> str:
     """Move a pending result into place: ``<results_dir>/<work_item_id>.json``."""
-    folder = os.path.dirname(os.path.dirname(pending))
-    work_id = os.path.basename(pending).split(".", 1)[0]
-    final = os.path.join(folder, f"{work_id}.json")
+    folder = os.path.dirname(os.path.dirname(os.path.dirname(pending)))
+    final = os.path.join(folder, os.path.basename(pending))
     os.replace(pending, final)
     return final
 
@@ -99,34 +100,37 @@ def finalize(pending: str) -> str:
 def reconcile(results_dir: str, store: Store, agent_id: str | None = None) -> int:
     """Settle the pending results left by killed agents (all, or one agent's): move in
     place those the store says that agent finished, remove the others."""
-    folder = os.path.join(results_dir, PENDING)
+    root = os.path.join(results_dir, PENDING)
     try:
-        names = os.listdir(folder)
+        owners = [agent_id] if agent_id is not None else os.listdir(root)
     except FileNotFoundError:
         return 0
     settled = 0
-    for name in names:
-        work_id, _, rest = name.partition(".")
-        owner = rest.removesuffix(".json")
-        if agent_id is not None and owner != agent_id:
-            continue
-        path = os.path.join(folder, name)
+    for owner in owners:
+        folder = os.path.join(root, owner)
         try:
-            item = store.get(work_id)
-        except SwarmError:
-            item = None
-        if (
-            item is not None
-            and item.terminal
-            and item.agent_id == owner
-            and (_status_of(path) == item.status)
-        ):
-            finalize(path)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        settled += 1
+            names = [n for n in os.listdir(folder) if n.endswith(".json")]
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for name in names:
+            settled += _settle(os.path.join(folder, name), store, owner)
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)  # its agent is gone: nothing writes here any more
     return settled
+
+
+def _settle(path: str, store: Store, owner: str) -> int:
+    try:
+        item = store.get(os.path.basename(path).removesuffix(".json"))
+    except SwarmError:
+        item = None
+    if item is not None and item.terminal and item.agent_id == owner:
+        if _status_of(path) == item.status:
+            finalize(path)
+            return 1
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return 1
 
 
 def _status_of(path: str) -> object:

@@ -19,6 +19,7 @@ import orjson
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agents.backends import Outcome, system_prompt, user_message
+from orchestrator.redaction import redact, redact_value
 from orchestrator.telemetry import tracing
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def run_backend(
     with tracing.tracer().start_as_current_span(
         name, kind=kind, attributes=attributes, record_exception=False
     ) as span:
-        outcome = backend.run(item, cancel)
+        outcome = redacted(backend.run(item, cancel))
         if provider is not None:
             _response_attributes(span, outcome, capture_content)
         elif isinstance(outcome.output, dict) and "exit_code" in outcome.output:
@@ -86,6 +87,16 @@ def run_backend(
         if not outcome.ok:
             mark_failed(span, outcome)
         return outcome
+
+
+def redacted(outcome: Outcome) -> Outcome:
+    """The outcome without the process's secrets (an endpoint may echo a key in its
+    error): from here the text is stored, logged and exported."""
+    if outcome.error is not None:
+        outcome.error = redact(outcome.error)
+    outcome.output = redact_value(outcome.output)
+    outcome.details = redact_value(outcome.details)
+    return outcome
 
 
 def mark_failed(span: Span, outcome: Outcome) -> None:

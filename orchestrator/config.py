@@ -23,13 +23,23 @@ from orchestrator.locations import (
     DEFAULT_STORE_DIR,
     is_url,
 )
+from orchestrator.numbers import MAX_SECONDS
 from orchestrator.records import ClaimFilter
 from orchestrator.store import DEFAULT_VIEWS_INTERVAL_S, StoreOptions
 from orchestrator.worktrees.settings import WorktreesConfig
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # inf and nan are refused, as is any number beyond MAX_SECONDS (see numbers.py).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if abs(value) > MAX_SECONDS:
+                raise ValueError(f"must be at most {MAX_SECONDS:g}")
+        return value
 
 
 class StoreConfig(_Section):
@@ -98,6 +108,17 @@ class AgentGroup(_Section):
     worktree: Literal["per-item", "per-agent"] | None = None
     base: str | None = None  # the branch worktrees start from (default: the checked-out one)
     keep: bool = True  # false: remove a clean worktree once its work is committed
+    # what a command item's process sees of the supervisor's environment (backends/command.py)
+    env: list[str] = Field(default_factory=list)
+    inherit_env: bool = False
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\*?", name):
+                raise ValueError(f"{name!r} is not a variable name (a trailing * matches a prefix)")
+        return value
 
     def claim_filter(self) -> ClaimFilter:
         """What this group's agents claim: its work_types and teams (None = any)."""
@@ -129,6 +150,12 @@ class WorkSpec(_Section):
     def _relative_glob(cls, value: str | None) -> str | None:
         if value is not None and value.startswith(("/", "~")):
             raise ValueError("must be a glob relative to swarm.toml's folder")
+        if value is not None:
+            try:
+                # Compiles the pattern; a folder that is not there lists nothing.
+                next(Path(os.devnull, "none").glob(value), None)
+            except ValueError as exc:
+                raise ValueError(f"not a valid glob ({exc})") from None
         return value
 
 
@@ -223,12 +250,13 @@ def load_config(path: str | os.PathLike[str]) -> SwarmConfig:
         raise ConfigError(f"{file}: cannot read: {exc}") from None
     try:
         data = tomllib.loads(text)
+        config = SwarmConfig.model_validate(data)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None
-    try:
-        config = SwarmConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(file, text, exc)) from None
+    except RecursionError:
+        raise ConfigError(f"{file}: tables or arrays nested too deeply") from None
     config.source = file.resolve()
     return config
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator import compat, logs
-from orchestrator.errors import InvalidArgument
+from orchestrator.errors import InvalidArgument, NotFound
 from orchestrator.ids import check_id, new_agent_id
 from orchestrator.locations import DEFAULT_AGENTS_DIR, DEFAULT_CONFIG, DEFAULT_STORE_DIR, is_url
 
@@ -126,19 +126,26 @@ class Context:
         """The store for a command that only reads it (list-work, agent-status,
         dashboard, status), or None when the file store was never created: looking must
         not create an empty store wherever the command happens to run. No spans are
-        configured (reads record none). Closed by ``close()``."""
+        configured (reads record none). Closed by ``close()``. A store named with
+        ``--store``/``SWARM_STORE`` that does not exist is a typo: NotFound."""
         if self._read_store is None:
             self._read_store = self.observed_store(one_shot=True)
+            if self._read_store is None and self.store_arg:
+                raise NotFound(
+                    f"no store at {self.store_target} (check --store/SWARM_STORE;"
+                    " a command that writes, such as swarm add, creates one)"
+                )
         return self._read_store
 
     def observed_store(self, *, one_shot: bool = False) -> Store | None:
         """The store for an observing command (no spans are configured), or None when the
         file store was never created: there is nothing to see, and looking must not
         create it. The caller closes it."""
+        from orchestrator.store.integrity import is_store
         from orchestrator.wiring import open_store
 
         settings = self.store_settings  # a broken swarm.toml is reported, store or not
-        if not is_url(self.store_target) and not os.path.isdir(self.store_target):
+        if not is_url(self.store_target) and not is_store(self.store_target):
             return None
         return open_store(self.store_target, settings, one_shot=one_shot)
 

@@ -13,7 +13,7 @@ import time
 
 from orchestrator.errors import InvalidArgument
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 def _new(prefix: str) -> str:
@@ -35,7 +35,7 @@ def nanosecond_agent_id() -> str:
 
 def check_id(value: str, what: str = "id") -> str:
     """Return ``value`` if it is a safe identifier, else raise InvalidArgument."""
-    if not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InvalidArgument(
             f"invalid {what} {value!r}: use 1-128 letters, digits, '_', '.' or '-',"
             " starting with a letter or digit"

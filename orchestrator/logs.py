@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+from orchestrator import redaction
 from orchestrator.errors import ConfigError
 
 _LEVELS = {
@@ -53,6 +54,7 @@ def configure(prefix: str = "swarm") -> None:
         format=f"%(asctime)s {prefix} %(levelname)s: %(message)s",
         force=True,
     )
+    redaction.redact_logs()
 
 
 def agent_log_path(agents_dir: str | os.PathLike[str], slot_name: str) -> Path:
@@ -87,3 +89,4 @@ def configure_agent(agent_id: str, log_file: Path, to_stderr: bool) -> None:
         handler.setFormatter(fmt)
         root.addHandler(handler)
     root.setLevel(min(h.level for h in handlers))
+    redaction.redact_logs()

@@ -35,7 +35,9 @@ from orchestrator.config import SwarmConfig
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.group_control import GroupControl
 from orchestrator.ids import new_agent_id
+from orchestrator.retire import retire_dead_agents
 from orchestrator.slots import Slot, SlotState, decide_restart
+from orchestrator.store import locking
 from orchestrator.store.base import Store
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.settings import resolve_settings
@@ -105,6 +107,7 @@ class Supervisor:
         )
         self._last_sample = 0.0
         self._last_sweep = 0.0
+        self._last_retire = 0.0
         self._last_drain_check = 0.0
         self.drained = False
         self.enqueued: list[str] = []
@@ -173,6 +176,7 @@ class Supervisor:
 
     def _run(self) -> int:
         processes.become_subreaper()
+        locking.wait_patiently()  # a lock held past FLOCK_TIMEOUT delays the swarm, no more
         tracing.configure("supervisor", self.telemetry)
         self.agents_dir.mkdir(parents=True, exist_ok=True)
         self.results_dir.mkdir(parents=True, exist_ok=True)
@@ -184,6 +188,7 @@ class Supervisor:
         settled = reconcile(str(self.results_dir), self.store)
         if settled:
             logger.warning("settled %d result(s) left pending by killed agents", settled)
+        retire_dead_agents(self.store, self.host, self.config.store.lease_s)
         self._enqueue_configured_work()
         self._check_claimable()
         if self.log_file is not None:
@@ -278,6 +283,9 @@ class Supervisor:
             if now - self._last_sweep >= 1.0:
                 self._last_sweep = now
                 self._store().sweep()
+            if now - self._last_retire >= 5.0:  # less often: it lists every agent
+                self._last_retire = now
+                retire_dead_agents(self._store(), self.host, self.config.store.lease_s)
             if self.until_drained and now - self._last_drain_check >= 0.3:
                 self._last_drain_check = now
                 self.drained = self._drained()

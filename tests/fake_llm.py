@@ -17,6 +17,12 @@ class Reply:
     status: int = 200
     body: Any = None  # dict -> JSON; bytes -> sent as is
     delay_s: float = 0.0
+    echo: str | None = None  # a request header whose value starts the error message
+
+
+def claude_echo(status: int = 400, header: str = "x-api-key") -> Reply:
+    """An endpoint that puts the request's key at the start of its error message."""
+    return Reply(status, echo=header)
 
 
 def ollama_ok(text: str = "4", model: str = "qwen3") -> Reply:
@@ -75,6 +81,11 @@ class FakeLLM:
                     fake.replies.popleft() if fake.replies else Reply(500, {"error": "no reply"})
                 )
                 time.sleep(reply.delay_s)
+                if reply.echo is not None:
+                    echoed = self.headers.get(reply.echo, "")
+                    message = f"{echoed} is not a valid key for this request"
+                    error = {"type": "invalid_request_error", "message": message}
+                    reply = Reply(reply.status, {"type": "error", "error": error})
                 data = (
                     reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 )

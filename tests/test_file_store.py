@@ -179,8 +179,10 @@ def test_crash_between_snapshot_and_journal_swap_is_harmless(tmp_path: Path) -> 
     store.claim("a1")
     journal_before = _journal(tmp_path).read_bytes()
     store.compact()
-    # Put back the old journal: as if the process died after writing the snapshot.
+    # Put back the old journal: as if the process died after writing the snapshot, before
+    # it kept the journal in the history.
     _journal(tmp_path).unlink()
+    (tmp_path / "journal" / "gen-000001.jsonl").unlink()
     _journal(tmp_path).write_bytes(journal_before)
     reopened = FileStore(tmp_path)
     assert [i.status for i in reopened.list_work()] == ["claimed", "pending", "pending"]

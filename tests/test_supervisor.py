@@ -27,6 +27,8 @@ SLEEPERS = "for n in 1 2; do sh -c 'echo $$ >> \"$PIDS\"; exec sleep 300' & done
 
 
 def write_config(root: Path, groups: str, work: str, lease_s: float = 10) -> Path:
+    # Commands see only the variables their group allows: LOG and PIDS (see _env).
+    groups = groups.replace("[[agents]]\n", '[[agents]]\nenv = ["LOG", "PIDS"]\n')
     (root / "swarm.toml").write_text(f"[store]\nlease_s = {lease_s}\n\n{groups}\n{work}\n")
     return root / "swarm.toml"
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from agents.backends import Outcome, system_prompt, user_message
 from agents.backends.retry import Cancelled, with_retries
+from orchestrator.errors import InvalidArgument
+from orchestrator.numbers import check_number
 
 if TYPE_CHECKING:
     from orchestrator.config import AgentGroup
@@ -32,7 +34,8 @@ class ClaudeBackend:
         raw_timeout = os.environ.get("CLAUDE_TIMEOUT", "").strip()
         try:
             self.timeout_s = float(raw_timeout) if raw_timeout else group.timeout_s
-        except ValueError:
+            check_number(self.timeout_s, "CLAUDE_TIMEOUT", minimum=0.001)
+        except (ValueError, InvalidArgument):
             raise ValueError(f"CLAUDE_TIMEOUT={raw_timeout!r} is not a number of seconds") from None
         self.client = None
         if self.key:

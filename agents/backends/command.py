@@ -17,6 +17,25 @@ if TYPE_CHECKING:
     from orchestrator.records import WorkItem
 
 OUTPUT_LIMIT = 64 * 1024
+# What a command sees of the agent's environment, besides the names its group's ``env``
+# allows (a trailing ``*`` matches a prefix) and the item's ``payload.env``; a group with
+# ``inherit_env = true`` passes everything. Keys and tokens stay with the agent.
+BASE_ENV = ("PATH", "HOME", "LANG", "LC_*", "TZ", "TMPDIR", "USER", "LOGNAME", "SWARM_AGENT_ID")
+
+
+def _allowed(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(name.startswith(p[:-1]) if p.endswith("*") else name == p for p in patterns)
+
+
+def command_env(group: AgentGroup, payload_env: dict[str, Any] | None) -> dict[str, str]:
+    """The environment of a command item's process."""
+    if group.inherit_env:
+        env = dict(os.environ)
+    else:
+        allowed = BASE_ENV + tuple(group.env)
+        env = {k: v for k, v in os.environ.items() if _allowed(k, allowed)}
+    env.update({str(k): str(v) for k, v in (payload_env or {}).items()})
+    return env
 
 
 def _text(data: bytes) -> str:
@@ -28,6 +47,7 @@ class CommandBackend:
     name = "command"
 
     def __init__(self, group: AgentGroup) -> None:
+        self.group = group
         self.shell = group.shell
         self.timeout_s = group.timeout_s
 
@@ -50,8 +70,7 @@ class CommandBackend:
             argv = self._argv(payload)
         except ValueError as exc:
             return Outcome(False, error=str(exc))
-        env = dict(os.environ)
-        env.update({str(k): str(v) for k, v in (payload.get("env") or {}).items()})
+        env = command_env(self.group, payload.get("env"))
         env["SWARM_WORK_ITEM_ID"] = item.work_item_id
         timeout = float(payload.get("timeout_s") or self.timeout_s)
         record: dict[str, Any] = {"argv": argv, "cwd": payload.get("cwd")}
@@ -72,6 +91,10 @@ class CommandBackend:
                 start_new_session=True,
             )
         except OSError as exc:
+            cwd = payload.get("cwd")
+            if cwd is not None and not os.path.isdir(cwd):  # else the error names the program
+                error = f"cannot run {argv!r}: payload.cwd {cwd!r} is not a folder"
+                return Outcome(False, output=record, error=error)
             return Outcome(False, output=record, error=f"cannot run {argv!r}: {exc.strerror}")
         reason = None
         while True:

@@ -45,7 +45,7 @@ from orchestrator.errors import (
 from orchestrator.files import write_atomic
 from orchestrator.ids import check_id
 from orchestrator.records import ANY, PRIORITIES, Agent, ClaimFilter, WorkItem, WorkStatus
-from orchestrator.store import journal
+from orchestrator.store import integrity, journal
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
 from orchestrator.store.file_named import FileNamedRecords
@@ -92,7 +92,7 @@ class FileStore(FileNamedRecords):
         self.clock = clock
         self.dropped_records = 0
         try:
-            os.makedirs(os.path.join(self.path, self.HISTORY), mode=0o755, exist_ok=True)
+            os.makedirs(self.path, mode=0o755, exist_ok=True)
             timeout = flock_timeout_from_env() if lock_timeout_s is None else lock_timeout_s
             self._lock = StoreLock(os.path.join(self.path, self.LOCK), timeout)
         except PermissionError as exc:
@@ -212,7 +212,10 @@ class FileStore(FileNamedRecords):
         self._read_new(locked=False)
 
     def _read_new(self, locked: bool) -> None:
-        size = os.fstat(self._fd).st_size
+        stat = os.fstat(self._fd)
+        if locked:
+            integrity.check_linked(self.path, stat.st_nlink)
+        size = stat.st_size
         if size <= self._offset:
             return
         data = os.pread(self._fd, size - self._offset, self._offset)
@@ -269,7 +272,10 @@ class FileStore(FileNamedRecords):
         try:
             self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         except FileNotFoundError:
-            self._write_header(self._last_generation() + 1, purge_before=0.0)
+            integrity.require_fresh(self.path)
+            self._write_header(1, purge_before=0.0)
+            # Made after the first header: a history folder means a journal existed.
+            os.makedirs(self._file(self.HISTORY), mode=0o755, exist_ok=True)
             self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         self._inode = os.fstat(self._fd).st_ino
         self._offset = 0
@@ -279,14 +285,6 @@ class FileStore(FileNamedRecords):
         header["ts"] = self.clock()
         fsync = self.durability == "fsync"
         write_atomic(self._file(self.JOURNAL), journal.encode(header), fsync=fsync)
-
-    def _last_generation(self) -> int:
-        gens = [0]
-        for name in os.listdir(self._file(self.HISTORY)):
-            stem = name.removeprefix("gen-").removesuffix(".jsonl")
-            if stem.isdigit():
-                gens.append(int(stem))
-        return max(gens)
 
     def _load(self) -> None:
         """Rebuild the state: snapshot, then the whole current journal."""
@@ -317,6 +315,11 @@ class FileStore(FileNamedRecords):
         self._open_journal()
         self._generation = 0
         self._read_new(locked=True)
+        try:
+            integrity.check_generation(self.path, self._generation, self._fd)
+        except StoreError:
+            self._state = None
+            raise
         snapshot = self._file(self.WORK)
         size = os.path.getsize(snapshot) if os.path.exists(snapshot) else 0
         self._compact_at = max(self.compact_bytes, 2 * size)
@@ -403,6 +406,7 @@ class FileStore(FileNamedRecords):
         # per operation), keep it in the history, then swap in the new one.
         self._append(journal.encode({"op": "sealed", "ts": now, "next": self._generation + 1}))
         old = os.path.join(self.path, self.HISTORY, f"gen-{self._generation:06d}.jsonl")
+        os.makedirs(os.path.dirname(old), mode=0o755, exist_ok=True)
         if os.path.exists(old):
             os.unlink(old)
         os.link(self._file(self.JOURNAL), old)

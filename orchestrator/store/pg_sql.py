@@ -23,7 +23,7 @@ AGENT_COLS = (
     " last_heartbeat"
 )
 HELD = "('claimed', 'in_progress', 'blocked')"
-SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 MIGRATION_LOCK = 0x5157_4D53  # advisory lock keys: "SWMS"
 SWEEP_LOCK = 0x5157_4D54
 # One sweeper per schema, not per database: (class, a hash of the schema's name) in the

@@ -74,7 +74,7 @@ class PostgresStore(PgNamedRecords):
         retry_for_s: float = 60.0,
         **_ignored: Any,
     ) -> None:
-        if not SCHEMA_RE.match(schema):
+        if not SCHEMA_RE.fullmatch(schema):
             raise InvalidArgument(f"schema {schema!r}: use lowercase letters, digits and _")
         self.dsn = dsn
         self.path = _redact(dsn)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from orchestrator.redaction import redact_json
 from orchestrator.telemetry.spanfile import SpanFileWriter
 from orchestrator.telemetry.spanrecord import SCHEMA_KEYS, iso, span_record
 
@@ -38,6 +39,7 @@ class JsonlSpanExporter(SpanExporter):
             dumps(span_record(span, self._resource(span)), option=orjson.OPT_APPEND_NEWLINE)
             for span in spans
         )
+        data = redact_json(data)  # an error echoing a key must not reach the file
         return SpanExportResult.SUCCESS if self.writer.append(data) else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:

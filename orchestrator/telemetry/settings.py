@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import ConfigError, InvalidArgument
+from orchestrator.numbers import check_number
 
 if TYPE_CHECKING:
     from orchestrator.config import SwarmConfig
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_WINDOW = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_WINDOW = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -46,7 +47,7 @@ def parse_window(text: str) -> float | None:
     text = text.strip().lower()
     if text == "all":
         return None
-    match = _WINDOW.match(text)
+    match = _WINDOW.fullmatch(text)
     if not match or float(match.group(1)) <= 0:
         raise InvalidArgument(
             f"window {text!r}: use all or a number with a unit s, m, h, d or w (24h, 7d, 90m)"
@@ -94,9 +95,10 @@ def _env_number(name: str, default: float, minimum: float = 0.0) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r}: not a number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r}: must be at least {minimum:g}")
-    return value
+    try:
+        return check_number(value, f"{name}={raw!r}", minimum)
+    except InvalidArgument as exc:
+        raise ConfigError(exc.message) from None
 
 
 def resolve_settings(config: SwarmConfig | None = None) -> TelemetrySettings:

@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .harness import RESULTS
+from .harness import RESULTS, stop_started
 
 FULL = os.environ.get("CHAOS_SCALE", "ci") == "full"
 
 
 def scale(ci: int, full: int) -> int:
     return full if FULL else ci
+
+
+@pytest.fixture(autouse=True)
+def _stop_what_the_test_started() -> Iterator[None]:
+    yield
+    stop_started()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

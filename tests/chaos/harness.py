@@ -8,6 +8,7 @@ and its operation log), and the result files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -27,6 +28,19 @@ from ..conftest import SWARM
 
 RECORD = 'echo "$SWARM_AGENT_ID $$" >> "$RUNS/$SWARM_WORK_ITEM_ID"'
 RESULTS: list[dict[str, Any]] = []  # figures of this session's scenarios, for the report
+# Supervisors started by this session's runs, ended and waited for after each test
+# (an assertion mid-scenario must not leave one running, nor an unwaited Popen).
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def stop_started() -> None:
+    """kill -9 the process group of every supervisor a run started and still running."""
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @dataclass
@@ -74,14 +88,16 @@ class ChaosRun:
         dsn: str | None = None,
         schema: str | None = None,
         stop_timeout_s: float = 2.0,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
+        self.extra_env = extra_env or {}
         self.root = root
         self.runs = root / "runs"
         self.runs.mkdir(parents=True, exist_ok=True)
         store_toml = f'backend = "postgres"\ndsn = "{dsn}"\nschema = "{schema}"\n' if dsn else ""
         (root / "swarm.toml").write_text(
             f"[store]\n{store_toml}lease_s = {lease_s}\nmax_attempts = {max_attempts}\n\n"
-            f'[[agents]]\nname = "w"\ncount = {agents}\nmax_restarts = 100000\n'
+            f'[[agents]]\nname = "w"\ncount = {agents}\nmax_restarts = 100000\nenv = ["RUNS"]\n'
             f"backoff_initial_s = 0.02\nbackoff_max_s = 0.5\nstop_timeout_s = {stop_timeout_s}\n"
         )
         self.target = dsn if dsn else str(root / "agent_coordination")
@@ -116,7 +132,7 @@ class ChaosRun:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("AGENT_ID", "SWARM_STORE")}
-        return env | {"RUNS": str(self.runs)}
+        return env | {"RUNS": str(self.runs)} | self.extra_env
 
     def start(self) -> subprocess.Popen[bytes]:
         log = open(self.root / "supervisor.log", "ab")
@@ -128,6 +144,7 @@ class ChaosRun:
             stderr=log,
             start_new_session=True,
         )
+        _STARTED.append(self.proc)
         log.close()
         return self.proc
 

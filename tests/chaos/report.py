@@ -35,6 +35,9 @@ the journal generations, or the `events` table) and the result files.
 | journal cut and bit flips | the journal of a real run is cut at every byte offset of its last record, and single bits are flipped inside records: the store opens, reports the damaged record, keeps every other |
 | disk full | the store lives on a 256 KiB tmpfs (or ENOSPC is injected where mounting is not allowed); writes fail with one clear error and nothing acknowledged is lost |
 | PostgreSQL connections terminated | `pg_terminate_backend` on every swarm connection, twice, during a run on PostgreSQL |
+| store file deleted, emptied or rolled back | after a run and a compaction, copies of the store lose `journal.jsonl`, `work_snapshot.json` or `agents_snapshot.json`, have one emptied, or get the previous generation's journal back: each refuses to open (exit 1, one line naming the file and how to restore it) and recreates nothing |
+| lock held past FLOCK_TIMEOUT | with `FLOCK_TIMEOUT=1`, an outside process holds the store lock mid-run until the supervisor logs its wait: supervisor and agents wait and carry on, a one-shot `swarm add` meanwhile exits 4 |
+| an endpoint echoes the API key | a Claude endpoint answers 400 with the request's `Authorization` value in its message: the key reaches no file (journal, results, spans, logs) and no output |
 
 ```bash
 make chaos                                    # full scale; rewrites this file
