@@ -30,6 +30,10 @@ class Context:
     def __init__(self, store: str | None = None, config: str | None = None) -> None:
         logs.level()  # LOG_LEVEL=loud: refused before the command runs, as a user error
         compat.check_coordination_mode()
+        # COORDINATION_DIR is SwarmSH's default place, not a store named on purpose: a
+        # read there before anything was written shows an empty queue (exit 0), as in
+        # SwarmSH; a --store/SWARM_STORE that holds nothing is taken for a typo (exit 6).
+        self.store_named = bool(store)
         self.store_arg = store or compat.coordination_dir()
         self.config_arg = config
         self._store: Store | None = None
@@ -130,7 +134,7 @@ class Context:
         ``--store``/``SWARM_STORE`` that does not exist is a typo: NotFound."""
         if self._read_store is None:
             self._read_store = self.observed_store(one_shot=True)
-            if self._read_store is None and self.store_arg:
+            if self._read_store is None and self.store_named:
                 raise NotFound(
                     f"no store at {self.store_target} (check --store/SWARM_STORE;"
                     " a command that writes, such as swarm add, creates one)"

@@ -187,6 +187,12 @@ def test_coordination_dir_selects_the_store_unless_swarm_store_or_store_say_othe
             [SWARM, *args], cwd=helper.root, env=env | extra, capture_output=True, text=True
         )
 
+    # Read before anything was written there: an empty queue, as SwarmSH shows (a
+    # --store/SWARM_STORE holding nothing is taken for a typo instead: exit 6).
+    first = swarm("list-work", "--json")
+    assert (first.returncode, first.stdout.strip()) == (0, "[]"), first.stderr
+    named = swarm("list-work", "--store", str(helper.dir))
+    assert named.returncode == 6 and "no store at" in named.stderr
     assert swarm("claim", "feature", "via COORDINATION_DIR").returncode == 0
     assert helper.jq(".[].description", "work_claims.json") == ["via COORDINATION_DIR"]
     other = helper.root / "other"
@@ -207,6 +213,7 @@ def test_coordination_dir_selects_the_store_unless_swarm_store_or_store_say_othe
 
 
 def test_coordination_mode_is_accepted_and_simple_is_said_to_lock(helper: Helper) -> None:
+    helper.ok("add", "t", "something to list")  # the shim names the store: make it first
     assert helper.run("list-work", COORDINATION_MODE="atomic").stderr == ""
     simple = helper.run("list-work", COORDINATION_MODE="simple")
     assert simple.returncode == 0

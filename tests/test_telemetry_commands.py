@@ -613,7 +613,7 @@ def test_monitor_once_and_live_quits_on_q_or_ctrl_c(tmp_path: Path, key: bytes) 
     os.close(fd)
 
 
-def test_validate_file_and_postgres_stores(tmp_path: Path, pg_dsn: str) -> None:
+def test_validate_file_and_postgres_stores(tmp_path: Path, pg_dsn: str, pg_schema: str) -> None:
     proc = swarm(tmp_path, "validate", "--json")
     assert proc.returncode == 0, proc.stdout
     checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
@@ -621,7 +621,11 @@ def test_validate_file_and_postgres_stores(tmp_path: Path, pg_dsn: str) -> None:
     assert checks["store round trip"]["detail"].startswith("file store: add, claim, complete")
 
     (tmp_path / "telemetry_spans.jsonl").write_bytes(b"not json\n")
-    pg = swarm(tmp_path, "--store", pg_dsn, "validate")
+    # In the test's own schema: the database is shared with whatever else runs there.
+    (tmp_path / "pg.toml").write_text(
+        f'[store]\nbackend = "postgres"\ndsn = "{pg_dsn}"\nschema = "{pg_schema}"\n'
+    )
+    pg = swarm(tmp_path, "-c", str(tmp_path / "pg.toml"), "validate", SWARM_STORE="")
     assert pg.returncode == 0, pg.stdout
     assert "PostgreSQL store: add, claim, complete" in pg.stdout
     assert "1 unparsable line(s) skipped" in pg.stdout

@@ -31,6 +31,8 @@ class FileNamedRecords:
     clock: Callable[[], float]
     _lock: StoreLock
     _mutex: threading.Lock
+    _state: Any
+    _load: Callable[[], None]
 
     @contextmanager
     def _named(self, change: dict[str, str] | None = None) -> Iterator[Table]:
@@ -39,6 +41,8 @@ class FileNamedRecords:
         with self._mutex:
             self._lock.acquire()
             try:
+                if self._state is None:  # named records live in a store, made or checked here
+                    self._load()
                 try:
                     with open(file, "rb") as handle:
                         table: Table = orjson.loads(handle.read() or b"{}")
