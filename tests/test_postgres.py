@@ -148,6 +148,7 @@ def test_supervisors_starting_together_do_not_race_the_migration(
         (2, "0002_claim_functions.sql"),
         (3, "0003_events_brin.sql"),
         (4, "0004_work_keys.sql"),
+        (5, "0005_pipelines.sql"),
     ]
 
 
@@ -280,7 +281,7 @@ def test_cli_against_postgres_and_db_migrate(pg_dsn: str, pg_schema: str, tmp_pa
 
     migrate = swarm("db", "migrate", "--json")
     assert migrate.returncode == 0, migrate.stderr
-    assert json.loads(migrate.stdout)["version"] == 4
+    assert json.loads(migrate.stdout)["version"] == 5
     swarm("register", "100", "active", "x", AGENT_ID="a1", SWARM_HOST_ID="host-a")
     swarm("register", "100", "active", "y", AGENT_ID="b1", SWARM_HOST_ID="host-b")
     claimed = json.loads(swarm("claim", "feature", "x", "high", "--json", AGENT_ID="a1").stdout)

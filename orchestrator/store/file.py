@@ -43,9 +43,10 @@ from orchestrator.errors import (
 from orchestrator.files import write_atomic
 from orchestrator.ids import check_id
 from orchestrator.records import ANY, PRIORITIES, Agent, ClaimFilter, WorkItem, WorkStatus
-from orchestrator.store import journal
+from orchestrator.store import journal, pipeline
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
+from orchestrator.store.file_pipeline import FilePipeline
 from orchestrator.store.locking import StoreLock, flock_timeout_from_env
 from orchestrator.store.snapshot import checked_agent, checked_item
 from orchestrator.store.state import State
@@ -55,7 +56,7 @@ logger = logging.getLogger(__name__)
 DURABILITIES = ("os", "fsync")
 
 
-class FileStore:
+class FileStore(FilePipeline):
     JOURNAL = "journal.jsonl"
     WORK = "work_claims.json"
     AGENTS = "agents.json"
@@ -144,6 +145,10 @@ class FileStore:
         by: str | None = None,
     ) -> None:
         event: dict[str, Any] = {"op": op, "ts": self.clock()}
+        state = self._state
+        assert state is not None
+        if items and state.children:  # children move with their parents, in this record
+            items = [*items, *pipeline.settle(state, items, event["ts"])]
         if by is not None:
             event["by"] = by
         if items:
@@ -153,8 +158,6 @@ class FileStore:
         if gone:
             event["gone"] = gone
         self._append(journal.encode(event))
-        state = self._state
-        assert state is not None
         for item in items:
             state.put_item(item)
         for agent in agents:
@@ -484,7 +487,7 @@ class FileStore:
 
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         check_id(agent_id, "agent id")
-        item = rules.prepared(item)
+        item = pipeline.without_parents(rules.prepared(item))
         with self._transaction() as state:
             if item.work_item_id in state.items:
                 raise Conflict(f"work item {item.work_item_id} already exists")
