@@ -217,3 +217,15 @@ def test_diamonds_complete_in_order_under_8_processes(
         assert child.status == "completed"
         for parent in child.parents or ():
             assert child.claimed_at >= final[parent].completed_at, "claimed before a parent"
+
+
+def test_a_child_with_two_parents_that_gave_up_waits_for_both_retries(store: Any) -> None:
+    a, b, c = store.add_many([item("a"), item("b"), item("c", after=["a", "b"])])
+    for _ in range(2):
+        got = store.claim("a1")
+        store.fail(got.work_item_id, "broken", agent_id="a1")
+    assert store.get(c).error == f"parent {a} is failed"
+    store.retry(a)
+    assert (store.get(c).status, store.get(c).error) == ("cancelled", f"parent {b} is failed")
+    store.retry(b)
+    assert (store.get(c).status, store.get(c).error) == ("blocked", None)

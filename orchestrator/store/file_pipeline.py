@@ -9,7 +9,7 @@ from typing import Any
 
 from orchestrator.errors import NotFound
 from orchestrator.ids import check_id
-from orchestrator.records import Agent, WorkItem
+from orchestrator.records import Agent, WorkItem, WorkStatus
 from orchestrator.store import pipeline
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
@@ -45,7 +45,7 @@ class FilePipeline:
         check_id(work_id, "work id")
         with self._transaction() as state:
             item = _item(state, work_id)
-            new = pipeline.retried(item, lambda p: _item(state, p).status, self.clock())
+            new = pipeline.retried(item, lambda p: _status(state, p), self.clock())
             self._commit("retry", [new])
             return new
 
@@ -71,3 +71,9 @@ def _item(state: State, work_id: str) -> WorkItem:
     if item is None:
         raise NotFound(f"work item {work_id} not found")
     return item
+
+
+def _status(state: State, work_id: str) -> str:
+    """A parent's status; one archived (no longer in memory) had completed."""
+    item = state.items.get(work_id)
+    return WorkStatus.COMPLETED if item is None else item.status

@@ -216,8 +216,10 @@ def settle(state: State, changed: Sequence[WorkItem], now: float) -> list[WorkIt
                 continue
             new: WorkItem | None = None
             if action == "unblock" and child.waiting:
+                # A parent no longer in memory was archived: it ended, and completed (one
+                # that gave up would have cancelled this child).
                 ready = all(
-                    (p := current(pid)) is not None and p.status == WorkStatus.COMPLETED
+                    (p := current(pid)) is None or p.status == WorkStatus.COMPLETED
                     for pid in child.parents or ()
                 )
                 if ready:
@@ -225,6 +227,18 @@ def settle(state: State, changed: Sequence[WorkItem], now: float) -> list[WorkIt
             elif action == "cancel" and (child.waiting or child.status == WorkStatus.PENDING):
                 new = cancelled(child, gone_reason(parent_id, parent.status), now)
             elif action == "revive" and _revives(child, parent_id):
+                gone = next(
+                    (
+                        p
+                        for pid in child.parents or ()
+                        if (p := current(pid)) is not None and p.status in GAVE_UP_STATUSES
+                    ),
+                    None,
+                )
+                if gone is not None:  # another parent gave up too: that one is the reason now
+                    new = child.evolve(error=gone_reason(gone.work_item_id, gone.status))
+                    out[child_id] = new
+                    continue
                 new = child.evolve(
                     status=WorkStatus.BLOCKED,
                     agent_id=None,

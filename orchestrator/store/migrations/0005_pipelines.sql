@@ -53,7 +53,16 @@ BEGIN
         INSERT INTO events (ts, op, work_item_id, status)
         SELECT swarm_now(), 'cancel', work_item_id, status FROM changed;
     ELSIF OLD.status IN ('dead', 'failed', 'cancelled') THEN
-        -- The parent was retried: the children it cancelled wait for it again.
+        -- The parent was retried: the children it cancelled wait for it again, but for
+        -- those with another parent that gave up: that one is their reason now.
+        UPDATE work_items c SET
+            error = 'parent ' || p.work_item_id || ' is ' || p.status, updated_at = swarm_now()
+        FROM work_edges e, work_edges other, work_items p
+        WHERE e.parent = NEW.work_item_id AND c.work_item_id = e.child
+          AND c.status = 'cancelled'
+          AND starts_with(c.error, 'parent ' || NEW.work_item_id || ' is ')
+          AND other.child = c.work_item_id AND p.work_item_id = other.parent
+          AND p.status IN ('dead', 'failed', 'cancelled');
         WITH changed AS (
             UPDATE work_items c SET
                 status = 'blocked', agent_id = NULL, error = NULL, completed_at = NULL,
