@@ -5,8 +5,8 @@ Parents' outputs downstream: ``{parents.KEY.output}``, ``{parents.KEY.result}`` 
 ``{parents.KEY.work_item_id}`` in any string of the payload (a command's argv and env,
 a prompt) or in the description are replaced before the backend runs; KEY is the
 parent's key or id. The LLM backends also get the parents' outputs as context ahead of
-the task, at most ``CONTEXT_CHARS`` characters in all (each parent gets an equal
-share, cut with a marker).
+the task, at most ``CONTEXT_CHARS`` characters of outputs in all (short ones whole,
+long ones sharing the rest, cut with a marker).
 
 Follow-ups: a ``python`` backend returning ``{"enqueue": [...], "join": {...}}``, or an
 LLM group with ``plan = true`` answering a JSON list, makes children of the item
@@ -111,6 +111,7 @@ def downstream(item: WorkItem, parents: Sequence[WorkItem], backend: str) -> Wor
     """The item as its backend should see it: parents' fields filled in, and for an LLM
     the parents' outputs as context. ValueError names a placeholder that fits no parent."""
     fields: dict[str, dict[str, str]] = {}
+    shorts: dict[str, list[dict[str, str]]] = {}
     for parent in parents:
         values = {
             "output": output_of(parent),
@@ -122,10 +123,18 @@ def downstream(item: WorkItem, parents: Sequence[WorkItem], backend: str) -> Wor
         fields[parent.work_item_id] = values
         if parent.key is not None:
             fields[parent.key] = values
-    if "{parents." not in item.description and "{parents." not in orjson.dumps(item.payload).decode(
-        "utf-8", "replace"
+            # A follow-up's key is "<its parent's key>/<key>": the last part names it too,
+            # unless two parents share it.
+            short = parent.key.rsplit("/", 1)[-1]
+            shorts.setdefault(short, []).append(values)
+    for short, found in shorts.items():
+        if len(found) == 1:
+            fields.setdefault(short, found[0])
+    if not item.parents or (
+        "{parents." not in item.description
+        and "{parents." not in orjson.dumps(item.payload).decode("utf-8", "replace")
     ):
-        filled = item
+        filled = item  # an item without parents keeps its text as it is (a planner's code)
     else:
         filled = item.evolve(
             description=_fill(item.description, fields), payload=_fill(item.payload, fields)
@@ -140,13 +149,20 @@ def downstream(item: WorkItem, parents: Sequence[WorkItem], backend: str) -> Wor
 
 
 def parents_context(parents: Sequence[WorkItem]) -> str:
-    share = max(200, CONTEXT_CHARS // max(1, len(parents)))
+    """The parents' outputs, at most ``CONTEXT_CHARS`` characters of them in all: short
+    outputs whole, the longer ones sharing what is left, each cut with a marker."""
+    texts = {parent.work_item_id: output_of(parent) for parent in parents}
+    budget, left = CONTEXT_CHARS, len(parents)
+    for work_id in sorted(texts, key=lambda w: len(texts[w])):
+        share = budget // left
+        if len(texts[work_id]) > share:
+            texts[work_id] = texts[work_id][:share] + "\n[… cut]"
+        budget -= min(len(texts[work_id]), share)
+        left -= 1
     parts = ["Results of the work this task builds on:\n"]
     for parent in parents:
-        text = output_of(parent)
-        if len(text) > share:
-            text = text[:share] + "\n[… cut]"
-        parts.append(f"\n## {parent.key or parent.work_item_id} ({parent.work_type})\n{text}\n")
+        name = parent.key or parent.work_item_id
+        parts.append(f"\n## {name} ({parent.work_type})\n{texts[parent.work_item_id]}\n")
     parts.append("\nYour task:\n")
     return "".join(parts)
 

@@ -17,6 +17,7 @@ class Reply:
     status: int = 200
     body: Any = None  # dict -> JSON; bytes -> sent as is
     delay_s: float = 0.0
+    gate: threading.Event | None = None  # answer only once the test sets it
 
 
 def ollama_ok(text: str = "4", model: str = "qwen3") -> Reply:
@@ -58,6 +59,7 @@ class FakeLLM:
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
+        self.answered = 0  # replies written in full
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -75,6 +77,8 @@ class FakeLLM:
                     fake.replies.popleft() if fake.replies else Reply(500, {"error": "no reply"})
                 )
                 time.sleep(reply.delay_s)
+                if reply.gate is not None:
+                    reply.gate.wait(60)
                 data = (
                     reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 )
@@ -84,6 +88,8 @@ class FakeLLM:
                     self.send_header("content-length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
+                    self.wfile.flush()
+                    fake.answered += 1
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
