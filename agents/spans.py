@@ -38,14 +38,17 @@ def invoke_agent(
 ) -> Iterator[Span]:
     # The agent's id is in the resource, the item's state in the store spans: each extra
     # attribute costs about a microsecond per item.
-    attributes = {
+    attributes: dict[str, Any] = {
         "gen_ai.operation.name": "invoke_agent",
         "gen_ai.agent.id": agent_id,
         "gen_ai.agent.name": group.name,
         "swarm.work.id": item.work_item_id,
         "swarm.work.type": item.work_type,
     }
-    # A pipeline's child links to the traces of the parents whose outputs it builds on.
+    # A pipeline's child links to the traces of the parents whose outputs it builds on
+    # (the span file keeps no links: the parents' ids are an attribute too).
+    if parents:
+        attributes["swarm.work.parents"] = [parent.work_item_id for parent in parents]
     links = [
         Link(trace.get_current_span(context).get_span_context())
         for parent in parents

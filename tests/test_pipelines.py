@@ -62,6 +62,16 @@ def test_the_pipeline_example_runs_plan_five_steps_join(tmp_path: Path) -> None:
         [join.work_item_id, *(s.work_item_id for s in steps)]
     )
     assert records[join.work_item_id]["parents"] == join.parents
+    spans = [
+        json.loads(line) for line in (tmp_path / "telemetry_spans.jsonl").read_text().splitlines()
+    ]
+    (invoked,) = [
+        s
+        for s in spans
+        if s["name"].startswith("invoke_agent")
+        and s["attributes"].get("swarm.work.id") == join.work_item_id
+    ]
+    assert invoked["attributes"]["swarm.work.parents"] == join.parents
 
 
 PLAN = [
