@@ -169,9 +169,11 @@ def print_summary(supervisor: Supervisor, console: Console, started: float) -> N
     snapshot = supervisor.snapshot()
     unfinished = counts["pending"] + counts["claimed"] + counts["in_progress"] + counts["blocked"]
     console.print(
-        f"\n[bold]Summary[/]: {len(supervisor.enqueued)} items in {time.time() - started:.1f}s —"
+        f"\n[bold]Summary[/]: {sum(counts.values())} items in {time.time() - started:.1f}s —"
         f" [green]{counts['completed']} completed[/], [red]{counts['failed']} failed,"
-        f" {counts['dead']} dead[/] (gave up after retries), {unfinished} unfinished"
+        f" {counts['dead']} dead[/] (gave up after retries)"
+        + (f", {counts['cancelled']} cancelled" if counts["cancelled"] else "")
+        + f", {unfinished} unfinished"
     )
     per_group = ", ".join(f"{g} {v['done']}" for g, v in snapshot["groups"].items())
     console.print(f"done per agent group: {per_group}")
