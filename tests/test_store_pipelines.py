@@ -67,7 +67,9 @@ def test_a_cycle_or_an_unknown_parent_is_refused_and_nothing_is_added(store: Any
     with pytest.raises(InvalidArgument, match="dependency cycle") as cycle:
         store.add_many([item("x", after=["z"]), item("y", after=["x"]), item("z", after=["y"])])
     assert " -> " in str(cycle.value)
-    with pytest.raises(InvalidArgument, match=r"unknown parent work: nope \(parent of work_"):
+    with pytest.raises(
+        InvalidArgument, match=r"unknown parent work: nope \(parent of 'bad' \(work_"
+    ):
         store.add_many([item("ok"), item("bad", after=["nope"])])
     with pytest.raises(InvalidArgument, match="itself"):
         store.add_many([item("self", after=["self"])])
@@ -229,3 +231,12 @@ def test_a_child_with_two_parents_that_gave_up_waits_for_both_retries(store: Any
     assert (store.get(c).status, store.get(c).error) == ("cancelled", f"parent {b} is failed")
     store.retry(b)
     assert (store.get(c).status, store.get(c).error) == ("blocked", None)
+
+
+def test_a_follow_up_whose_key_is_taken_is_not_added_twice(store: Any) -> None:
+    plan, taken = store.add_many([item("plan"), item("plan/x")])
+    store.claim("a1")
+    ups = [WorkItem("", "step", "x", key="plan/x", parents=[plan]), item("plan/y", after=[plan])]
+    _, enqueued = store.complete_and_enqueue(plan, ups, None, "a1")
+    assert enqueued.new == (False, True) and enqueued[0] == taken
+    assert sorted(str(i.key) for i in store.list_work()) == ["plan", "plan/x", "plan/y"]

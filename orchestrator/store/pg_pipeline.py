@@ -117,6 +117,9 @@ class PgPipeline:
     def add_many(self, items: Sequence[WorkItem]) -> Enqueued:
         raise NotImplementedError
 
+    def _lock_keys(self, cur: psycopg.Cursor[Any], keys: Sequence[str | None]) -> dict[str, str]:
+        raise NotImplementedError
+
     def cancel(self, work_id: str, reason: str | None = None) -> WorkItem:
         params: dict[str, str | None] = {
             "id": check_id(work_id, "work id"),
@@ -193,10 +196,14 @@ class PgPipeline:
                     return item, Enqueued(ids, (True,) * len(ids))  # our first try committed
                 check_holder(item, agent_id)
                 raise Conflict(f"work item {work_id} changed concurrently; try again")
-            fresh = [dict(r) for r in rows]
+            # As add_many: a follow-up whose key an item holds already is not added.
+            holders = self._lock_keys(cur, [r["key"] for r in rows])
+            fresh = [dict(r) for r in rows if r["key"] is None or r["key"] not in holders]
             if fresh:
                 self._insert_pending(cur, fresh)
-            return WorkItem(*row), Enqueued(ids, (True,) * len(ids))
+            found = tuple(holders.get(r["key"], r["work_item_id"]) for r in rows)
+            new = tuple(r["key"] is None or r["key"] not in holders for r in rows)
+            return WorkItem(*row), Enqueued(found, new)
 
         done: tuple[WorkItem, Enqueued] = self._run(work)
         return done

@@ -76,9 +76,9 @@ def resolve(items: Sequence[WorkItem], lookup: Callable[[str], str | None]) -> l
         for ref in item.parents:
             parent = ref if ref in ids else keys.get(ref) or lookup(ref)
             if parent is None:
-                unknown.append(f"{ref} (parent of {item.work_item_id})")
+                unknown.append(f"{ref} (parent of {_name(item)})")
             elif parent == item.work_item_id:
-                raise InvalidArgument(f"work item {item.work_item_id} cannot depend on itself")
+                raise InvalidArgument(f"work item {_name(item)} cannot depend on itself")
             elif parent not in found:
                 found.append(parent)
         out.append(item.evolve(parents=found))
@@ -112,12 +112,17 @@ def topological(items: Sequence[WorkItem]) -> list[WorkItem]:
             if parent not in by_id or state.get(parent) == 2:
                 continue
             if state.get(parent) == 1:
-                cycle = [*path[path.index(parent) :], parent]
+                cycle = [_name(by_id[w]) for w in [*path[path.index(parent) :], parent]]
                 raise InvalidArgument(f"dependency cycle: {' -> '.join(cycle)}")
             state[parent] = 1
             path.append(parent)
             stack.append(iter(by_id[parent].parents or ()))
     return order
+
+
+def _name(item: WorkItem) -> str:
+    """How messages name an item: its key, which people chose, else its id."""
+    return item.work_item_id if item.key is None else f"{item.key!r} ({item.work_item_id})"
 
 
 def started(item: WorkItem, status_of: Callable[[str], str], now: float) -> WorkItem:
