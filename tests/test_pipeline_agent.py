@@ -102,3 +102,43 @@ def test_a_python_planner_enqueues_parts_and_a_join_that_reads_them(
     assert run.returncode != 0  # a dead item fails the run, as documented
     assert {items[k].status for k in ("job", "job/p0", "job/p1", "job/p2", "join")} == {"completed"}
     assert items["join"].result == "part 0 of x | part 1 of x | part 2 of x"
+
+
+def test_work_tables_wait_for_every_copy_of_the_tables_they_name(tmp_path: Path) -> None:
+    from orchestrator.config import load_config
+    from orchestrator.workspec import configured_items
+
+    (tmp_path / "swarm.toml").write_text(
+        '[[work]]\nwork_type = "join"\ndescription = "j"\nkey = "join"\n'
+        'after = ["step", "other#1"]\n\n'
+        '[[work]]\nwork_type = "step"\ndescription = "s"\nkey = "step"\ncount = 3\n'
+    )
+    items = configured_items(load_config(tmp_path / "swarm.toml"))
+    assert [i.key for i in items] == ["step", "step#2", "step#3", "join"]  # parents first
+    assert items[-1].parents == ["step", "step#2", "step#3", "other#1"]
+    assert all(i.parents is None for i in items[:3])
+
+
+def test_a_cancelled_llm_call_is_abandoned_at_once() -> None:
+    import threading
+    import time
+
+    from agents.pipeline import run_item
+
+    release = threading.Event()
+
+    class Slow:
+        name = "slow"
+
+        def run(self, item: WorkItem, cancel: threading.Event) -> Outcome:
+            release.wait(30)  # a call that does not look at cancel
+            return Outcome(True, output="late")
+
+    abort = threading.Event()
+    group = AgentGroup(name="g", backend="ollama")
+    threading.Timer(0.2, abort.set).start()
+    started = time.monotonic()
+    outcome = run_item(Slow(), group, WorkItem("work_x", "t", "d"), [], abort, False)
+    assert not outcome.ok and outcome.error == "abandoned: the item is no longer held"
+    assert time.monotonic() - started < 10
+    release.set()
