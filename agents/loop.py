@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from setproctitle import setproctitle
 
-from agents import spans
+from agents import pipeline, spans
 from agents.backends import Outcome, load_backend
 from agents.results import discard_result, finalize, result_record, write_pending
 from agents.worktree import in_worktrees
@@ -74,6 +74,10 @@ class AgentRunner:
         self.events = events
         self.stopping = threading.Event()
         self.cancel = threading.Event()
+        # The item being worked on, and its own stop: set on a warm stop's deadline, or
+        # when a heartbeat finds the item no longer held (cancelled by an operator).
+        self.current: str | None = None
+        self.abort = threading.Event()
         self.store: Store = open_store(spec.store_path, spec.store)
         self.filters = self.group.claim_filter()
 
@@ -92,9 +96,13 @@ class AgentRunner:
         self.stopping.set()
         # Leave a margin before the supervisor's SIGKILL to release the item cleanly.
         grace = max(0.0, self.group.stop_timeout_s * 0.8 - 0.2)
-        timer = threading.Timer(grace, self.cancel.set)
+        timer = threading.Timer(grace, self._cancel_now)
         timer.daemon = True
         timer.start()
+
+    def _cancel_now(self) -> None:
+        self.cancel.set()
+        self.abort.set()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -135,10 +143,18 @@ class AgentRunner:
     def _heartbeat(self) -> None:
         interval = max(0.05, self.spec.store.lease_s / 3)
         while not self.stopping.wait(interval):
+            working = self.current
             try:
-                self.store.heartbeat(self.spec.agent_id)
+                held = self.store.heartbeat(self.spec.agent_id)
             except SwarmError as exc:
                 logger.warning("agent %s: heartbeat failed: %s", self.spec.agent_id, exc)
+                continue
+            if held == 0 and working is not None and self.current == working:
+                # Holding nothing while working: the item was cancelled (or its lease lost).
+                logger.warning(
+                    "agent %s: %s is no longer held; stopping it", self.spec.agent_id, working
+                )
+                self.abort.set()
 
     def supervisor_gone(self) -> bool:
         pid = self.spec.supervisor_pid
@@ -184,28 +200,43 @@ class AgentRunner:
             self.show_title("idle")
 
     def _work(self, backend: Backend, item: WorkItem) -> None:
-        with spans.invoke_agent(self.spec.agent_id, self.group, item) as span:
-            outcome = self._work_traced(backend, item)
-            if outcome is not None and not outcome.ok:
-                spans.mark_failed(span, outcome)
+        self.abort.clear()
+        self.current = item.work_item_id
+        try:
+            parents = pipeline.parents_of(self.store, item) if item.parents else []
+            with spans.invoke_agent(self.spec.agent_id, self.group, item, parents) as span:
+                outcome = self._work_traced(backend, item, parents)
+                if outcome is not None and not outcome.ok:
+                    spans.mark_failed(span, outcome)
+        finally:
+            self.current = None
 
-    def _work_traced(self, backend: Backend, item: WorkItem) -> Outcome | None:
+    def _work_traced(
+        self, backend: Backend, item: WorkItem, parents: list[WorkItem]
+    ) -> Outcome | None:
         agent_id = self.spec.agent_id
         started = time.time()
         capture = self.spec.telemetry is not None and self.spec.telemetry.capture_content
+        children: list[WorkItem] = []
         try:
             self.store.progress(item.work_item_id, 10, agent_id=agent_id)
-            outcome = spans.run_backend(backend, self.group, item, self.cancel, capture)
+            outcome = pipeline.run_item(backend, self.group, item, parents, self.abort, capture)
+            if outcome.ok:
+                children = pipeline.follow_ups(item, outcome, self.group)
         except Conflict:
             logger.warning("agent %s lost %s before starting it", agent_id, item.work_item_id)
             self._notify("lost", item.work_item_id, "lease lost before starting")
             return None
+        except ValueError as exc:  # a placeholder no parent fills, an invalid plan
+            outcome = Outcome(False, error=str(exc))
         except Exception as exc:  # a backend bug must not kill the agent
             logger.exception("agent %s: backend error on %s", agent_id, item.work_item_id)
             outcome = spans.redacted(Outcome(False, error=f"{type(exc).__name__}: {exc}"))
         if self.cancel.is_set():
             self._release(item)
             return outcome
+        if self.abort.is_set():
+            return self._abandoned(item, outcome)
         # The result is written (pending) before the store records the outcome, and put
         # in place after: see agents/results.py for why and how a kill in between is
         # settled.
@@ -222,9 +253,15 @@ class AgentRunner:
                 started_at=started,
                 finished_at=time.time(),
             )
+            record["parents"] = item.parents or []
+            record["children"] = [child.work_item_id for child in children]
             path = write_pending(self.spec.results_dir, record)
         try:
-            if outcome.ok:
+            if outcome.ok and children:
+                self.store.complete_and_enqueue(
+                    item.work_item_id, children, _summary(outcome), agent_id
+                )
+            elif outcome.ok:
                 self.store.complete(
                     item.work_item_id, "success", result=_summary(outcome), agent_id=agent_id
                 )
@@ -259,6 +296,17 @@ class AgentRunner:
             logger.warning("%s %s after %.2fs: %s", ended, item.work_item_id, took, outcome.error)
         self._notify(str(ended), item.work_item_id, outcome.error)
         return outcome
+
+    def _abandoned(self, item: WorkItem, outcome: Outcome) -> Outcome:
+        """The item stopped because it is no longer ours: say why, record nothing."""
+        try:
+            now = self.store.get(item.work_item_id)
+            why = f"{now.status}" + (f" ({now.error})" if now.error else "")
+        except SwarmError as exc:
+            why = str(exc)
+        logger.warning("agent %s: stopped %s: it is %s", self.spec.agent_id, item.work_item_id, why)
+        self._notify("cancelled", item.work_item_id, why)
+        return Outcome(False, output=outcome.output, error=f"stopped: the item is {why}")
 
     def _release(self, item: WorkItem) -> None:
         self._notify("released", item.work_item_id, None)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from agents.backends import Outcome, system_prompt, user_message
 from orchestrator.redaction import redact, redact_value
@@ -33,20 +34,32 @@ PROVIDERS = {"ollama": "ollama", "claude": "anthropic"}
 
 
 @contextlib.contextmanager
-def invoke_agent(agent_id: str, group: AgentGroup, item: WorkItem) -> Iterator[Span]:
+def invoke_agent(
+    agent_id: str, group: AgentGroup, item: WorkItem, parents: Sequence[WorkItem] = ()
+) -> Iterator[Span]:
     # The agent's id is in the resource, the item's state in the store spans: each extra
     # attribute costs about a microsecond per item.
-    attributes = {
+    attributes: dict[str, Any] = {
         "gen_ai.operation.name": "invoke_agent",
         "gen_ai.agent.id": agent_id,
         "gen_ai.agent.name": group.name,
         "swarm.work.id": item.work_item_id,
         "swarm.work.type": item.work_type,
     }
+    # A pipeline's child links to the traces of the parents whose outputs it builds on
+    # (the span file keeps no links: the parents' ids are an attribute too).
+    if parents:
+        attributes["swarm.work.parents"] = [parent.work_item_id for parent in parents]
+    links = [
+        Link(trace.get_current_span(context).get_span_context())
+        for parent in parents
+        if (context := tracing.context_of(parent.trace_context)) is not None
+    ]
     with tracing.tracer().start_as_current_span(
         f"invoke_agent {group.name}",
         context=tracing.context_of(item.trace_context),
         attributes=attributes,
+        links=links or None,
         record_exception=False,
     ) as span:
         yield span

@@ -94,6 +94,9 @@ class AgentGroup(_Section):
     shell: bool = False
     retries: int = Field(default=4, ge=0, le=20)
     retry_backoff_s: float = Field(default=1.0, ge=0)
+    # LLM groups: answer with a JSON list of sub-tasks, enqueued as children (agents/pipeline.py)
+    plan: bool = False
+    plan_join: str | None = Field(default=None, pattern=_NAME)  # work type of a join item
     # what it claims
     work_types: list[str] | None = None
     teams: list[str] | None = None
@@ -144,6 +147,8 @@ class WorkSpec(_Section):
     key: str | None = Field(
         default=None, min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$"
     )
+    # Keys of other [[work]] tables (all of a table's copies) this work waits for.
+    after: list[str] = Field(default_factory=list)
 
     @field_validator("foreach")
     @classmethod

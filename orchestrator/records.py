@@ -25,13 +25,18 @@ class WorkStatus(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     DEAD = "dead"
+    CANCELLED = "cancelled"
 
 
 # Claim order: lower rank first.
 PRIORITIES: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 HELD_STATUSES = frozenset({WorkStatus.CLAIMED, WorkStatus.IN_PROGRESS, WorkStatus.BLOCKED})
-TERMINAL_STATUSES = frozenset({WorkStatus.COMPLETED, WorkStatus.FAILED, WorkStatus.DEAD})
+TERMINAL_STATUSES = frozenset(
+    {WorkStatus.COMPLETED, WorkStatus.FAILED, WorkStatus.DEAD, WorkStatus.CANCELLED}
+)
+# A parent that ends in one of these cancels its descendants (see store/pipeline.py).
+GAVE_UP_STATUSES = TERMINAL_STATUSES - {WorkStatus.COMPLETED}
 ACTIVE_STATUSES = HELD_STATUSES | {WorkStatus.PENDING}
 ALL_STATUSES = frozenset(WorkStatus)
 
@@ -90,6 +95,9 @@ class WorkItem:
     # Last, and with a default that is also a class attribute: records written before
     # keys existed (journal lines replayed without __init__) read as key None.
     key: str | None = None
+    # The ids of the items this one waits for (given as ids or keys at enqueue): it is
+    # ``blocked`` with no holder until all of them are completed (store/pipeline.py).
+    parents: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,7 +114,13 @@ class WorkItem:
 
     @property
     def held(self) -> bool:
-        return self.status in HELD_STATUSES
+        # An item blocked on its parents has no holder: it is waiting, not held.
+        return self.status in HELD_STATUSES and self.agent_id is not None
+
+    @property
+    def waiting(self) -> bool:
+        """Blocked on its parents (an agent's ``progress … blocked`` keeps its holder)."""
+        return self.status == WorkStatus.BLOCKED and self.agent_id is None
 
     @property
     def terminal(self) -> bool:

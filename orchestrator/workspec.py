@@ -31,9 +31,13 @@ if TYPE_CHECKING:
 
 def configured_items(config: SwarmConfig) -> list[WorkItem]:
     """``count`` items per table, or per file matching ``foreach`` (relative to
-    swarm.toml's folder, sorted), with ``{file}`` filled in and a key each."""
+    swarm.toml's folder, sorted), with ``{file}`` filled in and a key each. ``after``
+    names keys: a table's ``key`` stands for all of its items, any other key for the
+    item holding it (here or already in the store); the store refuses unknown ones."""
     items: list[WorkItem] = []
-    for spec in config.work:
+    tables: dict[str, list[str]] = {}
+    waits: list[tuple[list[str], int, int]] = []  # after, and the span of the table's items
+    for spec in _parents_first(config.work):
         files = (
             sorted(
                 str(p.relative_to(config.base_dir))
@@ -43,6 +47,7 @@ def configured_items(config: SwarmConfig) -> list[WorkItem]:
             if spec.foreach
             else [None]
         )
+        start = len(items)
         for file in files:
             description = fill(spec.description, file)
             payload = fill(spec.payload, file)
@@ -58,7 +63,36 @@ def configured_items(config: SwarmConfig) -> list[WorkItem]:
                         key=work_key(spec, file, description, payload, copy),
                     )
                 )
+        if spec.key is not None:
+            tables[spec.key] = [item.key for item in items[start:] if item.key is not None]
+        if spec.after:
+            waits.append((spec.after, start, len(items)))
+    for after, first, end in waits:
+        parents = [key for ref in after for key in tables.get(ref, [ref])]
+        for index in range(first, end):
+            items[index] = items[index].evolve(parents=parents)
     return items
+
+
+def _parents_first(specs: list[WorkSpec]) -> list[WorkSpec]:
+    """The tables, each after the tables its ``after`` names (as given otherwise), so
+    that a parent is enqueued no later than its children's batch."""
+    by_key = {spec.key: spec for spec in specs if spec.key is not None}
+    order: list[WorkSpec] = []
+    placed: set[int] = set()
+
+    def place(spec: WorkSpec, path: tuple[int, ...]) -> None:
+        if id(spec) in placed or id(spec) in path:  # a cycle: the store names it
+            return
+        for ref in spec.after:
+            if ref in by_key:
+                place(by_key[ref], (*path, id(spec)))
+        placed.add(id(spec))
+        order.append(spec)
+
+    for spec in specs:
+        place(spec, ())
+    return order
 
 
 def work_key(spec: WorkSpec, file: str | None, description: str, payload: Any, copy: int) -> str:

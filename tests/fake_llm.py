@@ -18,6 +18,7 @@ class Reply:
     body: Any = None  # dict -> JSON; bytes -> sent as is
     delay_s: float = 0.0
     echo: str | None = None  # a request header whose value starts the error message
+    gate: threading.Event | None = None  # answer only once the test sets it
 
 
 def claude_echo(status: int = 400, header: str = "x-api-key") -> Reply:
@@ -64,6 +65,7 @@ class FakeLLM:
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
+        self.answered = 0  # replies written in full
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -81,6 +83,8 @@ class FakeLLM:
                     fake.replies.popleft() if fake.replies else Reply(500, {"error": "no reply"})
                 )
                 time.sleep(reply.delay_s)
+                if reply.gate is not None:
+                    reply.gate.wait(60)
                 if reply.echo is not None:
                     echoed = self.headers.get(reply.echo, "")
                     message = f"{echoed} is not a valid key for this request"
@@ -95,6 +99,8 @@ class FakeLLM:
                     self.send_header("content-length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
+                    self.wfile.flush()
+                    fake.answered += 1
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

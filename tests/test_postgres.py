@@ -150,6 +150,7 @@ def test_supervisors_starting_together_do_not_race_the_migration(
         (2, "0002_claim_functions.sql"),
         (3, "0003_events_brin.sql"),
         (4, "0004_work_keys.sql"),
+        (5, "0005_pipelines.sql"),
     ]
     assert rows == [(number, name) for number, name, _sql in migrations()]
 

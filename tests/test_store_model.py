@@ -2,7 +2,9 @@
 
 The clock is fake, so lease expiry is part of the game; small journal thresholds make
 compactions happen, the store is reopened from disk now and then, and another handle
-archives finished items (which frees their work keys).
+archives finished items (which frees their work keys). Items may wait for parents:
+the model settles them as a fixpoint (blocked until every parent completed, cancelled
+when one gave up), which the store must agree with however it gets there.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from orchestrator.errors import Conflict, NotFound
+from orchestrator.errors import Conflict, InvalidArgument, NotFound
 from orchestrator.records import PRIORITIES, TERMINAL_STATUSES, Agent, ClaimFilter, WorkItem
 from orchestrator.store.file import FileStore
 
@@ -37,7 +39,12 @@ class ModelItem:
     attempts: int = 0
     lease: float = 0.0
     key: str | None = None
-    finished: float = 0.0  # when it became completed, failed or dead
+    finished: float = 0.0  # when it became completed, failed, dead or cancelled
+    parents: tuple[str, ...] = ()
+    reason: str | None = None  # why cancelled: "parent" (a cascade) or "operator"
+
+
+GAVE_UP = ("dead", "failed", "cancelled")
 
 
 class StoreMachine(RuleBasedStateMachine):
@@ -71,6 +78,37 @@ class StoreMachine(RuleBasedStateMachine):
         for item in self.model.values():
             if item.status in ("claimed", "in_progress") and item.lease <= self.now:
                 self._return(item, count=True)
+        self.settle()
+
+    def parent_states(self, item: ModelItem) -> list[str]:
+        """Its parents' statuses; an archived parent had completed."""
+        return [self.model[p].status if p in self.model else "completed" for p in item.parents]
+
+    def settle(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for item in self.model.values():
+                if item.status not in ("blocked", "pending") or not item.parents:
+                    continue
+                states = self.parent_states(item)
+                if any(s in GAVE_UP for s in states):
+                    item.status, item.reason, item.finished = "cancelled", "parent", self.now
+                    changed = True
+                elif item.status == "blocked" and all(s == "completed" for s in states):
+                    item.status = "pending"
+                    changed = True
+
+    def revive(self, retried: ModelItem) -> None:
+        for child in self.model.values():
+            if (
+                retried.work_id in child.parents
+                and child.status == "cancelled"
+                and child.reason == "parent"
+                and not any(s in GAVE_UP for s in self.parent_states(child))
+            ):
+                child.status, child.reason = "blocked", None
+                self.revive(child)
 
     def _return(self, item: ModelItem, count: bool) -> None:
         item.attempts += 1 if count else 0
@@ -115,6 +153,66 @@ class StoreMachine(RuleBasedStateMachine):
             return
         assert (list(got), got.new) == ([work_id], (True,))
         self.model[work_id] = ModelItem(work_id, work_type, priority, self.now, key=key)
+
+    @precondition(lambda self: self.model)
+    @rule(data=st.data(), work_type=TYPES)
+    def add_child(self, data: st.DataObject, work_type: str) -> None:
+        ids = sorted(self.model)
+        parents = data.draw(st.lists(st.sampled_from(ids), min_size=1, max_size=3, unique=True))
+        self.tick()
+        self.counter += 1
+        work_id = f"w{self.counter:04d}"
+        sibling = f"w{self.counter + 1:04d}"
+        cyclic = data.draw(st.booleans())
+        batch = [WorkItem(work_id, work_type, "d", parents=[*parents])]
+        if cyclic:  # a second item in the batch, and the first waiting for it too
+            batch = [
+                WorkItem(work_id, work_type, "d", parents=[*parents, sibling]),
+                WorkItem(sibling, work_type, "d", parents=[work_id]),
+            ]
+        try:
+            self.store.add_many(batch)
+        except InvalidArgument as exc:
+            assert cyclic and "dependency cycle" in str(exc)
+            return
+        assert not cyclic
+        child = ModelItem(work_id, work_type, "medium", self.now, parents=tuple(parents))
+        states = self.parent_states(child)
+        child.status = "pending" if all(s == "completed" for s in states) else "blocked"
+        self.model[work_id] = child
+        self.settle()
+
+    @precondition(lambda self: self.model)
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        item = data.draw(st.sampled_from(sorted(self.model.values(), key=lambda i: i.work_id)))
+        self.tick()
+        try:
+            self.store.cancel(item.work_id)
+        except Conflict:
+            assert item.status in TERMINAL_STATUSES
+            return
+        assert item.status not in TERMINAL_STATUSES
+        item.status, item.reason, item.finished = "cancelled", "operator", self.now
+        self.settle()
+
+    @precondition(lambda self: self.model)
+    @rule(data=st.data())
+    def retry(self, data: st.DataObject) -> None:
+        item = data.draw(st.sampled_from(sorted(self.model.values(), key=lambda i: i.work_id)))
+        self.tick()
+        states = self.parent_states(item)
+        try:
+            self.store.retry(item.work_id)
+        except Conflict:
+            assert item.status not in GAVE_UP or any(s in GAVE_UP for s in states)
+            return
+        assert item.status in GAVE_UP and not any(s in GAVE_UP for s in states)
+        waiting = any(s != "completed" for s in states)
+        item.status = "blocked" if waiting else "pending"
+        item.agent, item.attempts, item.reason = None, 0, None
+        self.revive(item)
+        self.settle()
 
     @rule()
     def archive(self) -> None:
@@ -186,6 +284,7 @@ class StoreMachine(RuleBasedStateMachine):
             item.status, item.finished = "failed", self.now
         else:
             self._return(item, count=outcome == "retry")
+        self.settle()
 
     @rule(agent=AGENTS)
     def heartbeat(self, agent: str) -> None:
@@ -214,6 +313,7 @@ class StoreMachine(RuleBasedStateMachine):
         assert sorted(i.work_item_id for i in released) == [i.work_id for i in mine]
         for item in mine:
             self._return(item, count=True)
+        self.settle()
 
     @rule(seconds=st.sampled_from([3.0, 9.0, 11.0]))
     def time_passes(self, seconds: float) -> None:

@@ -52,13 +52,22 @@ def load_backend(group: AgentGroup) -> Backend:
     return backend
 
 
+PLAN_INSTRUCTIONS = (
+    "\n\nDo not do the task yourself: split it into sub-tasks. Answer with a JSON array"
+    ' only, one object per sub-task: {"description": "…"}, optionally with "work_type",'
+    ' "priority" (critical, high, medium or low), "key" (a short name) and "after" (keys'
+    " of sub-tasks it must wait for)."
+)
+
+
 def system_prompt(group: AgentGroup) -> str:
-    if group.system_prompt:
-        return group.system_prompt
-    return (
+    """The group's system prompt; a planning group (``plan = true``) also asks for a JSON
+    list of sub-tasks (agents/pipeline.py validates and enqueues them)."""
+    base = group.system_prompt or (
         f"You are a {group.role} agent specialised in {group.specialization}."
         " Do the work item you are given and answer with the result only."
     )
+    return base + PLAN_INSTRUCTIONS if group.plan else base
 
 
 def user_message(item: WorkItem) -> str:

@@ -55,6 +55,14 @@ CATALOG: dict[str, Entry] = {
         "work",
     ),
     "release": Entry("Give a held item back to the queue", 'swarm release "$WORK"', "work"),
+    "cancel": Entry(
+        "Cancel an item and the work waiting for it",
+        'swarm cancel "$WORK" --reason "not needed any more"',
+        "pipeline",
+    ),
+    "retry": Entry(
+        "Put a dead, failed or cancelled item back in the queue", 'swarm retry "$WORK"', "pipeline"
+    ),
     "list-work": Entry(
         "List work items (live ones unless --all or a filter)",
         "swarm list-work critical --limit 20",

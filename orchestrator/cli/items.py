@@ -60,6 +60,7 @@ def new_item(
     team: str | None,
     payload: str | None = None,
     key: str | None = None,
+    parents: list[str] | None = None,
 ) -> WorkItem:
     choice(priority, list(PRIORITIES), "priority")
     return WorkItem(
@@ -70,6 +71,7 @@ def new_item(
         team=team,
         payload=payload_of(payload),
         key=key,
+        parents=parents,
     )
 
 
@@ -120,11 +122,12 @@ def add(
     *,
     payload: str | None = None,
     key: str | None = None,
+    parents: list[str] | None = None,
     as_json: bool = False,
     quiet: bool = False,
 ) -> None:
-    """Enqueue a pending item, once per key."""
-    item = new_item(work_type, description, priority, team, payload, key)
+    """Enqueue a pending item, once per key; with parents, blocked until they complete."""
+    item = new_item(work_type, description, priority, team, payload, key, parents)
     store = context.store()
     # The store answers with our id when it stored our item, else the key holder's.
     stored = store.get(store.add_work(item))

@@ -83,7 +83,7 @@ class SwarmView:
 
     def _advance(self, counts: Counter[str], total: int) -> None:
         assert self.progress is not None
-        finished = counts["completed"] + counts["failed"] + counts["dead"]
+        finished = counts["completed"] + counts["failed"] + counts["dead"] + counts["cancelled"]
         detail = (
             f"[green]{counts['completed']} done[/] [red]{counts['failed'] + counts['dead']}"
             f" failed[/] {counts['claimed'] + counts['in_progress']} running"
@@ -167,11 +167,13 @@ def print_summary(supervisor: Supervisor, console: Console, started: float) -> N
     """`swarm demo`'s closing lines: this run's items by outcome, per group, where to look."""
     counts = supervisor.enqueued_by_status()
     snapshot = supervisor.snapshot()
-    unfinished = counts["pending"] + counts["claimed"] + counts["in_progress"]
+    unfinished = counts["pending"] + counts["claimed"] + counts["in_progress"] + counts["blocked"]
     console.print(
-        f"\n[bold]Summary[/]: {len(supervisor.enqueued)} items in {time.time() - started:.1f}s —"
+        f"\n[bold]Summary[/]: {sum(counts.values())} items in {time.time() - started:.1f}s —"
         f" [green]{counts['completed']} completed[/], [red]{counts['failed']} failed,"
-        f" {counts['dead']} dead[/] (gave up after retries), {unfinished} unfinished"
+        f" {counts['dead']} dead[/] (gave up after retries)"
+        + (f", {counts['cancelled']} cancelled" if counts["cancelled"] else "")
+        + f", {unfinished} unfinished"
     )
     per_group = ", ".join(f"{g} {v['done']}" for g, v in snapshot["groups"].items())
     console.print(f"done per agent group: {per_group}")

@@ -181,10 +181,19 @@ def add(
         str | None,
         typer.Option(help="Name the work: if an item with this key exists, add nothing."),
     ] = None,
+    after: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--after",
+            metavar="ID_OR_KEY[,…]",
+            help="Wait for these items (ids or keys) to complete first; repeatable.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
     quiet: QuietFlag = False,
 ) -> None:
-    """Enqueue a pending work item for agents to claim (once per --key)."""
+    """Enqueue a pending work item for agents to claim (once per --key); with --after it
+    is blocked until those items complete."""
     items.add(
         context_of(ctx),
         work_type,
@@ -193,6 +202,7 @@ def add(
         team,
         payload=payload,
         key=key,
+        parents=[p.strip() for a in after for p in a.split(",") if p.strip()] if after else None,
         as_json=as_json,
         quiet=quiet,
     )
@@ -276,6 +286,9 @@ def list_work(
         bool, typer.Option("--all", help="Include completed, failed and dead items.")
     ] = False,
     limit: Annotated[int, typer.Option(help="Rows in the table; 0 shows them all.", min=0)] = 50,
+    as_tree: Annotated[
+        bool, typer.Option("--tree", help="Draw items under their parents (pipelines).")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List work items (live ones unless --all or a filter asks for finished ones)."""
@@ -290,6 +303,10 @@ def list_work(
         items = [i for i in items if filter_ in (i.status, i.work_type, i.priority, i.team)]
     if as_json:
         render.emit_json([i.to_dict() for i in items])
+    elif as_tree:
+        from orchestrator.pipeline_view import tree
+
+        render.echo("\n".join(tree(items)) or "0 work item(s)")
     else:
         render.work_table(items, limit or len(items), f"{len(items)} work item(s)")
 

@@ -131,6 +131,27 @@ class Store(NamedRecords, Protocol):
         """Return every item the (dead) agent holds to the queue, counting an attempt."""
         ...
 
+    def cancel(self, work_id: str, reason: str | None = None) -> WorkItem:
+        """Cancel an item that has not ended (a held one too: its agent stops at its next
+        heartbeat); its open descendants are cancelled with it. Conflict when it ended."""
+        ...
+
+    def retry(self, work_id: str) -> WorkItem:
+        """Put a dead, failed or cancelled item back (attempts reset): pending, or blocked
+        while a parent is open; the descendants it cancelled wait for it again."""
+        ...
+
+    def complete_and_enqueue(
+        self,
+        work_id: str,
+        follow_ups: Sequence[WorkItem],
+        result: Any = None,
+        agent_id: str | None = None,
+    ) -> tuple[WorkItem, Enqueued]:
+        """Complete a held item with success and enqueue ``follow_ups`` (whose parents
+        may name it and each other) in one step: a refused completion enqueues nothing."""
+        ...
+
     def get(self, work_id: str) -> WorkItem: ...
 
     def list_work(self, include_terminal: bool = True) -> list[WorkItem]: ...

@@ -45,10 +45,11 @@ from orchestrator.errors import (
 from orchestrator.files import write_atomic
 from orchestrator.ids import check_id
 from orchestrator.records import ANY, PRIORITIES, Agent, ClaimFilter, WorkItem, WorkStatus
-from orchestrator.store import integrity, journal
+from orchestrator.store import integrity, journal, pipeline
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
 from orchestrator.store.file_named import FileNamedRecords
+from orchestrator.store.file_pipeline import FilePipeline
 from orchestrator.store.locking import StoreLock, flock_timeout_from_env
 from orchestrator.store.snapshot import checked_agent, checked_item
 from orchestrator.store.state import State
@@ -59,7 +60,7 @@ logger = logging.getLogger(__name__)
 DURABILITIES = ("os", "fsync")
 
 
-class FileStore(FileNamedRecords):
+class FileStore(FilePipeline, FileNamedRecords):
     JOURNAL = "journal.jsonl"
     WORK = "work_snapshot.json"
     AGENTS = "agents_snapshot.json"
@@ -156,6 +157,10 @@ class FileStore(FileNamedRecords):
         by: str | None = None,
     ) -> None:
         event: dict[str, Any] = {"op": op, "ts": self.clock()}
+        state = self._state
+        assert state is not None
+        if items and state.children:  # children move with their parents, in this record
+            items = [*items, *pipeline.settle(state, items, event["ts"])]
         if by is not None:
             event["by"] = by
         if items:
@@ -165,8 +170,6 @@ class FileStore(FileNamedRecords):
         if gone:
             event["gone"] = gone
         self._append(journal.encode(event))
-        state = self._state
-        assert state is not None
         for item in items:
             state.put_item(item)
         for agent in agents:
@@ -501,7 +504,7 @@ class FileStore(FileNamedRecords):
 
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         check_id(agent_id, "agent id")
-        item = rules.prepared(item)
+        item = pipeline.without_parents(rules.prepared(item))
         with self._transaction() as state:
             if item.work_item_id in state.items:
                 raise Conflict(f"work item {item.work_item_id} already exists")

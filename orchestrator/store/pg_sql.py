@@ -15,7 +15,8 @@ from orchestrator.store.state import prepared
 COLS = (
     "work_item_id, work_type, description, priority, team, status, agent_id, progress,"
     " payload, result, completion_status, story_points, error, attempts, max_attempts,"
-    " created_at, updated_at, claimed_at, completed_at, lease_expires_at, trace_context, key"
+    " created_at, updated_at, claimed_at, completed_at, lease_expires_at, trace_context, key,"
+    " parents"
 )
 W_COLS = ", ".join(f"w.{c.strip()}" for c in COLS.split(","))
 AGENT_COLS = (
@@ -69,15 +70,16 @@ EXPIRE = f"SELECT {COLS} FROM swarm_expire()"
 CLAIM = f"SELECT {COLS} FROM swarm_claim(%(by)s, %(lease)s, %(types)s, %(teams)s)"
 
 HOLDER = (
-    f" WHERE w.work_item_id = %(id)s AND w.status IN {HELD}"
+    f" WHERE w.work_item_id = %(id)s AND w.status IN {HELD} AND w.agent_id IS NOT NULL"
     " AND (%(by)s::text IS NULL OR w.agent_id = %(by)s)"
 )
 
 INSERT = (
-    f"INSERT INTO work_items ({COLS}, priority_rank) VALUES (%(work_item_id)s, %(work_type)s,"
-    " %(description)s, %(priority)s, %(team)s, %(status)s, %(agent_id)s, 0, %(payload)s,"
-    " NULL, NULL, NULL, NULL, 0, %(max_attempts)s, swarm_now(), swarm_now(),"
-    " %(claimed_at)s, NULL, %(lease_expires_at)s, %(trace_context)s, %(key)s, %(rank)s)"
+    f"INSERT INTO work_items ({COLS}, priority_rank, open_parents) VALUES (%(work_item_id)s,"
+    " %(work_type)s, %(description)s, %(priority)s, %(team)s, %(status)s, %(agent_id)s, 0,"
+    " %(payload)s, NULL, NULL, NULL, %(error)s, 0, %(max_attempts)s, swarm_now(), swarm_now(),"
+    " %(claimed_at)s, CASE WHEN %(status)s = 'cancelled' THEN swarm_now() END,"
+    " %(lease_expires_at)s, %(trace_context)s, %(key)s, %(parents)s, %(rank)s, %(open_parents)s)"
 )
 
 # Locks taken in the order given (unnest keeps it), released at commit.
@@ -117,4 +119,7 @@ def insert_params(
         "lease_expires_at": None,
         "trace_context": None if item.trace_context is None else Jsonb(item.trace_context),
         "key": item.key,
+        "parents": item.parents,  # references until pg_pipeline.link makes them ids
+        "error": None,
+        "open_parents": 0,
     }

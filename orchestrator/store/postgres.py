@@ -33,9 +33,11 @@ from orchestrator.errors import (
 )
 from orchestrator.ids import check_id
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
+from orchestrator.store import pipeline
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
 from orchestrator.store.pg_named import PgNamedRecords
+from orchestrator.store.pg_pipeline import PgPipeline, insert_edges, link
 from orchestrator.store.pg_schema import apply_migrations
 from orchestrator.store.pg_sql import (
     AGENT_COLS,
@@ -62,7 +64,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class PostgresStore(PgNamedRecords):
+class PostgresStore(PgPipeline, PgNamedRecords):
     def __init__(
         self,
         dsn: str,
@@ -331,10 +333,12 @@ class PostgresStore(PgNamedRecords):
         return {key: work_id for key, work_id in cur.fetchall()}
 
     def _insert_pending(self, cur: psycopg.Cursor[Any], rows: list[dict[str, Any]]) -> None:
+        link(cur, rows)  # parents: ids, first status, open count (pg_pipeline)
         try:
             cur.executemany(INSERT, rows)
         except psycopg.errors.UniqueViolation:
             raise Conflict("a work item with one of these ids already exists") from None
+        insert_edges(cur, rows)
         cur.execute(
             "INSERT INTO events (ts, op, work_item_id, status)"
             " SELECT swarm_now(), 'add', unnest(%s::text[]), 'pending'",
@@ -362,7 +366,9 @@ class PostgresStore(PgNamedRecords):
 
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         check_id(agent_id, "agent id")
-        params = insert_params(item, WorkStatus.CLAIMED, agent_id, self.max_attempts)
+        params = insert_params(
+            pipeline.without_parents(item), WorkStatus.CLAIMED, agent_id, self.max_attempts
+        )
 
         def work(cur: psycopg.Cursor[Any], retrying: bool) -> WorkItem:
             cur.execute(

@@ -34,6 +34,10 @@ def checked_item(raw: object) -> WorkItem:
     if item.agent_id is not None:
         check_id(item.agent_id, "agent id")
     check_key(item.key)
+    if item.parents is not None and not (
+        isinstance(item.parents, list) and all(isinstance(p, str) for p in item.parents)
+    ):
+        raise TypeError("parents must be a list of work ids or null")
     return item
 
 

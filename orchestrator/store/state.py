@@ -35,6 +35,7 @@ from orchestrator.records import (
     out_of_attempts,
     with_id,
 )
+from orchestrator.store import pipeline
 from orchestrator.store.base import Enqueued
 
 _Key = tuple[str, str | None]
@@ -48,6 +49,8 @@ class State:
         self._leases: list[tuple[float, str]] = []
         self._held_by: dict[str, set[str]] = {}
         self.keys: dict[str, str] = {}
+        # Parent id -> ids of the items that name it (store/pipeline.py settles them).
+        self.children: dict[str, list[str]] = {}
 
     # -- applying records (own writes and journal replay alike) --------------------
 
@@ -60,8 +63,11 @@ class State:
                 if not held:
                     del self._held_by[old.agent_id]
         self.items[item.work_item_id] = item
-        if item.key is not None and old is None:
-            self.keys[item.key] = item.work_item_id
+        if old is None:
+            if item.key is not None:
+                self.keys[item.key] = item.work_item_id
+            for parent in item.parents or ():
+                self.children.setdefault(parent, []).append(item.work_item_id)
         if item.status == WorkStatus.PENDING:
             rank = PRIORITIES.get(item.priority, len(PRIORITIES) - 1)
             heap = self._pending[rank].setdefault((item.work_type, item.team), [])
@@ -89,6 +95,7 @@ class State:
             # An archived item frees its key: the same work may be enqueued again.
             if item.key is not None and self.keys.get(item.key) == item.work_item_id:
                 del self.keys[item.key]
+            self.children.pop(item.work_item_id, None)
         return gone
 
     def apply_event(self, event: dict[str, Any]) -> None:
@@ -210,7 +217,7 @@ def check_key(key: object) -> str | None:
 def prepared(item: WorkItem) -> WorkItem:
     """A new item checked before it is stored: an id (generated when empty) that is
     safe as a file name, a known priority, a work type, a well-formed key."""
-    item = with_id(item)
+    item = pipeline.check_refs(with_id(item))
     check_id(item.work_item_id, "work id")
     check_priority(item.priority)
     check_key(item.key)
@@ -230,10 +237,15 @@ def new_item(item: WorkItem, now: float, max_attempts: int) -> WorkItem:
 
 
 def added(
-    state: State, items: Sequence[WorkItem], now: float, max_attempts: int
+    state: State,
+    items: Sequence[WorkItem],
+    now: float,
+    max_attempts: int,
+    seen: Sequence[WorkItem] = (),
 ) -> tuple[list[WorkItem], Enqueued]:
     """Plan an enqueue of prepared items: the new records to store, and per item its
-    id or the id of the item already holding its key (earlier in this batch too)."""
+    id or the id of the item already holding its key (earlier in this batch too).
+    ``seen``: records of the same operation the new items' parents are read from."""
     new: list[WorkItem] = []
     ids: list[str] = []
     flags: list[bool] = []
@@ -252,7 +264,7 @@ def added(
         new.append(new_item(item, now, max_attempts))
         ids.append(item.work_item_id)
         flags.append(True)
-    return new, Enqueued(tuple(ids), tuple(flags))
+    return pipeline.linked(state, new, now, seen), Enqueued(tuple(ids), tuple(flags))
 
 
 def claimed(item: WorkItem, agent_id: str, now: float, lease_s: float) -> WorkItem:
@@ -281,6 +293,8 @@ def check_holder(item: WorkItem, agent_id: str | None) -> WorkItem:
     """The item if it is held (by ``agent_id`` when given), else Conflict."""
     if item.status not in HELD_STATUSES:
         raise Conflict(f"work item {item.work_item_id} is {item.status}, not claimed")
+    if item.agent_id is None:
+        raise Conflict(f"work item {item.work_item_id} is blocked on its parents, not claimed")
     if agent_id is not None and item.agent_id != agent_id:
         raise Conflict(f"work item {item.work_item_id} is held by {item.agent_id}, not {agent_id}")
     return item

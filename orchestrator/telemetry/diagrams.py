@@ -25,9 +25,15 @@ TRANSITIONS = (
     ("claimed", "pending", "lease expired / agent died"),
     ("in_progress", "dead", "fail (last attempt)"),
     ("in_progress", "failed", "complete failed"),
+    ("[*]", "blocked", "add --after"),
+    ("blocked", "pending", "parents completed"),
+    ("blocked", "cancelled", "a parent gave up / cancel"),
+    ("pending", "cancelled", "cancel"),
+    ("dead", "pending", "retry"),
     ("completed", "[*]", ""),
     ("dead", "[*]", ""),
     ("failed", "[*]", ""),
+    ("cancelled", "[*]", ""),
 )
 
 
@@ -86,6 +92,12 @@ def agents(observation: Observation) -> str:
 
 
 def work(observation: Observation) -> str:
+    """The dependency graph with each item's state when items have parents, else the
+    items by status."""
+    if any(item.parents for item in observation.items):
+        from orchestrator.pipeline_view import mermaid
+
+        return mermaid(observation.items)
     counts = observation.by_status()
     lines = ["pie showData", f"    title Work items by status ({len(observation.items)})"]
     for status, count in sorted(counts.items(), key=lambda kv: -kv[1]):

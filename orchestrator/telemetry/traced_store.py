@@ -24,6 +24,7 @@ from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus, 
 from orchestrator.store.base import Enqueued, Store
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.traced_named import TracedNamedRecords
+from orchestrator.telemetry.traced_pipeline import TracedPipeline
 
 T = TypeVar("T")
 _ROOT = Context()  # an empty context: a span started in it begins a new trace
@@ -60,7 +61,7 @@ def mark_error(span: Span, exc: BaseException) -> None:
         span.set_attribute("swarm.exit_code", exit_code)
 
 
-class TracedStore(TracedNamedRecords):
+class TracedStore(TracedPipeline, TracedNamedRecords):
     """Wraps any ``Store``; with telemetry off every call goes straight through."""
 
     def __init__(self, inner: Store, backend: str) -> None:
