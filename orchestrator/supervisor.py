@@ -35,6 +35,7 @@ from orchestrator.config import SwarmConfig
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.group_control import GroupControl
 from orchestrator.ids import new_agent_id
+from orchestrator.maintenance.schedule import supervisor_hook
 from orchestrator.slots import Slot, SlotState, decide_restart
 from orchestrator.store.base import Store
 from orchestrator.telemetry import tracing
@@ -107,6 +108,7 @@ class Supervisor:
         self.enqueued: list[str] = []
         self.store: Store | None = None
         self.metrics: Any = None  # the /metrics server when [supervisor] metrics_port is set
+        self.maintenance: Any = None  # scheduled 8020 tasks (orchestrator.maintenance)
 
     # -- signals ---------------------------------------------------------------------
 
@@ -165,6 +167,8 @@ class Supervisor:
                 signal.signal(sig, handler)
             if self.metrics is not None:
                 self.metrics.close()
+            if self.maintenance is not None:
+                self.maintenance.close()
             tracing.shutdown()
             lock.release()
 
@@ -182,6 +186,7 @@ class Supervisor:
             logger.warning("settled %d result(s) left pending by killed agents", settled)
         self._enqueue_configured_work()
         self._check_claimable()
+        self.maintenance = supervisor_hook(self.config, self.store, self.agents_dir, self.telemetry)
         if self.log_file is not None:
             # Started: from here on (agents included) output goes to the swarm's log.
             processes.redirect_output(self.log_file)
@@ -274,6 +279,8 @@ class Supervisor:
             if now - self._last_sweep >= 1.0:
                 self._last_sweep = now
                 self._store().sweep()
+            if self.maintenance is not None:
+                self.maintenance.poll()
             if self.until_drained and now - self._last_drain_check >= 0.3:
                 self._last_drain_check = now
                 self.drained = self._drained()
