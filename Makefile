@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := test
 .PHONY: install test lint typecheck pytest demo cli-demo chaos bench clean validate \
-	telemetry-health telemetry-stats monitor-24h monitor-7d monitor-all diagrams-dashboard
+	telemetry-health telemetry-stats monitor-24h monitor-7d monitor-all diagrams-dashboard \
+	cron-install cron-status cron-test cron-remove
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +25,7 @@ typecheck: $(STAMP)  ## mypy (strict)
 	$(BIN)/mypy
 
 pytest: $(STAMP)  ## the test suite; PostgreSQL from SWARM_TEST_PG_DSN or a throwaway server
+	scripts/ensure-cron.sh
 	scripts/with-postgres.sh $(BIN)/pytest -q
 
 test: lint typecheck pytest  ## everything CI runs
@@ -61,6 +63,18 @@ diagrams-dashboard: $(STAMP)  ## Mermaid diagrams of the live swarm into docs/di
 	@for kind in flow agents work timeline; do \
 		$(BIN)/swarm diagram $$kind --output docs/diagrams/$$kind.mmd || exit $$?; \
 	done
+
+cron-install: $(STAMP)  ## put swarm.toml's maintenance tasks in your crontab (tagged, idempotent)
+	$(BIN)/swarm cron install
+
+cron-status: $(STAMP)  ## this swarm's crontab lines and each task's last run
+	$(BIN)/swarm cron status
+
+cron-test: $(STAMP)  ## run every maintenance task once now, as cron would
+	$(BIN)/swarm cron test
+
+cron-remove: $(STAMP)  ## take this swarm's lines (and only them) out of your crontab
+	$(BIN)/swarm cron remove
 
 bench: $(STAMP)  ## benchmarks (not part of make test); writes bench/RESULTS.md
 	$(BIN)/python -m bench.store_bench --write-results
