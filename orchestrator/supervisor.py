@@ -35,6 +35,7 @@ from orchestrator.config import SwarmConfig
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.group_control import GroupControl
 from orchestrator.ids import new_agent_id
+from orchestrator.intelligence.settings import resolve_intelligence
 from orchestrator.maintenance.schedule import supervisor_hook
 from orchestrator.slots import Slot, SlotState, decide_restart
 from orchestrator.store.base import Store
@@ -84,6 +85,7 @@ class Supervisor:
         self.agents_dir = config.resolve(config.supervisor.agents_dir)
         self.results_dir = config.resolve(config.supervisor.results_dir)
         self.telemetry = resolve_settings(config)
+        self.intelligence = resolve_intelligence(config)
         self.slots: dict[str, Slot] = {}
         self.groups = GroupControl(self.slots, self._spawn)
         self.started_at = time.time()
@@ -348,6 +350,7 @@ class Supervisor:
             telemetry=self.telemetry,
             log_file=str(logs.agent_log_path(self.agents_dir, slot.name)),
             log_to_stderr=not self.live_view,
+            intelligence=self.intelligence if slot.group.claim == "intelligent" else None,
         )
         slot.counters = self._ctx.Array("i", 2)
         slot.events, events_out = self._ctx.Pipe(duplex=False)

@@ -165,6 +165,14 @@ def claim(
         list[str] | None, typer.Option("--team", help="With --next: only these teams.")
     ] = None,
     payload: Annotated[str | None, typer.Option(help="JSON payload for the item.")] = None,
+    intelligent: Annotated[
+        bool,
+        typer.Option(
+            "--intelligent",
+            help="With --next: the [intelligence] model picks among the top pending items"
+            " (priority order when it cannot answer).",
+        ),
+    ] = False,
     agent_id: AgentIdOpt = None,
     as_json: JsonFlag = False,
     quiet: QuietFlag = False,
@@ -179,7 +187,12 @@ def claim(
             work_types=frozenset(types) if types else None,
             teams=frozenset(teams) if teams else None,
         )
-        item = store.claim(agent, filters)
+        if intelligent:
+            from orchestrator.intelligence.claiming import claim_for
+
+            item = claim_for(context_of(ctx), store, agent, filters)
+        else:
+            item = store.claim(agent, filters)
         if item is None:
             if as_json:
                 render.emit_json(None)

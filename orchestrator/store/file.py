@@ -482,6 +482,21 @@ class FileStore:
             self._commit("claim", [mine], by=agent_id)
             return mine
 
+    def claim_id(
+        self, agent_id: str, work_id: str, lease_s: float | None = None
+    ) -> WorkItem | None:
+        check_id(agent_id, "agent id")
+        check_id(work_id, "work id")
+        with self._transaction() as state:
+            item = state.items.get(work_id)
+            if item is None:
+                raise NotFound(f"work item {work_id} not found")
+            if item.status != WorkStatus.PENDING:
+                return None  # its stale entry in the pending heap is dropped lazily
+            mine = rules.claimed(item, agent_id, self.clock(), lease_s or self.lease_s)
+            self._commit("claim", [mine], by=agent_id)
+            return mine
+
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         check_id(agent_id, "agent id")
         item = rules.prepared(item)

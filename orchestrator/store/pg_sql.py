@@ -64,6 +64,14 @@ def returned(error_sql: str) -> str:
 EXPIRE = f"SELECT {COLS} FROM swarm_expire()"
 CLAIM = f"SELECT {COLS} FROM swarm_claim(%(by)s, %(lease)s, %(types)s, %(teams)s)"
 
+CLAIM_ID = logged(
+    "UPDATE work_items w SET status = 'claimed', agent_id = %(by)s, progress = 0,"
+    " claimed_at = swarm_now(), updated_at = swarm_now(),"
+    " lease_expires_at = swarm_now() + %(lease)s"
+    " WHERE w.work_item_id = %(id)s AND w.status = 'pending'",
+    "claim",
+)
+
 HOLDER = (
     f" WHERE w.work_item_id = %(id)s AND w.status IN {HELD}"
     " AND (%(by)s::text IS NULL OR w.agent_id = %(by)s)"
