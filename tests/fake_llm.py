@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,6 +18,7 @@ class Reply:
     status: int = 200
     body: Any = None  # dict -> JSON; bytes -> sent as is
     delay_s: float = 0.0
+    before: Callable[[], object] | None = None  # run before answering (a race to stage)
 
 
 def ollama_ok(text: str = "4", model: str = "qwen3") -> Reply:
@@ -74,6 +76,8 @@ class FakeLLM:
                 reply = (
                     fake.replies.popleft() if fake.replies else Reply(500, {"error": "no reply"})
                 )
+                if reply.before is not None:
+                    reply.before()
                 time.sleep(reply.delay_s)
                 data = (
                     reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
