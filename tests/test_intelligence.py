@@ -217,3 +217,48 @@ def test_swarm_claim_next_intelligent(tmp_path: Path) -> None:
         fake.replies.append(ollama_ok("not json"))
         plain = swarm("claim", "--next", "--intelligent", "--agent-id", "agent_w", "--json")
         assert plain.returncode == 0 and json.loads(plain.stdout)["priority"] == "high"
+
+
+def test_swarm_analyze_writes_swarmsh_files_and_falls_back(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_ID", "SWARM_STORE")}
+    with FakeLLM() as fake:
+        (tmp_path / "swarm.toml").write_text(
+            f'[intelligence]\nbackend = "ollama"\nhost = "{fake.url}"\ncache_ttl_min = 0\n'
+        )
+
+        def swarm(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [SWARM, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+            )
+
+        item = swarm("add", "bug_fix", "data loss on save", "low", "-q").stdout.strip()
+        change = {"work_item_id": item, "current": "low", "suggested": "critical"}
+        fake.replies.append(
+            ollama_ok(json.dumps({"summary": "one misfiled bug", "changes": [change]}))
+        )
+        done = swarm("analyze", "priorities", "--json")
+        assert done.returncode == 0, done.stderr
+        report = json.loads((tmp_path / "claude_priority_analysis.json").read_text())
+        assert report == json.loads(done.stdout)
+        assert report["analysis"]["changes"][0]["suggested"] == "critical"
+        assert report["input"]["pending"] == 1 and report["fallback"] is None
+
+        health = {"summary": "fine", "score": 250, "status": "excellent", "issues": []}
+        fake.replies.append(ollama_ok(json.dumps(health)))  # a score out of range
+        done = swarm("analyze", "health")
+        assert done.returncode == 0 and "no analysis (invalid answer: score" in done.stdout
+        report = json.loads((tmp_path / "claude_health_analysis.json").read_text())
+        assert report["analysis"] is None and report["input"]["health"]["health_score"] >= 0
+
+        for kind, name in (("assignments", "optimization_results"), ("team", "team_analysis")):
+            fake.replies.append(Reply(503, {"error": "overloaded"}))
+            done = swarm("analyze", kind)
+            assert done.returncode == 0 and "unavailable" in done.stdout
+            assert (tmp_path / f"claude_{name}.json").exists()
+        bad = swarm("analyze", "mood")
+        assert bad.returncode == 2 and "use one of priorities" in bad.stderr
+    spans = Path(env["TELEMETRY_SPANS_FILE"]).read_text().splitlines()
+    analyses = [json.loads(s) for s in spans if "swarmsh.intelligence.analyze" in s]
+    assert len(analyses) == 4
+    assert "swarm.intelligence.fallback" not in analyses[0]["attributes"]
+    assert all("swarm.intelligence.fallback" in s["attributes"] for s in analyses[1:])

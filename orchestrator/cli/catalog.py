@@ -146,6 +146,11 @@ CATALOG: dict[str, Entry] = {
     "cron status": Entry("This swarm's crontab lines and last runs", "swarm cron status --json"),
     "cron test": Entry("Run every maintenance task once now", "swarm cron test"),
     "cron remove": Entry("Remove this swarm's crontab lines", "swarm cron remove"),
+    "analyze": Entry(
+        "LLM analysis: priorities, assignments, health, team",
+        "swarm analyze priorities --json",
+        "analyze",
+    ),
 }
 
 # Every module holding commands (as `commands = typer.Typer()`), in help order.

@@ -24,6 +24,7 @@ from orchestrator.telemetry import tracing
 if TYPE_CHECKING:
     from orchestrator.maintenance.settings import MaintenanceSettings
     from orchestrator.store.base import Store
+    from orchestrator.telemetry.health import HealthReport
     from orchestrator.telemetry.settings import TelemetrySettings
 
 logger = logging.getLogger(__name__)
@@ -111,19 +112,7 @@ class Maintenance:
         return f"{len(expired)} expired lease(s) returned", {"expired": len(expired)}
 
     def _health(self) -> tuple[str, dict[str, Any]]:
-        from orchestrator.telemetry.observe import health_of, observe
-        from orchestrator.telemetry.reader import newest_span_ns
-        from orchestrator.telemetry.settings import parse_window
-        from orchestrator.telemetry.stats import collect
-
-        spans = self.telemetry.spans_file
-        stats = collect(spans, parse_window(self.telemetry.window), now=self.clock())
-        report = health_of(
-            observe(self.store, self.agents_dir),
-            stats,
-            self.telemetry,
-            newest_span_ns=newest_span_ns(spans),
-        )
+        report = compute_health(self.store, self.telemetry, self.agents_dir, self.clock())
         path = Path(self.telemetry.health_report)
         path.parent.mkdir(parents=True, exist_ok=True)
         runstate.write_json(path, report.to_dict())
@@ -171,6 +160,24 @@ class Maintenance:
 
     def _optimize(self) -> tuple[str, dict[str, Any]]:
         return optimize_queue(self.store, self.settings, self.clock())
+
+
+def compute_health(
+    store: Store | None, telemetry: TelemetrySettings, agents_dir: Path, now: float
+) -> HealthReport:
+    """The health score of ``swarm health``, over TELEMETRY_WINDOW."""
+    from orchestrator.telemetry.observe import health_of, observe
+    from orchestrator.telemetry.reader import newest_span_ns
+    from orchestrator.telemetry.settings import parse_window
+    from orchestrator.telemetry.stats import collect
+
+    spans = telemetry.spans_file
+    return health_of(
+        observe(store, agents_dir),
+        collect(spans, parse_window(telemetry.window), now=now),
+        telemetry,
+        newest_span_ns=newest_span_ns(spans),
+    )
 
 
 def optimize_queue(
