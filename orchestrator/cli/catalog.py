@@ -138,7 +138,7 @@ CATALOG: dict[str, Entry] = {
         "Optimise the work queue now (archive, sweep, warn)", "swarm optimize --json", "maintain"
     ),
     "cron": Entry(
-        "Maintenance as crontab lines: install, status, test, remove",
+        "Maintenance via cron: install, status, test, remove",
         "swarm cron install",
         "maintain",
     ),
