@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import NotFound
+from orchestrator.errors import Conflict, InvalidArgument, NotFound
 from orchestrator.intelligence.claiming import intelligent_claim
 from orchestrator.intelligence.settings import IntelligenceSettings
 from orchestrator.records import ANY, WorkItem, WorkStatus
@@ -24,6 +24,22 @@ from orchestrator.telemetry.settings import TelemetrySettings
 
 from .conftest import SWARM
 from .fake_llm import FakeLLM, Reply, claude_ok, ollama_ok
+
+
+def test_reprioritize_moves_an_item_in_the_queue(store: Any) -> None:
+    store.add_work(WorkItem("a", "t", "d", priority="high"))
+    store.add_work(WorkItem("b", "t", "d", priority="medium"))
+    store.add_work(WorkItem("c", "t", "d", priority="low"))
+    assert store.reprioritize("c", "critical").priority == "critical"
+    assert store.reprioritize("a", "low").priority == "low"
+    assert [store.claim(f"x{n}").work_item_id for n in range(3)] == ["c", "b", "a"]
+    store.complete("c", "success")
+    with pytest.raises(Conflict):
+        store.reprioritize("c", "low")
+    with pytest.raises(NotFound):
+        store.reprioritize("nope", "low")
+    with pytest.raises(InvalidArgument):
+        store.reprioritize("a", "urgent")
 
 
 def test_claim_id_takes_that_pending_item_or_none(store: Any) -> None:
@@ -242,6 +258,14 @@ def test_swarm_analyze_writes_swarmsh_files_and_falls_back(tmp_path: Path) -> No
         assert report == json.loads(done.stdout)
         assert report["analysis"]["changes"][0]["suggested"] == "critical"
         assert report["input"]["pending"] == 1 and report["fallback"] is None
+        assert report["applied"] == []  # suggestions only without --apply
+        assert json.loads(swarm("list-work", "--json").stdout)[0]["priority"] == "low"
+        stale = {"work_item_id": item, "current": "high", "suggested": "medium"}
+        fake.replies.append(ollama_ok(json.dumps({"summary": "s", "changes": [change, stale]})))
+        done = swarm("analyze", "priorities", "--apply", "--json")
+        assert done.returncode == 0, done.stderr
+        assert [c["suggested"] for c in json.loads(done.stdout)["applied"]] == ["critical"]
+        assert json.loads(swarm("list-work", "--json").stdout)[0]["priority"] == "critical"
 
         health = {"summary": "fine", "score": 250, "status": "excellent", "issues": []}
         fake.replies.append(ollama_ok(json.dumps(health)))  # a score out of range
@@ -259,6 +283,7 @@ def test_swarm_analyze_writes_swarmsh_files_and_falls_back(tmp_path: Path) -> No
         assert bad.returncode == 2 and "use one of priorities" in bad.stderr
     spans = Path(env["TELEMETRY_SPANS_FILE"]).read_text().splitlines()
     analyses = [json.loads(s) for s in spans if "swarmsh.intelligence.analyze" in s]
-    assert len(analyses) == 4
-    assert "swarm.intelligence.fallback" not in analyses[0]["attributes"]
-    assert all("swarm.intelligence.fallback" in s["attributes"] for s in analyses[1:])
+    assert len(analyses) == 5
+    assert all("swarm.intelligence.fallback" not in s["attributes"] for s in analyses[:2])
+    assert all("swarm.intelligence.fallback" in s["attributes"] for s in analyses[2:])
+    assert sum('"swarm.reprioritize"' in s for s in spans) == 1

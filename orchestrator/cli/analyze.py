@@ -17,6 +17,9 @@ commands = typer.Typer()
 def analyze(
     ctx: typer.Context,
     kind: Annotated[str, typer.Argument(help="priorities, assignments, health or team.")],
+    apply: Annotated[
+        bool, typer.Option("--apply", help="priorities: make the suggested changes.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Ask the [intelligence] model for a structured analysis (schemas in the README) and
@@ -24,7 +27,7 @@ def analyze(
     and the reason, and the command still succeeds."""
     from orchestrator.intelligence.analysis import run_analysis
 
-    report, path = run_analysis(context_of(ctx), kind)
+    report, path = run_analysis(context_of(ctx), kind, apply)
     if as_json:
         render.emit_json(report)
         return
@@ -36,6 +39,12 @@ def analyze(
     for key in ("changes", "assignments", "issues", "teams", "bottlenecks", "risks"):
         for entry in analysis.get(key) or []:
             render.echo(f"  - {entry if isinstance(entry, str) else _line(entry)}")
+    for change in report.get("applied") or []:
+        render.echo(
+            f"applied: {change['work_item_id']} {change['current']} -> {change['suggested']}"
+        )
+    if kind == "priorities" and analysis.get("changes") and not apply:
+        render.echo("(suggestions only: --apply makes them)")
 
 
 def _line(entry: dict[str, object]) -> str:

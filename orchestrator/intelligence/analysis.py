@@ -206,8 +206,9 @@ def applicable(report: dict[str, Any], items: dict[str, WorkItem]) -> list[Prior
     ]
 
 
-def run_analysis(context: Context, kind: str) -> tuple[dict[str, Any], str]:
-    """``swarm analyze KIND``: the report, written to its claude_*.json; (report, path)."""
+def run_analysis(context: Context, kind: str, apply: bool = False) -> tuple[dict[str, Any], str]:
+    """``swarm analyze KIND``: the report, written to its claude_*.json; (report, path).
+    ``apply``: make the suggested priority changes that still hold."""
     from pathlib import Path
 
     from orchestrator.errors import InvalidArgument
@@ -217,6 +218,8 @@ def run_analysis(context: Context, kind: str) -> tuple[dict[str, Any], str]:
 
     if kind not in KINDS:
         raise InvalidArgument(f"analyze {kind!r}: use one of {', '.join(KINDS)}")
+    if apply and kind != "priorities":
+        raise InvalidArgument("--apply applies priority changes: use it with analyze priorities")
     store = context.store()  # with spans: the analysis span records any fallback
     items = store.list_work(include_terminal=True)
     agents = store.list_agents()
@@ -225,6 +228,12 @@ def run_analysis(context: Context, kind: str) -> tuple[dict[str, Any], str]:
         report = compute_health(store, context.telemetry, context.agents_dir, time.time())
         health = report.to_dict()
     result = analyze(kind, resolve_intelligence(context.config), facts(items, agents, health))
+    if kind == "priorities":
+        changes = applicable(result, {item.work_item_id: item for item in items})
+        result["applied"] = []
+        for change in changes if apply else []:
+            store.reprioritize(change.work_item_id, change.suggested)
+            result["applied"].append(change.model_dump())
     base = context.config.base_dir if context.config is not None else Path.cwd()
     path = base / KINDS[kind][1]
     write_json(path, result)

@@ -110,6 +110,11 @@ class Store(Protocol):
         """Create the item and claim it in one step; Conflict when its id or key is taken."""
         ...
 
+    def reprioritize(self, work_id: str, priority: str) -> WorkItem:
+        """Change a live item's priority (its place in the queue); Conflict when it has
+        finished, NotFound when there is no such item."""
+        ...
+
     def progress(
         self,
         work_id: str,

@@ -513,6 +513,18 @@ class FileStore:
             self._commit("claim_new", [mine], by=agent_id)
             return mine
 
+    def reprioritize(self, work_id: str, priority: str) -> WorkItem:
+        rules.check_priority(priority)
+        with self._transaction() as state:
+            item = state.items.get(check_id(work_id, "work id"))
+            if item is None:
+                raise NotFound(f"work item {work_id} not found")
+            if item.terminal:
+                raise Conflict(f"work item {work_id} is {item.status}: its priority is final")
+            new = item.evolve(priority=priority, updated_at=self.clock())
+            self._commit("reprioritize", [new])
+            return new
+
     def progress(
         self,
         work_id: str,

@@ -72,6 +72,13 @@ CLAIM_ID = logged(
     "claim",
 )
 
+REPRIORITIZE = logged(
+    "UPDATE work_items w SET priority = %(p)s, priority_rank = %(rank)s,"
+    " updated_at = swarm_now() WHERE w.work_item_id = %(id)s"
+    " AND w.status NOT IN ('completed', 'failed', 'dead')",
+    "reprioritize",
+)
+
 HOLDER = (
     f" WHERE w.work_item_id = %(id)s AND w.status IN {HELD}"
     " AND (%(by)s::text IS NULL OR w.agent_id = %(by)s)"

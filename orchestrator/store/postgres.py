@@ -35,11 +35,11 @@ from orchestrator.ids import check_id
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
+from orchestrator.store.pg_choice import ChosenWork
 from orchestrator.store.pg_schema import apply_migrations
 from orchestrator.store.pg_sql import (
     AGENT_COLS,
     CLAIM,
-    CLAIM_ID,
     COLS,
     EXPIRE,
     HELD,
@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class PostgresStore:
+class PostgresStore(ChosenWork):
     def __init__(
         self,
         dsn: str,
@@ -358,24 +358,6 @@ class PostgresStore:
 
         return self._retrying(attempt)
 
-    def claim_id(
-        self, agent_id: str, work_id: str, lease_s: float | None = None
-    ) -> WorkItem | None:
-        check_id(agent_id, "agent id")
-        params = {"by": agent_id, "id": check_id(work_id, "work id"), "lease": lease_s}
-
-        def work(cur: psycopg.Cursor[Any], retrying: bool) -> WorkItem | None:
-            row = cur.execute(CLAIM_ID, params | {"lease": lease_s or self.lease_s}).fetchone()
-            if row is not None:
-                return WorkItem(*row)
-            found = cur.execute(
-                f"SELECT {COLS} FROM work_items WHERE work_item_id = %(id)s", params
-            )
-            item = WorkItem(*found.fetchone() or _missing(work_id))
-            return item if retrying and item.held and item.agent_id == agent_id else None
-
-        return self._run(work)
-
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         check_id(agent_id, "agent id")
         params = insert_params(item, WorkStatus.CLAIMED, agent_id, self.max_attempts)
@@ -600,10 +582,6 @@ class PostgresStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _missing(work_id: str) -> tuple[Any, ...]:
-    raise NotFound(f"work item {work_id} not found")
 
 
 def _agent(agent_id: str | None) -> str | None:

@@ -296,6 +296,11 @@ class TracedStore:
         self._hold(claimed)
         return claimed
 
+    def reprioritize(self, work_id: str, priority: str) -> WorkItem:
+        return self._on_item(
+            "swarm.reprioritize", work_id, None, lambda: self.inner.reprioritize(work_id, priority)
+        )
+
     def progress(
         self,
         work_id: str,
