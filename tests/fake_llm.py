@@ -16,7 +16,7 @@ from typing import Any
 @dataclass
 class Reply:
     status: int = 200
-    body: Any = None  # dict -> JSON; bytes -> sent as is
+    body: Any = None  # dict -> JSON; bytes -> sent as is; a callable -> called for them
     delay_s: float = 0.0
     before: Callable[[], object] | None = None  # run before answering (a race to stage)
 
@@ -79,9 +79,8 @@ class FakeLLM:
                 if reply.before is not None:
                     reply.before()
                 time.sleep(reply.delay_s)
-                data = (
-                    reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-                )
+                body = reply.body() if callable(reply.body) else reply.body
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 try:
                     self.send_response(reply.status)
                     self.send_header("content-type", "application/json")

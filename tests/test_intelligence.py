@@ -287,3 +287,46 @@ def test_swarm_analyze_writes_swarmsh_files_and_falls_back(tmp_path: Path) -> No
     assert all("swarm.intelligence.fallback" not in s["attributes"] for s in analyses[:2])
     assert all("swarm.intelligence.fallback" in s["attributes"] for s in analyses[2:])
     assert sum('"swarm.reprioritize"' in s for s in spans) == 1
+
+
+def test_an_intelligent_group_in_swarm_up_claims_the_models_pick(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_ID", "SWARM_STORE")}
+    env["TELEMETRY_SPANS_FILE"] = str(tmp_path / "spans.jsonl")
+    with FakeLLM() as fake:
+        (tmp_path / "swarm.toml").write_text(
+            f'[intelligence]\nbackend = "ollama"\nhost = "{fake.url}"\ncache_ttl_min = 0\n\n'
+            '[[agents]]\nname = "writer"\nspecialization = "documentation"\n'
+            'claim = "intelligent"\n\n'
+            '[[work]]\nwork_type = "bug"\ndescription = "crash"\npriority = "high"\n'
+            'key = "bug"\npayload = { argv = ["true"] }\n\n'
+            '[[work]]\nwork_type = "docs"\ndescription = "guide"\npriority = "low"\n'
+            'key = "docs"\npayload = { argv = ["true"] }\n'
+        )
+        picked: list[str] = []
+
+        def pick_docs() -> dict[str, Any]:
+            """The low-priority docs item, by its key: its id exists once swarm up ran."""
+            store = FileStore(tmp_path / "agent_coordination")
+            picked.append(next(i.work_item_id for i in store.list_work() if i.key == "docs"))
+            store.close()
+            return dict(ollama_ok(json.dumps({"work_item_id": picked[0]})).body)
+
+        fake.replies.append(Reply(200, pick_docs))
+        done = subprocess.run(
+            [SWARM, "up", "--until-drained"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr
+    spans = [
+        json.loads(line)["attributes"]
+        for line in (tmp_path / "spans.jsonl").read_text().splitlines()
+        if '"swarmsh.intelligence.claim"' in line
+    ]
+    chosen = [s for s in spans if "swarm.intelligence.chosen" in s]
+    assert chosen[0]["swarm.intelligence.chosen"] == picked[0]
+    assert chosen[0]["swarm.work.id"] == picked[0]
+    assert spans[-1]["swarm.intelligence.fallback"] == "one candidate: nothing to choose"

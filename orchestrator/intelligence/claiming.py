@@ -73,6 +73,9 @@ def intelligent_claim(
     use_cache: bool = True,
 ) -> WorkItem | None:
     """Claim the model's choice for this agent, or fall back to priority order."""
+    items = candidates(store, filters, settings.top_k)
+    if not items:
+        return None  # an empty poll is no operation: idle agents poll a lot, unrecorded
     with tracing.tracer().start_as_current_span(
         "swarmsh.intelligence.claim",
         attributes={
@@ -81,11 +84,7 @@ def intelligent_claim(
             "gen_ai.request.model": settings.model,
         },
     ) as span:
-        items = candidates(store, filters, settings.top_k)
         span.set_attribute("swarm.intelligence.candidates", len(items))
-        if not items:
-            span.set_attribute("swarm.intelligence.fallback", "no pending item")
-            return None
         order = list(items)
         fallback = ""
         if len(items) == 1:
