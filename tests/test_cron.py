@@ -169,3 +169,26 @@ def test_cron_refuses_a_period_cron_cannot_express(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("SWARM_STORE", "SWARM_CONFIG")}
     done = _swarm(tmp_path, env, "cron", "test")
     assert done.returncode == 2 and "telemetry" in done.stderr and "no cron form" in done.stderr
+
+
+def test_bad_maintenance_settings_and_a_damaged_ledger(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("SWARM_STORE", "SWARM_CONFIG")}
+    (tmp_path / "swarm.toml").write_text('[maintenance]\nhealth_every = "soon"\n')
+    done = _swarm(tmp_path, env, "maintenance", "status")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "swarm.toml:2: [maintenance] health_every" in done.stderr
+    (tmp_path / "swarm.toml").write_text("")
+    bad_env = env | {"WORK_MAX_ACTIVE": "lots"}
+    done = _swarm(tmp_path, bad_env, "optimize")
+    assert done.returncode == 2 and "WORK_MAX_ACTIVE='lots': not a number" in done.stderr
+    assert _swarm(tmp_path, env, "maintenance", "run", "sweep").returncode == 0
+    ledger = tmp_path / "agent_coordination" / "maintenance.json"
+    ledger.write_bytes(ledger.read_bytes()[:20])  # torn: the schedule starts afresh
+    done = _swarm(tmp_path, env, "maintenance", "run", "health", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "unreadable" in done.stderr and "starts afresh" in done.stderr
+    rows = {
+        r["task"]: r
+        for r in json.loads(_swarm(tmp_path, env, "maintenance", "status", "--json").stdout)
+    }
+    assert rows["health"]["runs"] == 1 and rows["sweep"]["runs"] == 0
