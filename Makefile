@@ -7,12 +7,15 @@ STAMP  := $(VENV)/.installed
 .DEFAULT_GOAL := test
 .PHONY: install test lint typecheck pytest demo cli-demo chaos bench clean validate \
 	telemetry-health telemetry-stats monitor-24h monitor-7d monitor-all diagrams-dashboard \
-	cron-install cron-status cron-test cron-remove
+	cron-install cron-status cron-test cron-remove \
+	worktree-create worktree-list worktree-dashboard worktree-merge worktree-remove
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# compat: a path in a .pth, not an import hook that every process (each CLI call,
+	@# each agent) would import at start-up
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install swarmsh with its dev extra
@@ -25,7 +28,8 @@ typecheck: $(STAMP)  ## mypy (strict)
 	$(BIN)/mypy
 
 pytest: $(STAMP)  ## the test suite; PostgreSQL from SWARM_TEST_PG_DSN or a throwaway server
-	scripts/ensure-cron.sh
+	@scripts/ensure-cron.sh
+	@scripts/need-jq.sh
 	scripts/with-postgres.sh $(BIN)/pytest -q
 
 test: lint typecheck pytest  ## everything CI runs
@@ -75,6 +79,25 @@ cron-test: $(STAMP)  ## run every maintenance task once now, as cron would
 
 cron-remove: $(STAMP)  ## take this swarm's lines (and only them) out of your crontab
 	$(BIN)/swarm cron remove
+FEATURE_NEEDED = @test -n "$(FEATURE)" || { echo "usage: make $@ FEATURE=name" >&2; exit 2; }
+
+worktree-create: $(STAMP)  ## a git worktree on feature/FEATURE with its own ports, database and .env
+	$(FEATURE_NEEDED)
+	$(BIN)/swarm worktree create "$(FEATURE)"
+
+worktree-list: $(STAMP)  ## worktrees: state, branch, ports, database, commits ahead, uncommitted changes
+	$(BIN)/swarm worktree list
+
+worktree-dashboard: $(STAMP)  ## worktrees with the agents and items in them and their disk use
+	$(BIN)/swarm worktree dashboard
+
+worktree-merge: $(STAMP)  ## commit FEATURE's changes, push its branch to origin, print the pull request
+	$(FEATURE_NEEDED)
+	$(BIN)/swarm worktree merge "$(FEATURE)"
+
+worktree-remove: $(STAMP)  ## free FEATURE's ports and database and remove its checkout (the branch stays)
+	$(FEATURE_NEEDED)
+	$(BIN)/swarm worktree remove "$(FEATURE)"
 
 bench: $(STAMP)  ## benchmarks (not part of make test); writes bench/RESULTS.md
 	$(BIN)/python -m bench.store_bench --write-results

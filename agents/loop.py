@@ -23,6 +23,7 @@ from setproctitle import setproctitle
 from agents import spans
 from agents.backends import Outcome, load_backend
 from agents.results import discard_result, finalize, result_record, write_pending
+from agents.worktree import in_worktrees
 from orchestrator import logs
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.records import Agent, WorkItem, WorkStatus, out_of_attempts
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from orchestrator.config import AgentGroup, StoreConfig
     from orchestrator.intelligence.settings import IntelligenceSettings
     from orchestrator.store.base import Store
+    from orchestrator.worktrees.settings import WorktreeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class AgentSpec:
     log_file: str | None = None  # the agent's own rotating log
     log_to_stderr: bool = True  # False while the supervisor draws a live view on the terminal
     intelligence: IntelligenceSettings | None = None  # claim = "intelligent": the model picks
+    worktrees: WorktreeSettings | None = None  # for a group with worktree = "per-item" | …
 
 
 class AgentRunner:
@@ -98,7 +101,7 @@ class AgentRunner:
 
     def run(self) -> int:
         try:
-            backend = load_backend(self.group)
+            backend = in_worktrees(load_backend(self.group), self.spec, self.store)
         except (ImportError, ValueError, AttributeError) as exc:
             logger.error(
                 "agent group %s: cannot start the %s backend: %s",

@@ -1,10 +1,12 @@
-"""Claim+complete throughput and claim latency: the file store next to SQLite in WAL mode.
+"""Claim+complete throughput and claim latency: the file store next to SQLite in WAL mode,
+and the file store with SwarmSH's JSON views on next to off.
 
 Each of N processes loops claim -> complete -> enqueue a replacement, so the queue stays
 at its starting size; the SQLite baseline runs the same three statements as the usual
 single-row claim transaction. Both run in the same invocation, so the ratio is fair.
+The views comparison alternates off and on runs (N=10 by default) and compares medians.
 
-    python -m bench.store_bench [--seconds 3] [--write-results]
+    python -m bench.store_bench [--seconds 3] [--write-results] [--views-only]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from bench.common import percentile_ms, run_processes, write_section
 from orchestrator.records import WorkItem
+from orchestrator.store import DEFAULT_VIEWS_INTERVAL_S
 from orchestrator.store.file import FileStore
 
 PRIORITIES = ["critical", "high", "medium", "low"]
@@ -65,6 +68,15 @@ class FileBackend:
 
     def add(self, n: int) -> None:
         self.store.add_work(_item(n))
+
+
+class FileViewsBackend(FileBackend):
+    """The file store as agents open it: SwarmSH's views refreshed when due."""
+
+    name = "file+views"
+
+    def __init__(self, path: str) -> None:
+        self.store = FileStore(path, views_interval_s=DEFAULT_VIEWS_INTERVAL_S)
 
 
 _SCHEMA = """
@@ -129,7 +141,12 @@ class SqliteBackend:
         )
 
 
-BACKENDS: dict[str, Any] = {"file": FileBackend, "sqlite-wal": SqliteBackend}
+BACKENDS: dict[str, Any] = {
+    "file": FileBackend,
+    "sqlite-wal": SqliteBackend,
+    "file+views": FileViewsBackend,
+}
+TABLE = ("file", "sqlite-wal")
 
 
 # -- one run -----------------------------------------------------------------------------
@@ -221,6 +238,46 @@ def cli_claim_latency(runs: int) -> tuple[float, float]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def views_comparison(procs: int, size: int, seconds: float, rounds: int) -> str:
+    """Views off and on, alternated ``rounds`` times; a Markdown table of the medians."""
+    runs: dict[str, list[Result]] = {"file": [], "file+views": []}
+    for _ in range(rounds):
+        for backend, results in runs.items():
+            r = run_one(backend, procs, size, seconds)
+            results.append(r)
+            print(
+                f"{backend:10} N={procs:<3} items={size:<7} {r.cycles_per_s:9.0f} cycles/s"
+                f"  claim p99 {r.p99_ms:.3f} ms",
+                flush=True,
+            )
+    off, on = (statistics.median(r.cycles_per_s for r in runs[b]) for b in runs)
+    p99 = {b: statistics.median(r.p99_ms for r in rs) for b, rs in runs.items()}
+    return (
+        "| N | items | views off cycles/s | views on cycles/s | on/off | p99 off ms | p99 on ms |"
+        "\n|---|---|---|---|---|---|---|\n"
+        f"| {procs} | {size:,} | {off:,.0f} | {on:,.0f} | {on / off:.2f}x |"
+        f" {p99['file']:.3f} | {p99['file+views']:.3f} |"
+    )
+
+
+def write_views_section(tables: list[str], seconds: float, rounds: int) -> None:
+    command = "python -m bench.store_bench " + " ".join(sys.argv[1:])
+    write_section(
+        "store_views",
+        (
+            "## Store: SwarmSH's JSON views on and off\n\n"
+            f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
+            f" {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end."
+            f" Off and on alternate, {rounds} runs of {seconds:g} s each; medians. On: every"
+            f" process refreshes work_claims.json, agent_status.json, agents.json and"
+            f" coordination_log.json under the lock when they are older than"
+            f" {DEFAULT_VIEWS_INTERVAL_S:g} s (agents' default); target: on/off ≥ 0.9x.\n\n"
+            + "\n\n".join(tables)
+            + "\n"
+        ),
+    )
+
+
 # -- report ------------------------------------------------------------------------------
 
 
@@ -231,12 +288,26 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 100_000])
     parser.add_argument("--cli-runs", type=int, default=30)
     parser.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
+    parser.add_argument("--views-only", action="store_true", help="only views on vs off")
+    parser.add_argument("--views-procs", type=int, default=10)
+    parser.add_argument("--views-sizes", type=int, nargs="+", default=[1_000])
+    parser.add_argument("--views-rounds", type=int, default=3)
     args = parser.parse_args()
+
+    views = [
+        views_comparison(args.views_procs, size, args.seconds, args.views_rounds)
+        for size in args.views_sizes
+    ]
+    print("\n\n".join(views))
+    if args.write_results:
+        write_views_section(views, args.seconds, args.views_rounds)
+    if args.views_only:
+        return
 
     results: dict[tuple[str, int, int], Result] = {}
     for size in args.sizes:
         for procs in args.procs:
-            for backend in BACKENDS:
+            for backend in TABLE:
                 r = run_one(backend, procs, size, args.seconds)
                 results[(backend, procs, size)] = r
                 print(

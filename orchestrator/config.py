@@ -26,7 +26,8 @@ from orchestrator.locations import (
 )
 from orchestrator.maintenance.settings import MaintenanceConfig
 from orchestrator.records import ClaimFilter
-from orchestrator.store import StoreOptions
+from orchestrator.store import DEFAULT_VIEWS_INTERVAL_S, StoreOptions
+from orchestrator.worktrees.settings import WorktreesConfig
 
 
 class _Section(BaseModel):
@@ -43,6 +44,8 @@ class StoreConfig(_Section):
     max_attempts: int = Field(default=3, ge=1)
     archive_after_s: float = Field(default=3600.0, ge=0)
     compact_mb: float = Field(default=4.0, gt=0)
+    views: bool = True  # SwarmSH's JSON files (work_claims.json, ...), see store/views.py
+    views_interval_s: float = Field(default=DEFAULT_VIEWS_INTERVAL_S, ge=0, le=3600)
 
     def options(self) -> StoreOptions:
         """What the store backends take."""
@@ -53,6 +56,7 @@ class StoreConfig(_Section):
             archive_after_s=self.archive_after_s,
             compact_bytes=int(self.compact_mb * (1 << 20)),
             schema=self.schema_name,
+            views_interval_s=self.views_interval_s if self.views else None,
         )
 
 
@@ -93,6 +97,10 @@ class AgentGroup(_Section):
     max_restarts: int = Field(default=5, ge=0)
     restart_window_s: float = Field(default=60.0, gt=0)
     stop_timeout_s: float = Field(default=10.0, ge=0)
+    # where it works: in a git worktree of [worktrees] repo per item or per agent
+    worktree: Literal["per-item", "per-agent"] | None = None
+    base: str | None = None  # the branch worktrees start from (default: the checked-out one)
+    keep: bool = True  # false: remove a clean worktree once its work is committed
 
     def claim_filter(self) -> ClaimFilter:
         """What this group's agents claim: its work_types and teams (None = any)."""
@@ -162,6 +170,7 @@ class SwarmConfig(_Section):
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
     intelligence: IntelligenceConfig = Field(default_factory=IntelligenceConfig)
+    worktrees: WorktreesConfig = Field(default_factory=WorktreesConfig)
 
     source: Path | None = Field(default=None, exclude=True)
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator import logs
+from orchestrator import compat, logs
 from orchestrator.errors import InvalidArgument
 from orchestrator.ids import check_id, new_agent_id
 from orchestrator.locations import DEFAULT_AGENTS_DIR, DEFAULT_CONFIG, DEFAULT_STORE_DIR, is_url
@@ -29,7 +29,8 @@ class Context:
 
     def __init__(self, store: str | None = None, config: str | None = None) -> None:
         logs.level()  # LOG_LEVEL=loud: refused before the command runs, as a user error
-        self.store_arg = store
+        compat.check_coordination_mode()
+        self.store_arg = store or compat.coordination_dir()
         self.config_arg = config
         self._store: Store | None = None
         self._read_store: Store | None = None
@@ -118,7 +119,7 @@ class Context:
             target, settings = self.store_target, self.store_settings
             tracing.configure("cli", self.telemetry, short_lived=True)
             self._traced = True
-            self._store = open_store(target, settings)
+            self._store = open_store(target, settings, one_shot=True)
         return self._store
 
     def existing_store(self) -> Store | None:
@@ -127,10 +128,10 @@ class Context:
         not create an empty store wherever the command happens to run. No spans are
         configured (reads record none). Closed by ``close()``."""
         if self._read_store is None:
-            self._read_store = self.observed_store()
+            self._read_store = self.observed_store(one_shot=True)
         return self._read_store
 
-    def observed_store(self) -> Store | None:
+    def observed_store(self, *, one_shot: bool = False) -> Store | None:
         """The store for an observing command (no spans are configured), or None when the
         file store was never created: there is nothing to see, and looking must not
         create it. The caller closes it."""
@@ -139,7 +140,7 @@ class Context:
         settings = self.store_settings  # a broken swarm.toml is reported, store or not
         if not is_url(self.store_target) and not os.path.isdir(self.store_target):
             return None
-        return open_store(self.store_target, settings)
+        return open_store(self.store_target, settings, one_shot=one_shot)
 
     def close(self) -> None:
         """After the command: close the store and flush the spans it recorded."""

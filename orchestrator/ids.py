@@ -7,8 +7,8 @@ accepted from outside is checked against a safe alphabet.
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import time
 
 from orchestrator.errors import InvalidArgument
@@ -17,7 +17,7 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def _new(prefix: str) -> str:
-    return f"{prefix}_{time.time_ns()}_{secrets.token_hex(4)}"
+    return f"{prefix}_{time.time_ns()}_{os.urandom(4).hex()}"
 
 
 def new_work_id() -> str:
@@ -26,6 +26,11 @@ def new_work_id() -> str:
 
 def new_agent_id() -> str:
     return _new("agent")
+
+
+def nanosecond_agent_id() -> str:
+    """SwarmSH's own form, ``agent_$(date +%s%N)``, for scripts that parse it."""
+    return f"agent_{time.time_ns()}"
 
 
 def check_id(value: str, what: str = "id") -> str:

@@ -43,6 +43,8 @@ from orchestrator.telemetry import tracing
 from orchestrator.telemetry.settings import resolve_settings
 from orchestrator.wiring import open_store
 from orchestrator.workspec import configured_items
+from orchestrator.worktrees import settings as worktree_settings
+from orchestrator.worktrees.settings import WorktreeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class Supervisor:
         self._filters = preflight.filters_of(config.agents)
         self.status = Status.STARTING
         self.host = os.environ.get("SWARM_HOST_ID") or socket.gethostname()
+        self.worktrees: WorktreeSettings | None = None  # set at start when a group uses them
         self.store_target = config.store_target()
         self.is_file_store = config.store.backend == "file"
         self.agents_dir = config.resolve(config.supervisor.agents_dir)
@@ -181,6 +184,7 @@ class Supervisor:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         control.clear(self.agents_dir)
         preflight.check_groups(self.config.agents)
+        self.worktrees = worktree_settings.for_agents(self.config, self.store_target)
         self.store = open_store(self.store_target, self.config.store)
         self._serve_metrics()  # first: a port in use must stop us before anything is enqueued
         settled = reconcile(str(self.results_dir), self.store)
@@ -351,6 +355,7 @@ class Supervisor:
             log_file=str(logs.agent_log_path(self.agents_dir, slot.name)),
             log_to_stderr=not self.live_view,
             intelligence=self.intelligence if slot.group.claim == "intelligent" else None,
+            worktrees=self.worktrees,
         )
         slot.counters = self._ctx.Array("i", 2)
         slot.events, events_out = self._ctx.Pipe(duplex=False)

@@ -33,12 +33,12 @@ run complete "$WORK" success 8
 run claim feature "Spike: SwarmSH-style claim that creates and claims at once" medium core
 run agent-status
 run dashboard
-run compact
-step "jq '.[] | {work_item_id, status, agent_id}' \$SWARM_STORE/work_claims.json"
+step "jq '.[] | {work_item_id, status, result, agent_id}' \$SWARM_STORE/work_claims.json   # SwarmSH's file, current"
 if command -v jq >/dev/null; then
-  jq -c '.[] | {work_item_id, status, agent_id}' "$SWARM_STORE/work_claims.json"
+  jq -c '.[] | {work_item_id, status, result, agent_id}' "$SWARM_STORE/work_claims.json"
 else
-  "$(dirname "$swarm")/python" -c 'import json,sys; [print(json.dumps({k: i[k] for k in ("work_item_id","status","agent_id")})) for i in json.load(open(sys.argv[1]))]' "$SWARM_STORE/work_claims.json"
+  "$(dirname "$swarm")/python" -c 'import json,sys; [print(json.dumps({k: i[k] for k in ("work_item_id","status","result","agent_id")})) for i in json.load(open(sys.argv[1]))]' "$SWARM_STORE/work_claims.json"
 fi
+run compact
 echo
 echo "Done. Try: swarm --help"

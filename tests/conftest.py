@@ -69,6 +69,14 @@ def _spans_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TELEMETRY_SPANS_FILE", str(tmp_path / "telemetry_spans.jsonl"))
 
 
+@pytest.fixture(autouse=True)
+def _no_swarmsh_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SwarmSH's variables in the shell running the tests must not steer their commands
+    (tests about them set them)."""
+    monkeypatch.delenv("COORDINATION_DIR", raising=False)
+    monkeypatch.delenv("COORDINATION_MODE", raising=False)
+
+
 @pytest.fixture(scope="session")
 def pg_dsn() -> str:
     try:

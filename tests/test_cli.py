@@ -135,8 +135,9 @@ def test_add_with_a_key_twice_adds_once(swarm) -> None:  # type: ignore[no-untyp
 
 
 def test_generate_id_and_compact(swarm) -> None:  # type: ignore[no-untyped-def]
-    assert re.fullmatch(r"work_\d+_[0-9a-f]{8}\n", swarm("generate-id").out)
-    assert swarm("generate-id", "--agent").out.startswith("agent_")
+    assert re.fullmatch(r"agent_\d{19}\n", swarm("generate-id").out)  # SwarmSH's form
+    assert re.fullmatch(r"agent_\d{19}\n", swarm("generate-id", "--agent").out)
+    assert re.fullmatch(r"work_\d+_[0-9a-f]{8}\n", swarm("generate-id", "--work").out)
     assert swarm("compact", "--json").json()["archived"] == 0
 
 

@@ -148,7 +148,7 @@ def test_python_m_orchestrator_is_the_swarm_command(tmp_path: Path) -> None:
             text=True,
             timeout=60,
         )
-        assert out.returncode == 0 and out.stdout.startswith("work_"), out.stderr
+        assert out.returncode == 0 and out.stdout.startswith("agent_"), out.stderr
 
 
 def test_shell_completion(tmp_path: Path) -> None:
@@ -160,7 +160,7 @@ def test_shell_completion(tmp_path: Path) -> None:
         }
         return run(cwd=tmp_path, env=env).stdout.split()
 
-    assert complete("swarm cla") == ["claim"]
+    assert complete("swarm cla") == ["claim", "claim-fast", "claim-slow"]  # SwarmSH's names
     assert complete("swarm telemetry st") == ["stats"]
     script = run("--show-completion", "bash", cwd=tmp_path)
     assert script.returncode == 0 and "_SWARM_COMPLETE" in script.stdout

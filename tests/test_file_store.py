@@ -99,8 +99,8 @@ def test_compaction_writes_jq_readable_snapshots_and_new_generation(tmp_path: Pa
     ids = [store.add_work(_item(n, team="core")) for n in range(3)]
     store.claim("a1")
     store.compact()
-    claims = json.loads((tmp_path / "work_claims.json").read_text())
-    agents = json.loads((tmp_path / "agents.json").read_text())
+    claims = json.loads((tmp_path / FileStore.WORK).read_text())
+    agents = json.loads((tmp_path / FileStore.AGENTS).read_text())
     assert [c["work_item_id"] for c in claims] == ids
     assert {
         "work_item_id",
@@ -168,7 +168,7 @@ def test_journal_may_grow_to_twice_the_snapshot_before_compacting(tmp_path: Path
     store = FileStore(tmp_path, compact_bytes=20_000)
     for n in range(300):
         store.add_work(_item(n))
-    snapshot = (tmp_path / "work_claims.json").stat().st_size
+    snapshot = (tmp_path / FileStore.WORK).stat().st_size
     assert _journal(tmp_path).stat().st_size <= max(20_000, 2 * snapshot) + 1_000
     assert len(FileStore(tmp_path).list_work()) == 300
 
@@ -209,10 +209,10 @@ def test_disk_full_fails_cleanly_and_loses_nothing(
 
 
 def test_corrupt_snapshot_is_one_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "work_claims.json").write_text("{not json")
+    (tmp_path / FileStore.WORK).write_text("{not json")
     from orchestrator.errors import StoreError
 
-    with pytest.raises(StoreError, match=r"work_claims\.json is not valid JSON"):
+    with pytest.raises(StoreError, match=r"work_snapshot\.json is not valid JSON"):
         FileStore(tmp_path).list_work()
 
 
@@ -267,7 +267,7 @@ def test_keys_survive_replay_and_compaction_and_archival_frees_them(tmp_path: Pa
     assert other.add_many([_item(3, key="done"), _item(4, key="live")]).present == [done, live]
     assert FileStore(tmp_path).add_work(_item(5, key="live")) == live
     store.compact()  # nothing old enough to archive yet: the snapshot carries the keys
-    assert json.loads((tmp_path / "work_claims.json").read_text())[0]["key"] == "done"
+    assert json.loads((tmp_path / FileStore.WORK).read_text())[0]["key"] == "done"
     assert FileStore(tmp_path).add_many([_item(6, key="done")]).present == [done]
     now[0] += 120
     assert store.compact() == 1  # archives `done`, which frees its key, in every handle
@@ -330,8 +330,8 @@ def test_a_snapshot_holding_one_key_twice_is_one_clear_error(tmp_path: Path) -> 
     store = FileStore(tmp_path)
     store.add_many([_item(1, key="k"), _item(2)])
     store.compact()
-    claims = json.loads((tmp_path / "work_claims.json").read_text())
+    claims = json.loads((tmp_path / FileStore.WORK).read_text())
     claims[1]["key"] = "k"  # as a hand edit with jq might leave it
-    (tmp_path / "work_claims.json").write_text(json.dumps(claims))
+    (tmp_path / FileStore.WORK).write_text(json.dumps(claims))
     with pytest.raises(StoreError, match=r"record 1 is not valid \(key 'k' is also held by w00001"):
         FileStore(tmp_path).list_work()

@@ -22,9 +22,10 @@ import pytest
 from agents.results import reconcile
 from orchestrator.records import Agent, WorkItem
 from orchestrator.store.pg_schema import migrations
+from orchestrator.store.pg_sql import SWEEP_LOCK, SWEEP_TRY_LOCK, SWEEP_UNLOCK
 from orchestrator.store.postgres import PostgresStore
 
-from .conftest import SWARM, wait_for
+from .conftest import SWARM, PgClock, wait_for
 from .workers import pg_drain, pg_migrate
 
 
@@ -150,12 +151,10 @@ def test_supervisors_starting_together_do_not_race_the_migration(
         (3, "0003_events_brin.sql"),
         (4, "0004_work_keys.sql"),
     ]
-    assert rows == [(n, name) for n, (name, _) in enumerate(migrations(), start=1)]
+    assert rows == [(number, name) for number, name, _sql in migrations()]
 
 
 def test_a_schema_from_before_keys_migrates_with_its_items(pg_dsn: str, pg_schema: str) -> None:
-    from orchestrator.store.pg_schema import migrations
-
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {pg_schema}")
         conn.execute(f"SET search_path = {pg_schema}")
@@ -163,7 +162,7 @@ def test_a_schema_from_before_keys_migrates_with_its_items(pg_dsn: str, pg_schem
             "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        for version, (name, sql) in enumerate(migrations()[:3], start=1):
+        for version, name, sql in migrations()[:3]:
             conn.execute(sql.encode())
             conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, name))
         conn.execute(
@@ -282,7 +281,7 @@ def test_cli_against_postgres_and_db_migrate(pg_dsn: str, pg_schema: str, tmp_pa
 
     migrate = swarm("db", "migrate", "--json")
     assert migrate.returncode == 0, migrate.stderr
-    assert json.loads(migrate.stdout)["version"] == len(migrations())
+    assert json.loads(migrate.stdout)["version"] == migrations()[-1][0]
     swarm("register", "100", "active", "x", AGENT_ID="a1", SWARM_HOST_ID="host-a")
     swarm("register", "100", "active", "y", AGENT_ID="b1", SWARM_HOST_ID="host-b")
     claimed = json.loads(swarm("claim", "feature", "x", "high", "--json", AGENT_ID="a1").stdout)
@@ -367,3 +366,58 @@ def test_three_hosts_share_one_queue_and_survive_losing_one(
     runs = Counter(line.split()[0] for line in log.read_text().splitlines())
     assert set(runs) == ids and sum(runs.values()) - len(ids) <= 2  # only host-b's in-flight
     store.close()
+
+
+def test_the_lease_sweep_is_one_per_schema_not_one_per_database(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """Swarms in two schemas of one database: while the first's sweeper holds its lock
+    (the statement the store itself uses), the second still expires its own leases, and
+    its own sweeper's lock does keep a second sweeper of the same schema out."""
+    other = f"{pg_schema}_b"
+    with (
+        PostgresStore(pg_dsn, schema=pg_schema),  # creates the first schema
+        PostgresStore(pg_dsn, schema=other) as second,
+    ):
+        try:
+            held = second.claim_new(
+                "agent_b", WorkItem(work_item_id="", work_type="t", description="x")
+            )
+            PgClock(pg_dsn, other).advance(3600)
+            for schema, expired in ((other, []), (pg_schema, [held.work_item_id])):
+                with psycopg.connect(
+                    pg_dsn, autocommit=True, options=f"-c search_path={schema}"
+                ) as sweeper:
+                    row = sweeper.execute(SWEEP_TRY_LOCK, (SWEEP_LOCK,)).fetchone()
+                    assert row is not None and row[0]
+                    assert [item.work_item_id for item in second.sweep()] == expired
+                    sweeper.execute(SWEEP_UNLOCK, (SWEEP_LOCK,))
+        finally:
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {other} CASCADE")
+
+
+def test_a_migration_numbered_below_the_latest_applied_one_is_still_applied(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """Branches merged in any order: a schema that has every migration but one from the
+    middle (0004 here) gets that one when a store opens, under its own number."""
+    wanted = migrations()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {pg_schema}")
+        conn.execute(f"SET search_path = {pg_schema}")
+        conn.execute(
+            "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, name, sql in wanted:
+            if version != 4:
+                conn.execute(sql.encode())
+                conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, name))
+    store = PostgresStore(pg_dsn, schema=pg_schema)
+    keyed = store.add_work(WorkItem("", "t", "new", key="k"))  # 0004 gives items keys
+    assert store.add_many([WorkItem("", "t", "again", key="k")]).present == [keyed]
+    store.close()
+    with psycopg.connect(pg_dsn) as conn:
+        rows = conn.execute(f"SELECT version, name FROM {pg_schema}.schema_version").fetchall()
+    assert sorted(rows) == [(version, name) for version, name, _sql in wanted]

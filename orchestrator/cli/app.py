@@ -11,7 +11,6 @@ module holds it). ``swarm --help`` and shell completion import every module.
 
 from __future__ import annotations
 
-import errno
 import importlib
 import sys
 from typing import Annotated, Any
@@ -21,10 +20,11 @@ import typer.main
 from typer.core import TyperGroup
 from typer.models import CommandInfo, TyperInfo
 
-from orchestrator import __version__, logs
+from orchestrator import __version__
 from orchestrator.cli.catalog import CATALOG, MODULES
+from orchestrator.cli.entry import error_line
 from orchestrator.cli.options import global_options
-from orchestrator.errors import EXIT_CODES, PermissionDenied, SwarmError
+from orchestrator.errors import EXIT_CODES
 
 # Typer vendors click (the module path differs between releases); its public
 # BadParameter leads to the base class of every command-line usage error.
@@ -167,35 +167,20 @@ def _root(
 # -- entry point -------------------------------------------------------------------------
 
 
-def _error(message: str) -> None:
-    # Messages quote user input: escape control characters so it stays one line.
-    clean = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
-    sys.stderr.write(f"swarm: error: {clean}\n")
-    sys.stderr.flush()
-
-
-def main(argv: list[str] | None = None) -> int:
-    logs.configure()
+def run(argv: list[str] | None) -> int:
+    """Run the typer command line; its usage errors become one line and exit 2.
+    ``entry.main`` handles what every way into a command shares (``SwarmError``,
+    interrupts, OS errors)."""
     try:
         result = app(args=argv, prog_name="swarm", standalone_mode=False)
-    except SwarmError as exc:
-        _error(exc.message)
-        return exc.exit_code
     except _ClickError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `swarm`, `swarm db`: help, as SwarmSH
             sys.stdout.write(exc.format_message() + "\n")  # type: ignore[attr-defined]
             return 0
         code = int(getattr(exc, "exit_code", 2))
         hint = " (see swarm --help)" if code == 2 else ""
-        _error(getattr(exc, "format_message", exc.__str__)() + hint)
+        error_line(getattr(exc, "format_message", exc.__str__)() + hint)
         return code
-    except (typer.Abort, KeyboardInterrupt):
-        _error("interrupted")
-        return 130
-    except BrokenPipeError:
-        return 0
-    except OSError as exc:  # a file the command reads or writes (reports, span files)
-        where = f" ({exc.filename})" if exc.filename else ""
-        _error(f"{exc.strerror or exc}{where}")
-        return PermissionDenied.exit_code if exc.errno in (errno.EACCES, errno.EPERM) else 1
+    except typer.Abort:
+        raise KeyboardInterrupt from None
     return result if isinstance(result, int) else 0

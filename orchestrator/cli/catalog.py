@@ -66,11 +66,25 @@ CATALOG: dict[str, Entry] = {
         "work",
     ),
     "generate-id": Entry(
-        "Print a new unique work (or agent) id", "swarm generate-id --agent", "work"
+        "Print a new agent id (--work: a work id)", "swarm generate-id --work", "work"
     ),
     "compact": Entry(
         "Snapshot the store now and start a new journal", "swarm compact --json", "work"
     ),
+    # SwarmSH's names for the commands above (orchestrator/cli/swarmsh.py).
+    "claim-fast": Entry(
+        "SwarmSH's claim-fast: the same as claim", "swarm claim-fast feature x", "swarmsh"
+    ),
+    "claim-slow": Entry(
+        "SwarmSH's claim-slow: the same as claim", "swarm claim-slow feature x", "swarmsh"
+    ),
+    "list-work-fast": Entry(
+        "SwarmSH's list-work-fast: the same as list-work", "swarm list-work-fast", "swarmsh"
+    ),
+    "dashboard-fast": Entry(
+        "SwarmSH's dashboard-fast: the same as dashboard", "swarm dashboard-fast", "swarmsh"
+    ),
+    "help": Entry("The commands (SwarmSH's help; as swarm --help)", "swarm help", "swarmsh"),
     "db": Entry("PostgreSQL store maintenance", "swarm db migrate --store postgresql://…", "work"),
     "db migrate": Entry(
         "Apply the schema migrations not applied yet",
@@ -150,6 +164,29 @@ CATALOG: dict[str, Entry] = {
         "LLM analysis: priorities, assignments, health, team",
         "swarm analyze priorities --json",
         "analyze",
+    ),
+    "worktree": Entry(
+        "Git worktrees with their own ports, database and .env",
+        "swarm worktree create login-page",
+        "worktree",
+    ),
+    "worktree create": Entry(
+        "Create a worktree on a new branch, with ports, database, .env",
+        "swarm worktree create login-page --base main",
+    ),
+    "worktree list": Entry(
+        "Worktrees: state, branch, ports, database, ahead, uncommitted",
+        "swarm worktree list --json",
+    ),
+    "worktree dashboard": Entry(
+        "Worktrees with their agents, items and disk use", "swarm worktree dashboard"
+    ),
+    "worktree merge": Entry(
+        "Commit, push the branch to origin, print the pull request",
+        "swarm worktree merge login-page -m 'Login page'",
+    ),
+    "worktree remove": Entry(
+        "Free ports and database, remove the checkout", "swarm worktree remove login-page --force"
     ),
 }
 

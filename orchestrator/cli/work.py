@@ -6,40 +6,21 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any
 
-import orjson
 import typer
 
-from orchestrator.cli import render
+from orchestrator.cli import items, render
 from orchestrator.cli.options import AgentIdOpt, JsonFlag, QuietFlag, context_of
+from orchestrator.compat import registration
 from orchestrator.errors import InvalidArgument, NotFound
-from orchestrator.ids import new_agent_id, new_work_id
+from orchestrator.ids import nanosecond_agent_id, new_work_id
 from orchestrator.records import (
     AGENT_STATUSES,
-    COMPLETE_STATUSES,
-    PRIORITIES,
-    PROGRESS_STATUSES,
     TERMINAL_STATUSES,
     Agent,
     ClaimFilter,
-    WorkItem,
 )
 
 commands = typer.Typer()
-
-
-def _payload(raw: str | None) -> Any:
-    if raw is None:
-        return None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgument(f"--payload is not valid JSON: {exc}") from None
-
-
-def _choice(value: str, allowed: tuple[str, ...] | list[str], what: str) -> str:
-    if value not in allowed:
-        raise InvalidArgument(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
-    return value
 
 
 def _no_store(target: str) -> str:
@@ -57,28 +38,20 @@ def _show_no_store(target: str, empty: Any, as_json: bool) -> None:
         render.echo(_no_store(target))
 
 
-def _show_item(item: WorkItem, as_json: bool, quiet: bool, verb: str) -> None:
-    if as_json:
-        render.emit_json(item.to_dict())
-    elif quiet:
-        render.echo(item.work_item_id)
-    else:
-        holder = f" by {item.agent_id}" if item.agent_id else ""
-        render.echo(
-            f"{verb} {item.work_item_id} ({item.work_type}, {item.priority}){holder}"
-            f" — {item.status} {item.progress}%"
-        )
-
-
 # -- agents ----------------------------------------------------------------------------
 
 
 @commands.command()
 def register(
     ctx: typer.Context,
-    capacity: Annotated[int, typer.Argument(help="Capacity 0-100.")],
-    status: Annotated[str, typer.Argument(help="active or inactive.")],
-    specialization: Annotated[str, typer.Argument(help="What this agent is good at.")],
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="CAPACITY STATUS SPECIALIZATION",
+            help="Capacity 0-100, active or inactive, what this agent is good at. SwarmSH's"
+            " script form works too: AGENT_ID [TEAM] [CAPACITY] [SPECIALIZATION].",
+        ),
+    ],
     team: Annotated[str | None, typer.Option(help="Team the agent belongs to.")] = None,
     role: Annotated[
         str | None, typer.Option(envvar="AGENT_ROLE", help="Role [env AGENT_ROLE].")
@@ -87,13 +60,14 @@ def register(
     as_json: JsonFlag = False,
 ) -> None:
     """Register an agent (AGENT_ID, or a new id that is printed)."""
-    _choice(status, AGENT_STATUSES, "agent status")
+    form = registration(args, team)
+    items.choice(form.status, AGENT_STATUSES, "agent status")
     agent = Agent(
-        agent_id=context_of(ctx).agent_id(agent_id),
-        capacity=capacity,
-        status=status,
-        specialization=specialization,
-        team=team,
+        agent_id=context_of(ctx).agent_id(form.agent_id or agent_id),
+        capacity=form.capacity,
+        status=form.status,
+        specialization=form.specialization,
+        team=form.team,
         role=role,
         host=os.environ.get("SWARM_HOST_ID") or os.uname().nodename,  # = gethostname()
         pid=os.getppid(),
@@ -102,7 +76,9 @@ def register(
     if as_json:
         render.emit_json(record.to_dict())
     else:
-        render.echo(f"Registered {record.agent_id} ({specialization}, capacity {capacity})")
+        render.echo(
+            f"Registered {record.agent_id} ({form.specialization}, capacity {form.capacity})"
+        )
 
 
 @commands.command()
@@ -178,42 +154,29 @@ def claim(
     quiet: QuietFlag = False,
 ) -> None:
     """Create a work item and claim it at once (as SwarmSH), or claim the next one (--next)."""
-    store = context_of(ctx).store()
-    agent = context_of(ctx).agent_id(agent_id)
-    if next_item:
-        if work_type or description:
-            raise InvalidArgument("--next takes no work type or description; use --type/--team")
-        filters = ClaimFilter(
-            work_types=frozenset(types) if types else None,
-            teams=frozenset(teams) if teams else None,
+    context = context_of(ctx)
+    if not next_item:
+        items.claim_new(
+            context,
+            work_type,
+            description,
+            priority,
+            team,
+            payload=payload,
+            agent_id=agent_id,
+            as_json=as_json,
+            quiet=quiet,
         )
-        if intelligent:
-            from orchestrator.intelligence.claiming import claim_for
-
-            item = claim_for(context_of(ctx), store, agent, filters)
-        else:
-            item = store.claim(agent, filters)
-        if item is None:
-            if as_json:
-                render.emit_json(None)
-            raise NotFound("no pending work item matches")
-        _show_item(item, as_json, quiet, "Claimed")
         return
-    if not work_type or not description:
-        raise InvalidArgument("claim needs <work_type> <description> (or --next)")
-    _choice(priority, list(PRIORITIES), "priority")
-    item = store.claim_new(
-        agent,
-        WorkItem(
-            work_item_id=new_work_id(),
-            work_type=work_type,
-            description=description,
-            priority=priority,
-            team=team,
-            payload=_payload(payload),
-        ),
+    if work_type or description:
+        raise InvalidArgument("--next takes no work type or description; use --type/--team")
+    filters = ClaimFilter(
+        work_types=frozenset(types) if types else None,
+        teams=frozenset(teams) if teams else None,
     )
-    _show_item(item, as_json, quiet, "Claimed")
+    items.claim_next(
+        context, filters, agent_id=agent_id, as_json=as_json, quiet=quiet, intelligent=intelligent
+    )
 
 
 @commands.command()
@@ -232,27 +195,17 @@ def add(
     quiet: QuietFlag = False,
 ) -> None:
     """Enqueue a pending work item for agents to claim (once per --key)."""
-    _choice(priority, list(PRIORITIES), "priority")
-    item = WorkItem(
-        work_item_id=new_work_id(),
-        work_type=work_type,
-        description=description,
-        priority=priority,
-        team=team,
-        payload=_payload(payload),
+    items.add(
+        context_of(ctx),
+        work_type,
+        description,
+        priority,
+        team,
+        payload=payload,
         key=key,
+        as_json=as_json,
+        quiet=quiet,
     )
-    store = context_of(ctx).store()
-    # The store answers with our id when it stored our item, else the key holder's.
-    stored = store.get(store.add_work(item))
-    if stored.work_item_id == item.work_item_id or as_json or quiet:
-        _show_item(stored, as_json, quiet, "Added")
-    else:
-        # Not an error: a script that adds its work on every run may run again.
-        render.echo(
-            f"key {key!r} already present: {stored.work_item_id}"
-            f" ({stored.work_type}, {stored.status}); nothing added"
-        )
 
 
 @commands.command()
@@ -267,17 +220,7 @@ def progress(
     as_json: JsonFlag = False,
 ) -> None:
     """Report progress on a held item (extends its lease)."""
-    _choice(status, PROGRESS_STATUSES, "progress status")
-    store = context_of(ctx).store()
-    if not 0 <= percent <= 100:
-        raise InvalidArgument(f"progress {percent} is out of range: use 0-100")
-    if status == "pending":
-        item = store.release(work_id, agent_id)
-    elif status == "completed":
-        item = store.complete(work_id, "success", agent_id=agent_id)
-    else:
-        item = store.progress(work_id, percent, status, agent_id)
-    _show_item(item, as_json, False, "Updated")
+    items.progress(context_of(ctx), work_id, percent, status, agent_id=agent_id, as_json=as_json)
 
 
 @commands.command()
@@ -291,9 +234,15 @@ def complete(
     as_json: JsonFlag = False,
 ) -> None:
     """Finish a held item."""
-    _choice(status, COMPLETE_STATUSES, "completion status")
-    item = context_of(ctx).store().complete(work_id, status, story_points, result, agent_id)
-    _show_item(item, as_json, False, "Completed")
+    items.complete(
+        context_of(ctx),
+        work_id,
+        status,
+        story_points,
+        result=result,
+        agent_id=agent_id,
+        as_json=as_json,
+    )
 
 
 @commands.command()
@@ -309,7 +258,7 @@ def fail(
 ) -> None:
     """Mark a held item failed."""
     item = context_of(ctx).store().fail(work_id, reason, agent_id, retry=retry)
-    _show_item(item, as_json, False, "Failed")
+    items.show_item(item, as_json, False, "Failed")
 
 
 @commands.command()
@@ -321,7 +270,7 @@ def release(
 ) -> None:
     """Give a held item back to the queue."""
     item = context_of(ctx).store().release(work_id, agent_id)
-    _show_item(item, as_json, False, "Released")
+    items.show_item(item, as_json, False, "Released")
 
 
 @commands.command("list-work")
@@ -365,21 +314,28 @@ def dashboard(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             context.store_target, render.dashboard_data(context.store_target, [], []), as_json
         )
         return
-    data = render.dashboard_data(store.path, store.list_work(), store.list_agents())
+    items, agents = store.list_work(), store.list_agents()
+    data = render.dashboard_data(store.path, items, agents)
     if as_json:
         render.emit_json(data)
     else:
+        from orchestrator.cli.swarmsh import scrum_dashboard
+
+        render.echo(scrum_dashboard(items, agents))  # SwarmSH's sections first, as it had them
         render.dashboard(data)
 
 
 @commands.command("generate-id")
 def generate_id(
+    work: Annotated[bool, typer.Option("--work", help="A work id instead.")] = False,
     agent: Annotated[
-        bool, typer.Option("--agent", help="An agent id instead of a work id.")
+        bool, typer.Option("--agent", hidden=True, help="An agent id (the default).")
     ] = False,
 ) -> None:
-    """Print a new unique id (work_<ns>_<hex>, or agent_<ns>_<hex>)."""
-    render.echo(new_agent_id() if agent else new_work_id())
+    """Print a new agent id, agent_<nanoseconds> as SwarmSH's (--work: work_<ns>_<hex>)."""
+    if work and agent:
+        raise InvalidArgument("generate-id: give --work or --agent, not both")
+    render.echo(new_work_id() if work else nanosecond_agent_id())
 
 
 @commands.command()

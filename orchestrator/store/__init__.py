@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from orchestrator.store.base import Store
 
 
+# How stale SwarmSH's JSON views (store/views.py) may get while processes work.
+DEFAULT_VIEWS_INTERVAL_S = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class StoreOptions:
     """How a backend behaves; each backend reads the options that concern it."""
@@ -27,6 +31,8 @@ class StoreOptions:
     archive_after_s: float = 3600.0  # file store
     compact_bytes: int = 4 << 20  # file store
     schema: str = "swarmsh"  # PostgreSQL store
+    # file store: SwarmSH's JSON views refreshed at most this often (None: off, 0: always)
+    views_interval_s: float | None = DEFAULT_VIEWS_INTERVAL_S
 
 
 def open_backend(target: str | os.PathLike[str], options: StoreOptions | None = None) -> Store:
@@ -51,4 +57,5 @@ def open_backend(target: str | os.PathLike[str], options: StoreOptions | None = 
         max_attempts=options.max_attempts,
         archive_after_s=options.archive_after_s,
         compact_bytes=options.compact_bytes,
+        views_interval_s=options.views_interval_s,
     )

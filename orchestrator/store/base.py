@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, overload
 
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
+from orchestrator.store.named import NamedRecords
 
 
 @dataclass(slots=True)
@@ -62,7 +63,7 @@ class Enqueued(Sequence[str]):
         return iter(self.ids)
 
 
-class Store(Protocol):
+class Store(NamedRecords, Protocol):
     """The coordination store contract.
 
     ``agent_id=None`` on an item operation means an operator acting from the CLI

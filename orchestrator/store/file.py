@@ -5,8 +5,10 @@ Layout of the store directory (default ``agent_coordination/``)::
     .lock               the flock every operation holds while it reads and appends
     journal.jsonl       the current generation: a header record, then one record per
                         operation carrying the new version of each record it changed
-    work_claims.json    snapshot of the live work items at the start of this generation
-    agents.json         snapshot of the registered agents (both plain JSON arrays)
+    work_snapshot.json  snapshot of the live work items at the start of this generation
+    agents_snapshot.json  snapshot of the registered agents (both plain JSON arrays)
+    work_claims.json, agent_status.json, agents.json, coordination_log.json
+                        SwarmSH's views, never read back (``views``)
     work_archive.jsonl  finished items moved out of memory at compaction, one per line
     journal/            earlier generations (the operation log is kept whole)
 
@@ -46,19 +48,23 @@ from orchestrator.records import ANY, PRIORITIES, Agent, ClaimFilter, WorkItem, 
 from orchestrator.store import journal
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
+from orchestrator.store.file_choice import FileChosenWork
+from orchestrator.store.file_named import FileNamedRecords
 from orchestrator.store.locking import StoreLock, flock_timeout_from_env
 from orchestrator.store.snapshot import checked_agent, checked_item
 from orchestrator.store.state import State
+from orchestrator.store.views import SwarmshViews, adopt_legacy_snapshots
 
 logger = logging.getLogger(__name__)
 
 DURABILITIES = ("os", "fsync")
 
 
-class FileStore:
+class FileStore(FileChosenWork, FileNamedRecords):
     JOURNAL = "journal.jsonl"
-    WORK = "work_claims.json"
-    AGENTS = "agents.json"
+    WORK = "work_snapshot.json"
+    AGENTS = "agents_snapshot.json"
+    LEGACY = (("work_claims.json", WORK), ("agents.json", AGENTS))  # before SwarmSH views
     ARCHIVE = "work_archive.jsonl"
     HISTORY = "journal"
     LOCK = ".lock"
@@ -74,6 +80,7 @@ class FileStore:
         lock_timeout_s: float | None = None,
         compact_bytes: int = 4 << 20,
         clock: Callable[[], float] = time.time,
+        views_interval_s: float | None = None,
     ) -> None:
         if durability not in DURABILITIES:
             raise InvalidArgument(f"durability {durability!r}: use 'os' or 'fsync'")
@@ -105,6 +112,10 @@ class FileStore:
         self._expired: list[WorkItem] = []
         # Set when the journal read so far ends with a seal: another process compacted.
         self._sealed = False
+        # SwarmSH's JSON files (None: not written); 0 writes them after every change.
+        self._views = (
+            None if views_interval_s is None else SwarmshViews(self.path, views_interval_s)
+        )
 
     def _file(self, name: str) -> str:
         return os.path.join(self.path, name)
@@ -132,6 +143,8 @@ class FileStore:
                 yield state
                 if self._offset >= self._compact_at:
                     self._try_compact(state)
+                if self._views is not None and self._state is not None:
+                    self._views.refresh(self._state, self._generation, self._offset)
             finally:
                 self._lock.release()
 
@@ -278,6 +291,7 @@ class FileStore:
 
     def _load(self) -> None:
         """Rebuild the state: snapshot, then the whole current journal."""
+        adopt_legacy_snapshots(self.path, self.LEGACY)
         state = State()
         self._state = state
 
@@ -482,21 +496,6 @@ class FileStore:
             self._commit("claim", [mine], by=agent_id)
             return mine
 
-    def claim_id(
-        self, agent_id: str, work_id: str, lease_s: float | None = None
-    ) -> WorkItem | None:
-        check_id(agent_id, "agent id")
-        check_id(work_id, "work id")
-        with self._transaction() as state:
-            item = state.items.get(work_id)
-            if item is None:
-                raise NotFound(f"work item {work_id} not found")
-            if item.status != WorkStatus.PENDING:
-                return None  # its stale entry in the pending heap is dropped lazily
-            mine = rules.claimed(item, agent_id, self.clock(), lease_s or self.lease_s)
-            self._commit("claim", [mine], by=agent_id)
-            return mine
-
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         check_id(agent_id, "agent id")
         item = rules.prepared(item)
@@ -512,18 +511,6 @@ class FileStore:
             )
             self._commit("claim_new", [mine], by=agent_id)
             return mine
-
-    def reprioritize(self, work_id: str, priority: str) -> WorkItem:
-        rules.check_priority(priority)
-        with self._transaction() as state:
-            item = state.items.get(check_id(work_id, "work id"))
-            if item is None:
-                raise NotFound(f"work item {work_id} not found")
-            if item.terminal:
-                raise Conflict(f"work item {work_id} is {item.status}: its priority is final")
-            new = item.evolve(priority=priority, updated_at=self.clock())
-            self._commit("reprioritize", [new])
-            return new
 
     def progress(
         self,
@@ -606,11 +593,27 @@ class FileStore:
 
     def close(self) -> None:
         with self._mutex:
+            if self._views is not None and self._state is not None and self._fd >= 0:
+                self._last_views(self._views)
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
             self._lock.close()
             self._state = None
+
+    def _last_views(self, views: SwarmshViews) -> None:
+        """A closing process (an agent that stops, the supervisor after a run) leaves the
+        views current if it changed the store since and the lock is free: never waits."""
+        if not views.behind(self._generation, self._offset) or not self._lock.try_acquire():
+            return
+        try:
+            self._read_new(locked=True)
+            if not self._sealed and self._state is not None:
+                views.refresh(self._state, self._generation, self._offset, force=True)
+        except (OSError, StoreError) as exc:
+            logger.warning("could not bring the views of %s up to date: %s", self.path, exc)
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> FileStore:
         return self

@@ -58,6 +58,10 @@ class StoreLock:
                 pause = min(pause * 2, 0.0005)
         self._wait()
 
+    def try_acquire(self) -> bool:
+        """Take the lock only if it is free now."""
+        return self._try()
+
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 

@@ -26,6 +26,10 @@ HELD = "('claimed', 'in_progress', 'blocked')"
 SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MIGRATION_LOCK = 0x5157_4D53  # advisory lock keys: "SWMS"
 SWEEP_LOCK = 0x5157_4D54
+# One sweeper per schema, not per database: (class, a hash of the schema's name) in the
+# two-int4 key space, so swarms in other schemas of the database sweep their own leases.
+SWEEP_TRY_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))"
+SWEEP_UNLOCK = "SELECT pg_advisory_unlock(%s, hashtext(current_schema()))"
 # Work keys are locked in the two-int4 advisory key space (separate from the bigint one
 # above): (this class, a 32-bit hash of the key).
 KEY_LOCK_CLASS = 0x5157_4B59

@@ -36,6 +36,7 @@ from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
 from orchestrator.store.pg_choice import ChosenWork
+from orchestrator.store.pg_named import PgNamedRecords
 from orchestrator.store.pg_schema import apply_migrations
 from orchestrator.store.pg_sql import (
     AGENT_COLS,
@@ -49,6 +50,8 @@ from orchestrator.store.pg_sql import (
     LOCK_KEYS,
     SCHEMA_RE,
     SWEEP_LOCK,
+    SWEEP_TRY_LOCK,
+    SWEEP_UNLOCK,
     insert_params,
     key_locks,
     logged,
@@ -60,7 +63,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class PostgresStore(ChosenWork):
+class PostgresStore(ChosenWork, PgNamedRecords):
     def __init__(
         self,
         dsn: str,
@@ -538,19 +541,19 @@ class PostgresStore(ChosenWork):
         return self._run(work)
 
     def sweep(self) -> list[WorkItem]:
-        """Expire leases now; when several supervisors share the database, whichever
-        holds the advisory lock does it and the others skip."""
+        """Expire leases now; when several supervisors share the schema, whichever
+        holds its advisory lock does it and the others skip."""
 
         def attempt(retrying: bool) -> list[WorkItem]:
             with self._pool.connection() as conn:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (SWEEP_LOCK,)).fetchone()
+                row = conn.execute(SWEEP_TRY_LOCK, (SWEEP_LOCK,)).fetchone()
                 if not row or not row[0]:
                     return []
                 try:
                     with conn.transaction():
                         return [WorkItem(*r) for r in conn.execute(EXPIRE).fetchall()]
                 finally:
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (SWEEP_LOCK,))
+                    conn.execute(SWEEP_UNLOCK, (SWEEP_LOCK,))
 
         return self._retrying(attempt)
 

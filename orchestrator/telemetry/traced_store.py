@@ -23,6 +23,7 @@ from opentelemetry.trace import Link, Span, Status, StatusCode, get_current_span
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus, with_id
 from orchestrator.store.base import Enqueued, Store
 from orchestrator.telemetry import tracing
+from orchestrator.telemetry.traced_named import TracedNamedRecords
 
 T = TypeVar("T")
 _ROOT = Context()  # an empty context: a span started in it begins a new trace
@@ -59,7 +60,7 @@ def mark_error(span: Span, exc: BaseException) -> None:
         span.set_attribute("swarm.exit_code", exit_code)
 
 
-class TracedStore:
+class TracedStore(TracedNamedRecords):
     """Wraps any ``Store``; with telemetry off every call goes straight through."""
 
     def __init__(self, inner: Store, backend: str) -> None:
