@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed
 .DEFAULT_GOAL := test
 .PHONY: install test lint typecheck pytest demo cli-demo chaos bench clean validate \
 	telemetry-health telemetry-stats monitor-24h monitor-7d monitor-all diagrams-dashboard \
+	cron-install cron-status cron-test cron-remove \
 	worktree-create worktree-list worktree-dashboard worktree-merge worktree-remove
 
 $(STAMP): pyproject.toml
@@ -27,6 +28,7 @@ typecheck: $(STAMP)  ## mypy (strict)
 	$(BIN)/mypy
 
 pytest: $(STAMP)  ## the test suite; PostgreSQL from SWARM_TEST_PG_DSN or a throwaway server
+	@scripts/ensure-cron.sh
 	@scripts/need-jq.sh
 	scripts/with-postgres.sh $(BIN)/pytest -q
 
@@ -66,6 +68,17 @@ diagrams-dashboard: $(STAMP)  ## Mermaid diagrams of the live swarm into docs/di
 		$(BIN)/swarm diagram $$kind --output docs/diagrams/$$kind.mmd || exit $$?; \
 	done
 
+cron-install: $(STAMP)  ## put swarm.toml's maintenance tasks in your crontab (tagged, idempotent)
+	$(BIN)/swarm cron install
+
+cron-status: $(STAMP)  ## this swarm's crontab lines and each task's last run
+	$(BIN)/swarm cron status
+
+cron-test: $(STAMP)  ## run every maintenance task once now, as cron would
+	$(BIN)/swarm cron test
+
+cron-remove: $(STAMP)  ## take this swarm's lines (and only them) out of your crontab
+	$(BIN)/swarm cron remove
 FEATURE_NEEDED = @test -n "$(FEATURE)" || { echo "usage: make $@ FEATURE=name" >&2; exit 2; }
 
 worktree-create: $(STAMP)  ## a git worktree on feature/FEATURE with its own ports, database and .env

@@ -35,6 +35,7 @@ from orchestrator.wiring import open_store
 if TYPE_CHECKING:
     from agents.backends import Backend
     from orchestrator.config import AgentGroup, StoreConfig
+    from orchestrator.intelligence.settings import IntelligenceSettings
     from orchestrator.store.base import Store
     from orchestrator.worktrees.settings import WorktreeSettings
 
@@ -61,6 +62,7 @@ class AgentSpec:
     telemetry: TelemetrySettings | None = None  # None: no spans
     log_file: str | None = None  # the agent's own rotating log
     log_to_stderr: bool = True  # False while the supervisor draws a live view on the terminal
+    intelligence: IntelligenceSettings | None = None  # claim = "intelligent": the model picks
     worktrees: WorktreeSettings | None = None  # for a group with worktree = "per-item" | …
 
 
@@ -181,7 +183,7 @@ class AgentRunner:
                 self.request_stop()
                 break
             try:
-                item = self.store.claim(self.spec.agent_id, self.filters)
+                item = self._claim()
             except SwarmError as exc:
                 # The store is briefly unusable (lock timeout, lost connection): an agent
                 # that crashed for it would count towards its group going fatal.
@@ -198,6 +200,22 @@ class AgentRunner:
             self.show_title(item.work_item_id)
             self._work(backend, item)
             self.show_title("idle")
+
+    def _claim(self) -> WorkItem | None:
+        if self.spec.intelligence is None:
+            return self.store.claim(self.spec.agent_id, self.filters)
+        from orchestrator.intelligence.claiming import intelligent_claim
+
+        group = self.group
+        return intelligent_claim(
+            self.store,
+            self.spec.agent_id,
+            self.filters,
+            self.spec.intelligence,
+            role=group.role,
+            specialization=group.specialization,
+            team=group.team,
+        )
 
     def _work(self, backend: Backend, item: WorkItem) -> None:
         self.abort.clear()

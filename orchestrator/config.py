@@ -17,12 +17,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import ConfigError
+from orchestrator.intelligence.settings import IntelligenceConfig
 from orchestrator.locations import (
     DEFAULT_AGENTS_DIR,
     DEFAULT_RESULTS_DIR,
     DEFAULT_STORE_DIR,
     is_url,
 )
+from orchestrator.maintenance.settings import MaintenanceConfig
 from orchestrator.numbers import MAX_SECONDS
 from orchestrator.records import ClaimFilter
 from orchestrator.store import DEFAULT_VIEWS_INTERVAL_S, StoreOptions
@@ -100,6 +102,7 @@ class AgentGroup(_Section):
     # what it claims
     work_types: list[str] | None = None
     teams: list[str] | None = None
+    claim: Literal["priority", "intelligent"] = "priority"  # intelligent: [intelligence]
     # how it is kept alive
     restart: Restart = "on-failure"
     backoff_initial_s: float = Field(default=0.1, ge=0)
@@ -197,6 +200,8 @@ class SwarmConfig(_Section):
     agents: list[AgentGroup] = Field(default_factory=list)
     work: list[WorkSpec] = Field(default_factory=list)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
+    intelligence: IntelligenceConfig = Field(default_factory=IntelligenceConfig)
     worktrees: WorktreesConfig = Field(default_factory=WorktreesConfig)
 
     source: Path | None = Field(default=None, exclude=True)

@@ -35,6 +35,8 @@ from orchestrator.config import SwarmConfig
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.group_control import GroupControl
 from orchestrator.ids import new_agent_id
+from orchestrator.intelligence.settings import resolve_intelligence
+from orchestrator.maintenance.schedule import supervisor_hook
 from orchestrator.retire import retire_dead_agents
 from orchestrator.slots import Slot, SlotState, decide_restart
 from orchestrator.store import locking
@@ -88,6 +90,7 @@ class Supervisor:
         self.agents_dir = config.resolve(config.supervisor.agents_dir)
         self.results_dir = config.resolve(config.supervisor.results_dir)
         self.telemetry = resolve_settings(config)
+        self.intelligence = resolve_intelligence(config)
         self.slots: dict[str, Slot] = {}
         self.groups = GroupControl(self.slots, self._spawn)
         self.started_at = time.time()
@@ -113,6 +116,7 @@ class Supervisor:
         self.enqueued: list[str] = []
         self.store: Store | None = None
         self.metrics: Any = None  # the /metrics server when [supervisor] metrics_port is set
+        self.maintenance: Any = None  # scheduled 8020 tasks (orchestrator.maintenance)
 
     # -- signals ---------------------------------------------------------------------
 
@@ -171,6 +175,8 @@ class Supervisor:
                 signal.signal(sig, handler)
             if self.metrics is not None:
                 self.metrics.close()
+            if self.maintenance is not None:
+                self.maintenance.close()
             tracing.shutdown()
             lock.release()
 
@@ -191,6 +197,7 @@ class Supervisor:
         retire_dead_agents(self.store, self.host, self.config.store.lease_s)
         self._enqueue_configured_work()
         self._check_claimable()
+        self.maintenance = supervisor_hook(self.config, self.store, self.agents_dir, self.telemetry)
         if self.log_file is not None:
             # Started: from here on (agents included) output goes to the swarm's log.
             processes.redirect_output(self.log_file)
@@ -286,6 +293,8 @@ class Supervisor:
             if now - self._last_retire >= 5.0:  # less often: it lists every agent
                 self._last_retire = now
                 retire_dead_agents(self._store(), self.host, self.config.store.lease_s)
+            if self.maintenance is not None:
+                self.maintenance.poll()
             if self.until_drained and now - self._last_drain_check >= 0.3:
                 self._last_drain_check = now
                 self.drained = self._drained()
@@ -353,6 +362,7 @@ class Supervisor:
             telemetry=self.telemetry,
             log_file=str(logs.agent_log_path(self.agents_dir, slot.name)),
             log_to_stderr=not self.live_view,
+            intelligence=self.intelligence if slot.group.claim == "intelligent" else None,
             worktrees=self.worktrees,
         )
         slot.counters = self._ctx.Array("i", 2)

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -15,10 +16,11 @@ from typing import Any
 @dataclass
 class Reply:
     status: int = 200
-    body: Any = None  # dict -> JSON; bytes -> sent as is
+    body: Any = None  # dict -> JSON; bytes -> sent as is; a callable -> called for them
     delay_s: float = 0.0
     echo: str | None = None  # a request header whose value starts the error message
     gate: threading.Event | None = None  # answer only once the test sets it
+    before: Callable[[], object] | None = None  # run before answering (a race to stage)
 
 
 def claude_echo(status: int = 400, header: str = "x-api-key") -> Reply:
@@ -82,6 +84,8 @@ class FakeLLM:
                 reply = (
                     fake.replies.popleft() if fake.replies else Reply(500, {"error": "no reply"})
                 )
+                if reply.before is not None:
+                    reply.before()
                 time.sleep(reply.delay_s)
                 if reply.gate is not None:
                     reply.gate.wait(60)
@@ -90,9 +94,8 @@ class FakeLLM:
                     message = f"{echoed} is not a valid key for this request"
                     error = {"type": "invalid_request_error", "message": message}
                     reply = Reply(reply.status, {"type": "error", "error": error})
-                data = (
-                    reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-                )
+                body = reply.body() if callable(reply.body) else reply.body
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 try:
                     self.send_response(reply.status)
                     self.send_header("content-type", "application/json")

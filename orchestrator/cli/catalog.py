@@ -147,6 +147,32 @@ CATALOG: dict[str, Entry] = {
     "telemetry archive": Entry(
         "Rotate the span file into telemetry_archive/", "swarm telemetry archive --force"
     ),
+    "maintenance": Entry(
+        "Scheduled 8020 maintenance: status, run a task now",
+        "swarm maintenance status",
+        "maintain",
+    ),
+    "maintenance status": Entry(
+        "Each task's schedule, last run, outcome, next run", "swarm maintenance status --json"
+    ),
+    "maintenance run": Entry("Run a maintenance task (or all) now", "swarm maintenance run health"),
+    "optimize": Entry(
+        "Optimise the work queue now (archive, sweep, warn)", "swarm optimize --json", "maintain"
+    ),
+    "cron": Entry(
+        "Maintenance via cron: install, status, test, remove",
+        "swarm cron install",
+        "maintain",
+    ),
+    "cron install": Entry("Install this swarm's maintenance crontab lines", "swarm cron install"),
+    "cron status": Entry("This swarm's crontab lines and last runs", "swarm cron status --json"),
+    "cron test": Entry("Run every maintenance task once now", "swarm cron test"),
+    "cron remove": Entry("Remove this swarm's crontab lines", "swarm cron remove"),
+    "analyze": Entry(
+        "LLM analysis: priorities, assignments, health, team",
+        "swarm analyze priorities --json",
+        "analyze",
+    ),
     "worktree": Entry(
         "Git worktrees with their own ports, database and .env",
         "swarm worktree create login-page",

@@ -102,10 +102,18 @@ def claim_next(
     agent_id: str | None = None,
     as_json: bool = False,
     quiet: bool = False,
+    intelligent: bool = False,
 ) -> None:
-    """``claim --next``: the next pending item the filters allow."""
+    """``claim --next``: the next pending item the filters allow (``--intelligent``: the
+    [intelligence] model's pick among the first few)."""
     store = context.store()
-    item = store.claim(context.agent_id(agent_id), filters)
+    agent = context.agent_id(agent_id)
+    if intelligent:
+        from orchestrator.intelligence.claiming import claim_for
+
+        item = claim_for(context, store, agent, filters)
+    else:
+        item = store.claim(agent, filters)
     if item is None:
         if as_json:
             render.emit_json(None)

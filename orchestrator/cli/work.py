@@ -141,6 +141,14 @@ def claim(
         list[str] | None, typer.Option("--team", help="With --next: only these teams.")
     ] = None,
     payload: Annotated[str | None, typer.Option(help="JSON payload for the item.")] = None,
+    intelligent: Annotated[
+        bool,
+        typer.Option(
+            "--intelligent",
+            help="With --next: the [intelligence] model picks among the top pending items"
+            " (priority order when it cannot answer).",
+        ),
+    ] = False,
     agent_id: AgentIdOpt = None,
     as_json: JsonFlag = False,
     quiet: QuietFlag = False,
@@ -166,7 +174,9 @@ def claim(
         work_types=frozenset(types) if types else None,
         teams=frozenset(teams) if teams else None,
     )
-    items.claim_next(context, filters, agent_id=agent_id, as_json=as_json, quiet=quiet)
+    items.claim_next(
+        context, filters, agent_id=agent_id, as_json=as_json, quiet=quiet, intelligent=intelligent
+    )
 
 
 @commands.command()

@@ -100,8 +100,20 @@ class Store(NamedRecords, Protocol):
         self, agent_id: str, filters: ClaimFilter = ANY, lease_s: float | None = None
     ) -> WorkItem | None: ...
 
+    def claim_id(
+        self, agent_id: str, work_id: str, lease_s: float | None = None
+    ) -> WorkItem | None:
+        """Claim this item (one an agent chose, LLM-assisted); None when it is no longer
+        pending (taken meanwhile), NotFound when there is no such item."""
+        ...
+
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         """Create the item and claim it in one step; Conflict when its id or key is taken."""
+        ...
+
+    def reprioritize(self, work_id: str, priority: str) -> WorkItem:
+        """Change a live item's priority (its place in the queue); Conflict when it has
+        finished, NotFound when there is no such item."""
         ...
 
     def progress(

@@ -48,6 +48,7 @@ from orchestrator.records import ANY, PRIORITIES, Agent, ClaimFilter, WorkItem, 
 from orchestrator.store import integrity, journal, pipeline
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
+from orchestrator.store.file_choice import FileChosenWork
 from orchestrator.store.file_named import FileNamedRecords
 from orchestrator.store.file_pipeline import FilePipeline
 from orchestrator.store.locking import StoreLock, flock_timeout_from_env
@@ -60,7 +61,7 @@ logger = logging.getLogger(__name__)
 DURABILITIES = ("os", "fsync")
 
 
-class FileStore(FilePipeline, FileNamedRecords):
+class FileStore(FileChosenWork, FilePipeline, FileNamedRecords):
     JOURNAL = "journal.jsonl"
     WORK = "work_snapshot.json"
     AGENTS = "agents_snapshot.json"

@@ -69,6 +69,21 @@ def returned(error_sql: str) -> str:
 EXPIRE = f"SELECT {COLS} FROM swarm_expire()"
 CLAIM = f"SELECT {COLS} FROM swarm_claim(%(by)s, %(lease)s, %(types)s, %(teams)s)"
 
+CLAIM_ID = logged(
+    "UPDATE work_items w SET status = 'claimed', agent_id = %(by)s, progress = 0,"
+    " claimed_at = swarm_now(), updated_at = swarm_now(),"
+    " lease_expires_at = swarm_now() + %(lease)s"
+    " WHERE w.work_item_id = %(id)s AND w.status = 'pending'",
+    "claim",
+)
+
+REPRIORITIZE = logged(
+    "UPDATE work_items w SET priority = %(p)s, priority_rank = %(rank)s,"
+    " updated_at = swarm_now() WHERE w.work_item_id = %(id)s"
+    " AND w.status NOT IN ('completed', 'failed', 'dead')",
+    "reprioritize",
+)
+
 HOLDER = (
     f" WHERE w.work_item_id = %(id)s AND w.status IN {HELD} AND w.agent_id IS NOT NULL"
     " AND (%(by)s::text IS NULL OR w.agent_id = %(by)s)"

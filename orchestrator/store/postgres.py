@@ -36,6 +36,7 @@ from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
 from orchestrator.store import pipeline
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
+from orchestrator.store.pg_choice import ChosenWork
 from orchestrator.store.pg_named import PgNamedRecords
 from orchestrator.store.pg_pipeline import PgPipeline, insert_edges, link
 from orchestrator.store.pg_schema import apply_migrations
@@ -64,7 +65,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class PostgresStore(PgPipeline, PgNamedRecords):
+class PostgresStore(ChosenWork, PgPipeline, PgNamedRecords):
     def __init__(
         self,
         dsn: str,

@@ -122,13 +122,13 @@ class State:
         return [self.items[i] for i in sorted(self._held_by.get(agent_id, ()))]
 
     def next_pending(self, filters: ClaimFilter) -> WorkItem | None:
-        for by_key in self._pending:
+        for rank, by_key in enumerate(self._pending):
             best: tuple[float, str] | None = None
             for key in list(by_key):
                 if not filters.accepts(*key):
                     continue
                 heap = by_key[key]
-                top = self._clean_top(heap)
+                top = self._clean_top(heap, rank)
                 if top is None:
                     del by_key[key]
                 elif best is None or top < best:
@@ -137,10 +137,15 @@ class State:
                 return self.items[best[1]]
         return None
 
-    def _clean_top(self, heap: list[tuple[float, str]]) -> tuple[float, str] | None:
+    def _clean_top(self, heap: list[tuple[float, str]], rank: int) -> tuple[float, str] | None:
         while heap:
             item = self.items.get(heap[0][1])
-            if item is not None and item.status == WorkStatus.PENDING:
+            # A reprioritized item left an entry under its old rank: stale, like a claimed one.
+            if (
+                item is not None
+                and item.status == WorkStatus.PENDING
+                and PRIORITIES.get(item.priority, len(PRIORITIES) - 1) == rank
+            ):
                 return heap[0]
             heapq.heappop(heap)
         return None

@@ -270,6 +270,25 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
         self._span("swarm.claim", start, attributes, tracing.context_of(item.trace_context))
         return item
 
+    def claim_id(
+        self, agent_id: str, work_id: str, lease_s: float | None = None
+    ) -> WorkItem | None:
+        if not tracing.enabled():
+            return self.inner.claim_id(agent_id, work_id, lease_s)
+        start = time.time_ns()
+        attributes: dict[str, Any] = {"swarm.agent.id": agent_id, "swarm.claim.chosen": True}
+        try:
+            item = self.inner.claim_id(agent_id, work_id, lease_s)
+        except Exception as exc:
+            self._span("swarm.claim", start, attributes | {"swarm.work.id": work_id}, error=exc)
+            raise
+        if item is None:
+            return None  # taken meanwhile: the caller falls back to its next choice
+        self._hold(item)
+        attributes.update(item_attributes(item))
+        self._span("swarm.claim", start, attributes, tracing.context_of(item.trace_context))
+        return item
+
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         if not tracing.enabled():
             return self.inner.claim_new(agent_id, item)
@@ -278,6 +297,11 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
         claimed = self._end_enqueue(span, lambda: self.inner.claim_new(agent_id, item))
         self._hold(claimed)
         return claimed
+
+    def reprioritize(self, work_id: str, priority: str) -> WorkItem:
+        return self._on_item(
+            "swarm.reprioritize", work_id, None, lambda: self.inner.reprioritize(work_id, priority)
+        )
 
     def progress(
         self,
