@@ -136,12 +136,16 @@ def test_sigstop_past_the_lease_then_sigcont(tmp_path: Path) -> None:
     assert run.wait() == 0
     report = run.check("SIGSTOP of an agent past its lease, then SIGCONT", 1, recover_s=recover)
     log = (tmp_path / "supervisor.log").read_text()
+    # Woken, the agent either learns at its next heartbeat that it holds nothing and
+    # stops the work, or finishes first and has its late completion refused.
+    stopped_early = f"{victim['item']} is no longer held; stopping it" in log
     refused = f"result for {victim['item']} discarded" in log
     report.notes.append(
-        "the woken agent's late complete was refused as a conflict and its result file"
-        f" removed: {'yes' if refused else 'no'}"
+        "the woken agent stopped the work at its next heartbeat: "
+        f"{'yes' if stopped_early else 'no'}; its late complete was refused as a conflict"
+        f" and its result file removed: {'yes' if refused else 'no'}"
     )
-    assert refused, log[-2000:]
+    assert stopped_early or refused, log[-2000:]
     assert report.ok and report.re_executed_after_fault >= 1, report
 
 
