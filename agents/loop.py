@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from setproctitle import setproctitle
 
-from agents import spans
+from agents import metering, spans
 from agents.backends import Outcome, load_backend
 from agents.results import discard_result, finalize, result_record, write_pending
 from orchestrator import logs
 from orchestrator.errors import Conflict, NotFound, SwarmError
+from orchestrator.limits import Gate, LimitsPlan, Reservation
 from orchestrator.records import Agent, WorkItem, WorkStatus, out_of_attempts
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.settings import TelemetrySettings
@@ -58,6 +59,7 @@ class AgentSpec:
     telemetry: TelemetrySettings | None = None  # None: no spans
     log_file: str | None = None  # the agent's own rotating log
     log_to_stderr: bool = True  # False while the supervisor draws a live view on the terminal
+    limits: LimitsPlan | None = None  # swarm.toml's [[limits]], [prices], budgets
 
 
 class AgentRunner:
@@ -72,6 +74,7 @@ class AgentRunner:
         self.cancel = threading.Event()
         self.store: Store = open_store(spec.store_path, spec.store)
         self.filters = self.group.claim_filter()
+        self.gate: Gate | None = None
 
     # -- signals -----------------------------------------------------------------------
 
@@ -116,6 +119,10 @@ class AgentRunner:
                 pid=os.getpid(),
             )
         )
+        plan = self.spec.limits or LimitsPlan()
+        if plan.needed(self.group.backend):
+            model = getattr(backend, "model", None) or self.group.model
+            self.gate = Gate(self.store, self.spec.agent_id, self.group, plan, model)
         heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
         heartbeat.start()
         try:
@@ -160,15 +167,23 @@ class AgentRunner:
                 )
                 self.request_stop()
                 break
+            reservation = None
             try:
+                # Admission first: waiting for the swarm's limits holds no work item.
+                if self.gate is not None:
+                    reservation = self.gate.admit(self.stopping)
+                    if reservation is None:
+                        break
                 item = self.store.claim(self.spec.agent_id, self.filters)
             except SwarmError as exc:
                 # The store is briefly unusable (lock timeout, lost connection): an agent
                 # that crashed for it would count towards its group going fatal.
                 logger.error("agent %s: claim failed: %s", self.spec.agent_id, exc)
+                self._give_back(reservation)
                 self.stopping.wait(IDLE_MAX_S)
                 continue
             if item is None:
+                self._give_back(reservation)
                 self.store.wait_for_work(idle, self.stopping)
                 idle = min(idle * 2, IDLE_MAX_S)
                 continue
@@ -176,16 +191,34 @@ class AgentRunner:
             logger.info("claimed %s (%s): %s", item.work_item_id, item.work_type, item.description)
             self._notify("claimed", item.work_item_id, item.description)
             self.show_title(item.work_item_id)
-            self._work(backend, item)
+            self._work(backend, item, reservation)
             self.show_title("idle")
 
-    def _work(self, backend: Backend, item: WorkItem) -> None:
+    def _give_back(self, reservation: Reservation | None) -> None:
+        if reservation is None or self.gate is None:
+            return
+        try:
+            self.gate.release(reservation)
+        except SwarmError as exc:  # its deadline ends it later
+            logger.warning(
+                "agent %s: could not give back a reservation: %s", self.spec.agent_id, exc
+            )
+
+    def _work(
+        self, backend: Backend, item: WorkItem, reservation: Reservation | None = None
+    ) -> None:
         with spans.invoke_agent(self.spec.agent_id, self.group, item) as span:
-            outcome = self._work_traced(backend, item)
+            if reservation is not None:
+                metering.attach(backend, self.gate, reservation, self.stopping)
+            outcome = self._work_traced(backend, item, reservation)
             if outcome is not None and not outcome.ok:
                 spans.mark_failed(span, outcome)
+            if outcome is not None and "usage" in outcome.details:
+                metering.annotate(span, outcome.details["usage"])
 
-    def _work_traced(self, backend: Backend, item: WorkItem) -> Outcome | None:
+    def _work_traced(
+        self, backend: Backend, item: WorkItem, reservation: Reservation | None = None
+    ) -> Outcome | None:
         agent_id = self.spec.agent_id
         started = time.time()
         capture = self.spec.telemetry is not None and self.spec.telemetry.capture_content
@@ -195,11 +228,19 @@ class AgentRunner:
         except Conflict:
             logger.warning("agent %s lost %s before starting it", agent_id, item.work_item_id)
             self._notify("lost", item.work_item_id, "lease lost before starting")
+            self._give_back(reservation)
             return None
         except Exception as exc:  # a backend bug must not kill the agent
             logger.exception("agent %s: backend error on %s", agent_id, item.work_item_id)
             outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}")
-        if self.cancel.is_set():
+        if reservation is not None and self.gate is not None:
+            metering.settle(self.gate, reservation, item, outcome)
+        if self.cancel.is_set() or outcome.details.get("throttled"):
+            # A throttled call is not the item's fault: back to the queue, no attempt used.
+            if outcome.details.get("throttled"):
+                logger.warning(
+                    "%s throttled by the provider; released: %s", item.work_item_id, outcome.error
+                )
             self._release(item)
             return outcome
         # The result is written (pending) before the store records the outcome, and put

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import ConfigError
+from orchestrator.limits_config import BudgetConfig, LimitConfig, PriceConfig
 from orchestrator.locations import (
     DEFAULT_AGENTS_DIR,
     DEFAULT_RESULTS_DIR,
@@ -90,6 +91,7 @@ class AgentGroup(_Section):
     max_restarts: int = Field(default=5, ge=0)
     restart_window_s: float = Field(default=60.0, gt=0)
     stop_timeout_s: float = Field(default=10.0, ge=0)
+    budget_usd: float | None = Field(default=None, gt=0)  # the group's share of spending
 
     def claim_filter(self) -> ClaimFilter:
         """What this group's agents claim: its work_types and teams (None = any)."""
@@ -157,6 +159,9 @@ class SwarmConfig(_Section):
     agents: list[AgentGroup] = Field(default_factory=list)
     work: list[WorkSpec] = Field(default_factory=list)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    limits: list[LimitConfig] = Field(default_factory=list)
+    prices: dict[str, PriceConfig] = Field(default_factory=dict)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
     source: Path | None = Field(default=None, exclude=True)
 
@@ -172,6 +177,10 @@ class SwarmConfig(_Section):
         for name in names:
             if names.count(name) > 1:
                 raise ValueError(f"agent group name {name!r} is used twice")
+        limits = [limit.name for limit in self.limits]
+        for name in limits:
+            if limits.count(name) > 1:
+                raise ValueError(f"limit name {name!r} is used twice")
         return self
 
     @property

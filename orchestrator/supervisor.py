@@ -29,12 +29,13 @@ from multiprocess.connection import wait as wait_for_sentinels
 
 from agents.loop import AgentSpec, agent_main
 from agents.results import reconcile
-from orchestrator import control, logs, preflight, processes, reporting, runstate
+from orchestrator import control, limits, logs, preflight, processes, reporting, runstate
 from orchestrator.activity import Activity
 from orchestrator.config import SwarmConfig
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.group_control import GroupControl
 from orchestrator.ids import new_agent_id
+from orchestrator.limits import LimitsPlan
 from orchestrator.slots import Slot, SlotState, decide_restart
 from orchestrator.store.base import Store
 from orchestrator.telemetry import tracing
@@ -341,6 +342,7 @@ class Supervisor:
             telemetry=self.telemetry,
             log_file=str(logs.agent_log_path(self.agents_dir, slot.name)),
             log_to_stderr=not self.live_view,
+            limits=LimitsPlan.of(self.config, slot.group),
         )
         slot.counters = self._ctx.Array("i", 2)
         slot.events, events_out = self._ctx.Pipe(duplex=False)
@@ -410,6 +412,8 @@ class Supervisor:
                     slot.agent_id,
                     len(released),
                 )
+            if self.config.limits:
+                limits.drop_agent(store, self.config, slot.agent_id)
             try:
                 store.get_agent(slot.agent_id)
             except NotFound:

@@ -47,6 +47,7 @@ from orchestrator.store import journal
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
 from orchestrator.store.locking import StoreLock, flock_timeout_from_env
+from orchestrator.store.shared_docs import FileSharedDocs
 from orchestrator.store.snapshot import checked_agent, checked_item
 from orchestrator.store.state import State
 
@@ -55,7 +56,7 @@ logger = logging.getLogger(__name__)
 DURABILITIES = ("os", "fsync")
 
 
-class FileStore:
+class FileStore(FileSharedDocs):
     JOURNAL = "journal.jsonl"
     WORK = "work_claims.json"
     AGENTS = "agents.json"

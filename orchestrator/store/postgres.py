@@ -53,13 +53,14 @@ from orchestrator.store.pg_sql import (
     logged,
     returned,
 )
+from orchestrator.store.shared_docs import PgSharedDocs
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class PostgresStore:
+class PostgresStore(PgSharedDocs):
     def __init__(
         self,
         dsn: str,

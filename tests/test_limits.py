@@ -1,0 +1,228 @@
+"""Swarm-wide limits, the cost ledger and budgets, through real `swarm up` processes and
+the official anthropic/ollama clients against a rate-limited fake provider."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.config import load_config
+from orchestrator.errors import ConfigError
+
+from .conftest import SWARM, StoreFactory
+from .fake_llm import Bucket, FakeLLM
+
+KEY = "sk-test-not-a-real-key"
+
+
+def _store_toml(backend: str, root: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "postgres":
+        dsn = request.getfixturevalue("pg_dsn")
+        schema = request.getfixturevalue("pg_schema")
+        return f'[store]\nbackend = "postgres"\ndsn = "{dsn}"\nschema = "{schema}"\nlease_s = 20\n'
+    return f'[store]\npath = "{root / "store"}"\nlease_s = 20\n'
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_ID", "SWARM_STORE")}
+    env["ANTHROPIC_API_KEY"] = KEY
+    env["SWARM_NO_LIVE"] = "1"
+    return env
+
+
+def _results(*roots: Path) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for root in roots:
+        for path in (root / "real_work_results").glob("*.json"):
+            found[path.stem] = json.loads(path.read_text())
+    return found
+
+
+def _swarm(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SWARM, *args], cwd=root, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+# -- the store's part: one atomic step over shared documents, on both backends --------
+
+INCREMENTS = 40
+
+
+def _bump(target: str, schema: str, n: int) -> None:
+    """Child process: ``n`` atomic increments, each with a ledger entry."""
+    from orchestrator.store import StoreOptions, open_backend
+
+    store = open_backend(target, StoreOptions(schema=schema))
+
+    def change(docs: dict[str, dict[str, Any]], now: float) -> None:
+        docs["counter"]["n"] = int(docs["counter"].get("n", 0)) + 1
+
+    for _ in range(n):
+        store.update_shared(["counter"], change, ledger={"cost_usd": 0.5})
+    store.close()
+
+
+def test_shared_documents_are_one_state_for_every_process(
+    backend: str, make_store: StoreFactory, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store = make_store()
+    if backend == "postgres":
+        target, schema = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema")
+    else:
+        target, schema = str(tmp_path / "store"), "swarmsh"
+    code = f"from tests.test_limits import _bump; _bump({target!r}, {schema!r}, {INCREMENTS})"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent)
+        for _ in range(4)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    seen = store.update_shared(["counter"], lambda docs, now: dict(docs["counter"]))
+    assert seen == {"n": 4 * INCREMENTS}
+    entries = store.ledger()
+    assert len(entries) == 4 * INCREMENTS
+    assert all(e["cost_usd"] == 0.5 and e["ts"] > 0 for e in entries)
+    assert store.ledger(since=entries[-1]["ts"] + 1) == []
+
+
+# -- configuration ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[limits]]\nname = "a"\nbackend = "claude"\n', "sets no figure"),
+        (
+            '[[limits]]\nname = "a"\nbackend = "claude"\nrequests_per_minute = -1\n',
+            "greater than 0",
+        ),
+        ('[[limits]]\nname = "a"\nbackend = "gpt"\nmax_concurrent = 1\n', "must be one of"),
+        (
+            '[[limits]]\nname = "a"\nbackend = "claude"\nmax_concurrent = 1\n'
+            '[[limits]]\nname = "a"\nbackend = "ollama"\nmax_concurrent = 1\n',
+            "used twice",
+        ),
+        ('[prices."m"]\ninput_per_mtok = "x"\n', "valid number"),
+        ("[budget]\nmax_usd = 0\n", "greater than 0"),
+        ("[budget]\nmax_dollars = 5\n", "unknown key"),
+    ],
+)
+def test_bad_limits_config_is_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "swarm.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+    run = _swarm(tmp_path, "limits")
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and message in run.stderr
+
+
+# -- whole swarms against a rate-limited provider ---------------------------------------
+
+
+def _group(client: str, url: str, count: int, **extra: Any) -> str:
+    lines = [
+        "[[agents]]",
+        'name = "llm"',
+        f"count = {count}",
+        f'backend = "{client}"',
+        f'model = "{"claude-test" if client == "claude" else "qwen3"}"',
+        f'host = "{url}"',
+        "max_tokens = 10",
+        "retries = 0",  # a 429 that reached the item would fail it at once
+        "timeout_s = 30",
+        "stop_timeout_s = 5",
+    ]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _work(count: int) -> str:
+    return f'[[work]]\nwork_type = "ask"\ndescription = "a question"\ncount = {count}\n'
+
+
+def _limit(client: str, **figures: Any) -> str:
+    lines = ["[[limits]]", 'name = "provider"', f'backend = "{client}"']
+    lines += [f"{key} = {json.dumps(value)}" for key, value in figures.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _write(root: Path, *parts: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "swarm.toml").write_text("\n".join(parts))
+    return root
+
+
+def test_three_groups_of_four_agents_never_exceed_the_bucket(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # The provider allows 6 calls at once, then 2 a second; [[limits]] the same rate with
+    # a burst of 3: a call reaches the provider a moment after its admission, and a
+    # bucket that is full meanwhile gains nothing (1.5 s of slack on a busy machine).
+    # Twelve agent processes in three groups share it.
+    with FakeLLM(limits={"requests": Bucket(120, burst_s=3)}, call_s=(0.05, 0.3)) as llm:
+        groups = [
+            _group("claude", llm.url, 4).replace('name = "llm"', f'name = "llm{n}"')
+            for n in range(3)
+        ]
+        root = _write(
+            tmp_path / "swarm",
+            _store_toml(backend, tmp_path, request),
+            *groups,
+            _limit("claude", requests_per_minute=120, burst_s=1.5),
+            _work(18),
+        )
+        run = _swarm(root, "up", "--until-drained", timeout=180)
+        assert run.returncode == 0, run.stderr
+        assert llm.throttled == 0  # the provider never had to refuse a call
+        assert len(llm.accepted) == 18
+    roots = [root]
+    done = _results(*roots)
+    assert len(done) == 18
+    assert {r["status"] for r in done.values()} == {"completed"}
+    assert all(r["attempts"] == 0 for r in done.values())
+    usage = [r["usage"] for r in done.values()]
+    assert all(u["output_tokens"] == 9 and u["input_tokens"] > 0 for u in usage)
+    cost = _swarm(roots[0], "cost", "--json")
+    assert cost.returncode == 0, cost.stderr
+    assert json.loads(cost.stdout)["total"]["calls"] == 18
+
+
+def test_a_429_storm_costs_no_attempt(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    _storm("claude", _store_toml(backend, tmp_path, request), tmp_path)
+
+
+def test_ollama_busy_answers_cost_no_attempt(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    _storm("ollama", _store_toml("file", tmp_path, request), tmp_path)
+
+
+def _storm(client: str, store: str, tmp_path: Path) -> None:
+    # [[limits]] is far above what the provider really allows: the 429s it answers
+    # (with retry-after) must slow the whole swarm down, and never use up an attempt.
+    with FakeLLM(limits={"requests": Bucket(60, burst_s=2)}, call_s=(0.05, 0.2)) as llm:
+        root = _write(
+            tmp_path / "swarm",
+            store.replace("lease_s = 20", "max_attempts = 1"),
+            _group(client, llm.url, 4),
+            _limit(client, requests_per_minute=600),
+            _work(8),
+        )
+        run = _swarm(root, "up", "--until-drained", timeout=180)
+        assert run.returncode == 0, run.stderr
+        assert llm.throttled > 0
+    done = _results(root)
+    assert {r["status"] for r in done.values()} == {"completed"} and len(done) == 8
+    assert all(r["attempts"] == 0 for r in done.values())
+    assert sum(r["usage"]["throttled_waits"] for r in done.values()) >= 1
