@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from orchestrator.config import load_config
 from orchestrator.errors import ConfigError
 
-from .conftest import SWARM, StoreFactory
+from .conftest import SWARM, StoreFactory, wait_for
 from .fake_llm import Bucket, FakeLLM
 
 KEY = "sk-test-not-a-real-key"
@@ -226,3 +228,109 @@ def _storm(client: str, store: str, tmp_path: Path) -> None:
     assert {r["status"] for r in done.values()} == {"completed"} and len(done) == 8
     assert all(r["attempts"] == 0 for r in done.values())
     assert sum(r["usage"]["throttled_waits"] for r in done.values()) >= 1
+
+
+def _completed(store_toml: str, root: Path) -> int:
+    from orchestrator.config import load_config
+    from orchestrator.wiring import open_store
+
+    config = load_config(root / "swarm.toml")
+    store = open_store(config.store_target(), config.store)
+    try:
+        return sum(1 for i in store.list_work() if i.status == "completed")
+    finally:
+        store.close()
+
+
+def test_a_budget_stops_claiming_at_the_boundary_and_raising_it_goes_on(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # Each call costs exactly $0.01 (10 output tokens at $1000/Mtok); the budget is $0.05.
+    store = _store_toml(backend, tmp_path, request)
+    price = '[prices."claude-test"]\ninput_per_mtok = 0.0\noutput_per_mtok = 1000.0\n'
+    with FakeLLM(limits={}, call_s=(0.05, 0.2), output_tokens=10) as llm:
+        group = _group("claude", llm.url, 3)
+        root = _write(
+            tmp_path / "swarm", store, group, price, "[budget]\nmax_usd = 0.05\n", _work(10)
+        )
+        proc = subprocess.Popen(
+            [SWARM, "up"], cwd=root, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+
+            def exhausted() -> bool:
+                run = _swarm(root, "limits", "--json")
+                budgets = json.loads(run.stdout)["budgets"] if run.returncode == 0 else []
+                return any(b["budget"] == "budget" and b["exhausted"] for b in budgets)
+
+            wait_for(exhausted, timeout=90, every=0.3)
+            status = _swarm(root, "limits")
+            assert "budget: $0.0500 spent of $0.05 EXHAUSTED" in status.stdout, status.stdout
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=60)
+        assert _completed(store, root) == 5
+        assert len(llm.accepted) == 5
+        # Raised in swarm.toml: after a restart the swarm goes on, nothing lost or doubled.
+        text = (root / "swarm.toml").read_text().replace("max_usd = 0.05", "max_usd = 0.08")
+        (root / "swarm.toml").write_text(text)
+        proc = subprocess.Popen(
+            [SWARM, "up"], cwd=root, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            wait_for(lambda: _completed(store, root) >= 8, timeout=90, every=0.3)
+            wait_for(exhausted, timeout=30, every=0.3)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=60)
+        assert _completed(store, root) == 8
+        assert len(llm.accepted) == 8
+    assert len(_results(root)) == 8
+    cost = json.loads(_swarm(root, "cost", "--json", "--by", "model").stdout)
+    assert cost["total"]["calls"] == 8 and cost["total"]["cost_usd"] == pytest.approx(0.08)
+
+
+def test_a_killed_agents_reservation_is_given_back(tmp_path: Path) -> None:
+    # One call in flight at a time; the agent making it is killed mid-call: its slot must
+    # be free at once (its reservation would otherwise hold it for minutes).
+    with FakeLLM(limits={}, call_s=(6.0, 6.0)) as llm:
+        root = _write(
+            tmp_path / "swarm",
+            f'[store]\npath = "{tmp_path / "store"}"\nlease_s = 30\n',
+            _group("claude", llm.url, 2, restart="never"),
+            _limit("claude", max_concurrent=1),
+            _work(1),
+        )
+        proc = subprocess.Popen(
+            [SWARM, "up", "--until-drained"],
+            cwd=root,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for(lambda: len(llm.requests) >= 1, timeout=60)
+            holder = wait_for(
+                lambda: next(
+                    a
+                    for a in json.loads((root / "real_agents" / "supervisor.json").read_text())[
+                        "agents"
+                    ]
+                    if a.get("current")
+                ),
+                timeout=30,
+            )
+            os.kill(holder["pid"], signal.SIGKILL)
+            # The other agent is admitted and calls well before the first call would end.
+            wait_for(lambda: len(llm.requests) >= 2, timeout=5.5)
+            _, err = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:  # failed: end the swarm this test started, agents too
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    child.kill()
+                proc.kill()
+                proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+    done = _results(root)
+    assert [r["status"] for r in done.values()] == ["completed"]
