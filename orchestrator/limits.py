@@ -292,3 +292,11 @@ def status(store: Store, config: SwarmConfig) -> dict[str, Any]:
         return {"limits": views, "budgets": spent}
 
     return store.update_shared(names, change)
+
+
+def status_if_configured(store: Store | None, config: SwarmConfig) -> dict[str, Any] | None:
+    """``status`` for ``swarm status``: None when swarm.toml sets no limit or budget."""
+    budgets = config.budget.max_usd is not None or any(g.budget_usd for g in config.agents)
+    if store is None or not (config.limits or budgets):
+        return None
+    return status(store, config)
