@@ -395,7 +395,12 @@ class Supervisor:
         port = self.config.supervisor.metrics_port
         if port:
             self.metrics = reporting.serve_metrics(
-                port, self.store_target, self.config.store, self.telemetry, self.snapshot
+                port,
+                self.store_target,
+                self.config.store,
+                self.telemetry,
+                self.snapshot,
+                self.config,
             )
 
     def _after_exit(self, slot: Slot) -> None:

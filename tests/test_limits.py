@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +252,10 @@ def test_a_budget_stops_claiming_at_the_boundary_and_raising_it_goes_on(
     price = '[prices."claude-test"]\ninput_per_mtok = 0.0\noutput_per_mtok = 1000.0\n'
     with FakeLLM(limits={}, call_s=(0.05, 0.2), output_tokens=10) as llm:
         group = _group("claude", llm.url, 3)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        store += f"\n[supervisor]\nmetrics_port = {port}\n"
         root = _write(
             tmp_path / "swarm", store, group, price, "[budget]\nmax_usd = 0.05\n", _work(10)
         )
@@ -266,6 +272,11 @@ def test_a_budget_stops_claiming_at_the_boundary_and_raising_it_goes_on(
             wait_for(exhausted, timeout=90, every=0.3)
             status = _swarm(root, "limits")
             assert "budget: $0.0500 spent of $0.05 EXHAUSTED" in status.stdout, status.stdout
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+                metrics = r.read().decode()
+            assert 'swarm_llm_cost_usd_total{group="llm",model="claude-test"} 0.05' in metrics
+            assert 'swarm_llm_calls_total{group="llm",model="claude-test"} 5.0' in metrics
+            assert 'swarm_budget_spent_usd{budget="budget"} 0.05' in metrics
         finally:
             proc.send_signal(signal.SIGINT)
             proc.communicate(timeout=60)
