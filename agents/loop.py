@@ -235,8 +235,9 @@ class AgentRunner:
             outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}")
         if reservation is not None and self.gate is not None:
             metering.settle(self.gate, reservation, item, outcome)
-        if self.cancel.is_set() or outcome.details.get("throttled"):
-            # A throttled call is not the item's fault: back to the queue, no attempt used.
+        if self.cancel.is_set() or _not_the_items_fault(outcome):
+            # Throttled, or abandoned while waiting for the swarm's admission: back to the
+            # queue, no attempt used.
             if outcome.details.get("throttled"):
                 logger.warning(
                     "%s throttled by the provider; released: %s", item.work_item_id, outcome.error
@@ -331,6 +332,10 @@ def _final_status(item: WorkItem, outcome: Outcome) -> WorkStatus | None:
     if outcome.ok:
         return WorkStatus.COMPLETED
     return WorkStatus.DEAD if out_of_attempts(item.attempts + 1, item.max_attempts) else None
+
+
+def _not_the_items_fault(outcome: Outcome) -> bool:
+    return bool(outcome.details.get("throttled") or outcome.details.get("cancelled"))
 
 
 def _summary(outcome: Outcome) -> Any:

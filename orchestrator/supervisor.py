@@ -417,8 +417,7 @@ class Supervisor:
                     slot.agent_id,
                     len(released),
                 )
-            if self.config.limits:
-                limits.drop_agent(store, self.config, slot.agent_id)
+            limits.drop_agent(store, self.config, slot.agent_id)  # its slots, at once
             try:
                 store.get_agent(slot.agent_id)
             except NotFound:

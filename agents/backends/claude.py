@@ -92,7 +92,13 @@ class ClaudeBackend:
             details["ratelimit"] = remaining(raw.headers)
             message = raw.parse()
         except Cancelled:
-            return Outcome(False, error="cancelled: the agent is stopping", model=self.model)
+            # Not the item's fault: the agent gives it back without using an attempt.
+            return Outcome(
+                False,
+                error="cancelled: the agent is stopping",
+                model=self.model,
+                details={"cancelled": True},
+            )
         except a.APITimeoutError:
             return Outcome(
                 False,

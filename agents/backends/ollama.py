@@ -69,7 +69,13 @@ class OllamaBackend:
                 on_throttle=self._on_throttle if self.throttle is not None else None,
             )
         except Cancelled:
-            return Outcome(False, error="cancelled: the agent is stopping", model=self.model)
+            # Not the item's fault: the agent gives it back without using an attempt.
+            return Outcome(
+                False,
+                error="cancelled: the agent is stopping",
+                model=self.model,
+                details={"cancelled": True},
+            )
         except self._ollama.ResponseError as exc:
             if self._throttled(exc):
                 details["throttled"] = True
