@@ -230,6 +230,19 @@ def _storm(client: str, store: str, tmp_path: Path) -> None:
     assert {r["status"] for r in done.values()} == {"completed"} and len(done) == 8
     assert all(r["attempts"] == 0 for r in done.values())
     assert sum(r["usage"]["throttled_waits"] for r in done.values()) >= 1
+    # The time lost to limits is in the traces: admission waits, and usage on each item.
+    spans = [
+        json.loads(line)
+        for line in (tmp_path / "telemetry_spans.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    waits = [s for s in spans if s["name"] == "gen_ai.client.admission"]
+    assert any(w["attributes"]["swarm.limits.after_throttle"] for w in waits)
+    assert all(w["attributes"]["swarm.limits.waited_by"] == ["provider"] for w in waits)
+    items = [s for s in spans if s["name"] == "invoke_agent llm"]
+    assert len(items) >= 8
+    assert all("swarm.usage.cost_usd" in s["attributes"] for s in items)
+    assert all(s["attributes"]["gen_ai.usage.output_tokens"] == 9 for s in items)
 
 
 def _completed(store_toml: str, root: Path) -> int:
