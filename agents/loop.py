@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from setproctitle import setproctitle
 
-from agents import pipeline, spans
+from agents import metering, pipeline, spans
 from agents.backends import Outcome, load_backend
 from agents.results import discard_result, finalize, result_record, write_pending
 from agents.worktree import in_worktrees
 from orchestrator import logs
 from orchestrator.errors import Conflict, NotFound, SwarmError
+from orchestrator.limits import Gate, LimitsPlan, Reservation
 from orchestrator.records import Agent, WorkItem, WorkStatus, out_of_attempts
 from orchestrator.store import locking
 from orchestrator.telemetry import tracing
@@ -64,6 +65,7 @@ class AgentSpec:
     log_to_stderr: bool = True  # False while the supervisor draws a live view on the terminal
     intelligence: IntelligenceSettings | None = None  # claim = "intelligent": the model picks
     worktrees: WorktreeSettings | None = None  # for a group with worktree = "per-item" | …
+    limits: LimitsPlan | None = None  # swarm.toml's [[limits]], [prices], budgets
 
 
 class AgentRunner:
@@ -82,6 +84,7 @@ class AgentRunner:
         self.abort = threading.Event()
         self.store: Store = open_store(spec.store_path, spec.store)
         self.filters = self.group.claim_filter()
+        self.gate: Gate | None = None
 
     # -- signals -----------------------------------------------------------------------
 
@@ -130,6 +133,10 @@ class AgentRunner:
                 pid=os.getpid(),
             )
         )
+        plan = self.spec.limits or LimitsPlan()
+        if plan.needed(self.group.backend):
+            model = getattr(backend, "model", None) or self.group.model
+            self.gate = Gate(self.store, self.spec.agent_id, self.group, plan, model)
         heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
         heartbeat.start()
         try:
@@ -182,15 +189,23 @@ class AgentRunner:
                 )
                 self.request_stop()
                 break
+            reservation = None
             try:
+                # Admission first: waiting for the swarm's limits holds no work item.
+                if self.gate is not None:
+                    reservation = self.gate.admit(self.stopping)
+                    if reservation is None:
+                        break
                 item = self._claim()
             except SwarmError as exc:
                 # The store is briefly unusable (lock timeout, lost connection): an agent
                 # that crashed for it would count towards its group going fatal.
                 logger.error("agent %s: claim failed: %s", self.spec.agent_id, exc)
+                self._give_back(reservation)
                 self.stopping.wait(IDLE_MAX_S)
                 continue
             if item is None:
+                self._give_back(reservation)
                 self.store.wait_for_work(idle, self.stopping)
                 idle = min(idle * 2, IDLE_MAX_S)
                 continue
@@ -198,7 +213,7 @@ class AgentRunner:
             logger.info("claimed %s (%s): %s", item.work_item_id, item.work_type, item.description)
             self._notify("claimed", item.work_item_id, item.description)
             self.show_title(item.work_item_id)
-            self._work(backend, item)
+            self._work(backend, item, reservation)
             self.show_title("idle")
 
     def _claim(self) -> WorkItem | None:
@@ -217,20 +232,40 @@ class AgentRunner:
             team=group.team,
         )
 
-    def _work(self, backend: Backend, item: WorkItem) -> None:
+    def _give_back(self, reservation: Reservation | None) -> None:
+        if reservation is None or self.gate is None:
+            return
+        try:
+            self.gate.release(reservation)
+        except SwarmError as exc:  # its deadline ends it later
+            logger.warning(
+                "agent %s: could not give back a reservation: %s", self.spec.agent_id, exc
+            )
+
+    def _work(
+        self, backend: Backend, item: WorkItem, reservation: Reservation | None = None
+    ) -> None:
         self.abort.clear()
         self.current = item.work_item_id
         try:
             parents = pipeline.parents_of(self.store, item) if item.parents else []
             with spans.invoke_agent(self.spec.agent_id, self.group, item, parents) as span:
-                outcome = self._work_traced(backend, item, parents)
+                if reservation is not None:
+                    metering.attach(backend, self.gate, reservation, self.stopping)
+                outcome = self._work_traced(backend, item, parents, reservation)
                 if outcome is not None and not outcome.ok:
                     spans.mark_failed(span, outcome)
+                if outcome is not None and "usage" in outcome.details:
+                    metering.annotate(span, outcome.details["usage"])
         finally:
             self.current = None
 
     def _work_traced(
-        self, backend: Backend, item: WorkItem, parents: list[WorkItem]
+        self,
+        backend: Backend,
+        item: WorkItem,
+        parents: list[WorkItem],
+        reservation: Reservation | None = None,
     ) -> Outcome | None:
         agent_id = self.spec.agent_id
         started = time.time()
@@ -244,13 +279,22 @@ class AgentRunner:
         except Conflict:
             logger.warning("agent %s lost %s before starting it", agent_id, item.work_item_id)
             self._notify("lost", item.work_item_id, "lease lost before starting")
+            self._give_back(reservation)
             return None
         except ValueError as exc:  # a placeholder no parent fills, an invalid plan
             outcome = Outcome(False, error=str(exc))
         except Exception as exc:  # a backend bug must not kill the agent
             logger.exception("agent %s: backend error on %s", agent_id, item.work_item_id)
             outcome = spans.redacted(Outcome(False, error=f"{type(exc).__name__}: {exc}"))
-        if self.cancel.is_set():
+        if reservation is not None and self.gate is not None:
+            metering.settle(self.gate, reservation, item, outcome)
+        if self.cancel.is_set() or _not_the_items_fault(outcome):
+            # Throttled, or abandoned while waiting for the swarm's admission: back to the
+            # queue, no attempt used.
+            if outcome.details.get("throttled"):
+                logger.warning(
+                    "%s throttled by the provider; released: %s", item.work_item_id, outcome.error
+                )
             self._release(item)
             return outcome
         if self.abort.is_set():
@@ -360,6 +404,10 @@ def _final_status(item: WorkItem, outcome: Outcome) -> WorkStatus | None:
     if outcome.ok:
         return WorkStatus.COMPLETED
     return WorkStatus.DEAD if out_of_attempts(item.attempts + 1, item.max_attempts) else None
+
+
+def _not_the_items_fault(outcome: Outcome) -> bool:
+    return bool(outcome.details.get("throttled") or outcome.details.get("cancelled"))
 
 
 def _summary(outcome: Outcome) -> Any:

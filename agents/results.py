@@ -17,7 +17,10 @@ Schema (version 1)::
      "agent_id", "agent_group", "host", "backend", "model",
      "output": <text | {"argv", "cwd", "exit_code", "stdout", "stderr"} | JSON value>,
      "error": str | null, "tokens": {"input": int | null, "output": int | null},
-     "started_at", "finished_at" (epoch s), "duration_s", "details": {...}}
+     "started_at", "finished_at" (epoch s), "duration_s",
+     "usage": null | {"model", "input_tokens", "output_tokens", "cost_usd",
+                      "throttled_waits", "admission_wait_s"},   # metered (LLM) calls
+     "details": {...}}
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ def result_record(
         "started_at": started_at,
         "finished_at": finished_at,
         "duration_s": round(finished_at - started_at, 6),
-        "details": outcome.details,
+        "usage": outcome.details.get("usage"),
+        "details": {k: v for k, v in outcome.details.items() if k != "usage"},
     }
 
 

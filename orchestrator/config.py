@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orchestrator.errors import ConfigError
 from orchestrator.intelligence.settings import IntelligenceConfig
+from orchestrator.limits_config import BudgetConfig, LimitConfig, PriceConfig
 from orchestrator.locations import (
     DEFAULT_AGENTS_DIR,
     DEFAULT_RESULTS_DIR,
@@ -126,6 +127,8 @@ class AgentGroup(_Section):
                 raise ValueError(f"{name!r} is not a variable name (a trailing * matches a prefix)")
         return value
 
+    budget_usd: float | None = Field(default=None, gt=0)  # the group's share of spending
+
     def claim_filter(self) -> ClaimFilter:
         """What this group's agents claim: its work_types and teams (None = any)."""
         return ClaimFilter(
@@ -203,6 +206,9 @@ class SwarmConfig(_Section):
     maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
     intelligence: IntelligenceConfig = Field(default_factory=IntelligenceConfig)
     worktrees: WorktreesConfig = Field(default_factory=WorktreesConfig)
+    limits: list[LimitConfig] = Field(default_factory=list)
+    prices: dict[str, PriceConfig] = Field(default_factory=dict)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
     source: Path | None = Field(default=None, exclude=True)
 
@@ -218,6 +224,10 @@ class SwarmConfig(_Section):
         for name in names:
             if names.count(name) > 1:
                 raise ValueError(f"agent group name {name!r} is used twice")
+        limits = [limit.name for limit in self.limits]
+        for name in limits:
+            if limits.count(name) > 1:
+                raise ValueError(f"limit name {name!r} is used twice")
         return self
 
     @property

@@ -15,7 +15,7 @@ from orchestrator.slots import Slot, SlotState
 from orchestrator.telemetry import tracing
 
 if TYPE_CHECKING:
-    from orchestrator.config import StoreConfig
+    from orchestrator.config import StoreConfig, SwarmConfig
     from orchestrator.telemetry.metrics import MetricsServer
     from orchestrator.telemetry.settings import TelemetrySettings
 
@@ -140,12 +140,17 @@ def serve_metrics(
     store_config: StoreConfig,
     telemetry: TelemetrySettings,
     snapshot: Callable[[], dict[str, Any]],
+    config: SwarmConfig | None = None,
 ) -> MetricsServer:
     """``/metrics`` on 127.0.0.1:``port``. Scrapes run in the server's thread, so they
-    read through a store of their own."""
+    read through a store of their own. With ``config``: limits, budgets and the ledger too."""
+    from orchestrator.limits_metrics import limit_metrics
     from orchestrator.telemetry import endpoint
     from orchestrator.wiring import open_store
 
-    server = endpoint.serve(port, open_store(store_target, store_config), telemetry, snapshot)
+    extra = None if config is None else (lambda store: limit_metrics(store, config))
+    server = endpoint.serve(
+        port, open_store(store_target, store_config), telemetry, snapshot, extra
+    )
     logger.info("metrics on http://127.0.0.1:%d/metrics", server.port)
     return server

@@ -29,13 +29,14 @@ from multiprocess.connection import wait as wait_for_sentinels
 
 from agents.loop import AgentSpec, agent_main
 from agents.results import reconcile
-from orchestrator import control, logs, preflight, processes, reporting, runstate
+from orchestrator import control, limits, logs, preflight, processes, reporting, runstate
 from orchestrator.activity import Activity
 from orchestrator.config import SwarmConfig
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.group_control import GroupControl
 from orchestrator.ids import new_agent_id
 from orchestrator.intelligence.settings import resolve_intelligence
+from orchestrator.limits import LimitsPlan
 from orchestrator.maintenance.schedule import supervisor_hook
 from orchestrator.retire import retire_dead_agents
 from orchestrator.slots import Slot, SlotState, decide_restart
@@ -364,6 +365,7 @@ class Supervisor:
             log_to_stderr=not self.live_view,
             intelligence=self.intelligence if slot.group.claim == "intelligent" else None,
             worktrees=self.worktrees,
+            limits=LimitsPlan.of(self.config, slot.group),
         )
         slot.counters = self._ctx.Array("i", 2)
         slot.events, events_out = self._ctx.Pipe(duplex=False)
@@ -416,7 +418,12 @@ class Supervisor:
         port = self.config.supervisor.metrics_port
         if port:
             self.metrics = reporting.serve_metrics(
-                port, self.store_target, self.config.store, self.telemetry, self.snapshot
+                port,
+                self.store_target,
+                self.config.store,
+                self.telemetry,
+                self.snapshot,
+                self.config,
             )
 
     def _after_exit(self, slot: Slot) -> None:
@@ -433,6 +440,7 @@ class Supervisor:
                     slot.agent_id,
                     len(released),
                 )
+            limits.drop_agent(store, self.config, slot.agent_id)  # its slots, at once
             try:
                 store.get_agent(slot.agent_id)
             except NotFound:

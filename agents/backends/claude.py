@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agents.backends import Outcome, system_prompt, user_message
-from agents.backends.retry import Cancelled, with_retries
+from agents.backends.retry import Cancelled, ThrottleHook, remaining, retry_after, with_retries
 from orchestrator.errors import InvalidArgument
 from orchestrator.numbers import check_number
 
@@ -38,6 +38,8 @@ class ClaudeBackend:
         except (ValueError, InvalidArgument):
             raise ValueError(f"CLAUDE_TIMEOUT={raw_timeout!r} is not a number of seconds") from None
         self.client = None
+        # Set by the agent loop when the swarm admits calls: a 429/529 waits there.
+        self.throttle: ThrottleHook | None = None
         if self.key:
             import anthropic
 
@@ -55,6 +57,15 @@ class ClaudeBackend:
             return exc.status_code in (408, 429, 500, 502, 503, 504, 529)
         return isinstance(exc, a.APIConnectionError)  # includes APITimeoutError
 
+    def _throttled(self, exc: BaseException) -> bool:
+        """Rate limited (429) or overloaded (529): not the item's fault."""
+        return isinstance(exc, self._anthropic.APIStatusError) and exc.status_code in (429, 529)
+
+    def _on_throttle(self, exc: BaseException) -> bool:
+        assert self.throttle is not None
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+        return self.throttle(retry_after(headers), remaining(headers))
+
     def run(self, item: WorkItem, cancel: threading.Event) -> Outcome:
         if self.client is None:
             return Outcome(
@@ -64,10 +75,10 @@ class ClaudeBackend:
             )
         client = self.client
         a = self._anthropic
-        details = {"provider": "anthropic"}
+        details: dict[str, Any] = {"provider": "anthropic"}
         try:
-            message = with_retries(
-                lambda: client.messages.create(
+            raw = with_retries(
+                lambda: client.messages.with_raw_response.create(
                     model=self.model,
                     max_tokens=self.group.max_tokens,
                     system=self.system,
@@ -78,9 +89,19 @@ class ClaudeBackend:
                 initial_s=self.group.retry_backoff_s,
                 cancel=cancel,
                 what=f"claude {self.model}",
+                throttled=self._throttled,
+                on_throttle=self._on_throttle if self.throttle is not None else None,
             )
+            details["ratelimit"] = remaining(raw.headers)
+            message = raw.parse()
         except Cancelled:
-            return Outcome(False, error="cancelled: the agent is stopping", model=self.model)
+            # Not the item's fault: the agent gives it back without using an attempt.
+            return Outcome(
+                False,
+                error="cancelled: the agent is stopping",
+                model=self.model,
+                details={"cancelled": True},
+            )
         except a.APITimeoutError:
             return Outcome(
                 False,
@@ -96,6 +117,8 @@ class ClaudeBackend:
                 details=details,
             )
         except a.APIStatusError as exc:
+            if self._throttled(exc):
+                details["throttled"] = True
             return Outcome(
                 False,
                 error=f"Anthropic API error {exc.status_code}: {exc.message}"[:500],

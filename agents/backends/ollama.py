@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agents.backends import Outcome, system_prompt, user_message
-from agents.backends.retry import Cancelled, with_retries
+from agents.backends.retry import Cancelled, ThrottleHook, with_retries
 
 if TYPE_CHECKING:
     from orchestrator.config import AgentGroup
     from orchestrator.records import WorkItem
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504, 529}
+# Too many requests, or "server busy" (its queue is full: OLLAMA_MAX_QUEUE).
+BUSY_STATUS = {429, 503}
 
 
 class OllamaBackend:
@@ -34,18 +36,27 @@ class OllamaBackend:
         self.model = group.model or os.environ.get("OLLAMA_MODEL") or "qwen3"
         self.client = ollama.Client(host=self.host, timeout=group.timeout_s)
         self.system = system_prompt(group)
+        # Set by the agent loop when the swarm admits calls: a busy answer waits there.
+        self.throttle: ThrottleHook | None = None
 
     def _retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, self._ollama.ResponseError):
             return exc.status_code in RETRY_STATUS
         return isinstance(exc, ConnectionError | self._httpx.TransportError)
 
+    def _throttled(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._ollama.ResponseError) and exc.status_code in BUSY_STATUS
+
+    def _on_throttle(self, exc: BaseException) -> bool:
+        assert self.throttle is not None
+        return self.throttle(None, {})
+
     def run(self, item: WorkItem, cancel: threading.Event) -> Outcome:
         messages = [
             {"role": "system", "content": self.system},
             {"role": "user", "content": user_message(item)},
         ]
-        details: dict[str, str | None] = {"provider": "ollama", "host": self.host}
+        details: dict[str, Any] = {"provider": "ollama", "host": self.host}
         try:
             response = with_retries(
                 lambda: self.client.chat(model=self.model, messages=messages),
@@ -54,10 +65,20 @@ class OllamaBackend:
                 initial_s=self.group.retry_backoff_s,
                 cancel=cancel,
                 what=f"ollama chat {self.model}",
+                throttled=self._throttled,
+                on_throttle=self._on_throttle if self.throttle is not None else None,
             )
         except Cancelled:
-            return Outcome(False, error="cancelled: the agent is stopping", model=self.model)
+            # Not the item's fault: the agent gives it back without using an attempt.
+            return Outcome(
+                False,
+                error="cancelled: the agent is stopping",
+                model=self.model,
+                details={"cancelled": True},
+            )
         except self._ollama.ResponseError as exc:
+            if self._throttled(exc):
+                details["throttled"] = True
             return Outcome(
                 False,
                 error=f"Ollama at {self.host} answered {exc}",

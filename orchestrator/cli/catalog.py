@@ -108,6 +108,16 @@ CATALOG: dict[str, Entry] = {
     "demo": Entry(
         "Run swarm.toml until its work is done, with a live view", "swarm demo -c swarm.toml", "run"
     ),
+    "limits": Entry(
+        "Shared rate limits and budgets: used, waiting, 429s",
+        "swarm limits --json",
+        "limits",
+    ),
+    "cost": Entry(
+        "LLM tokens and cost by group, model, agent or day",
+        "swarm cost --by model --window 24h",
+        "limits",
+    ),
     "logs": Entry(
         "Agent and supervisor logs; -f follows them", "swarm logs searcher -f", "control"
     ),

@@ -234,3 +234,47 @@ def telemetry_stats(data: dict[str, Any]) -> None:
         console.print(
             f"tokens {model}: {usage['input']} in, {usage['output']} out ({usage['calls']} calls)"
         )
+
+
+def limit_lines(data: dict[str, Any]) -> list[str]:
+    """One line per limit and per budget (``swarm limits``, ``swarm status``)."""
+    lines = []
+    for view in data.get("limits", []):
+        figures = ", ".join(
+            f"{name.replace('_', ' ')} {f['used']:g}/{f['capacity']:g} used"
+            for name, f in view["figures"].items()
+        )
+        concurrent = f"/{view['max_concurrent']}" if view["max_concurrent"] else ""
+        lines.append(
+            f"limit {view['name']}: {figures or 'no rate figure'}; in flight"
+            f" {view['in_flight']}{concurrent}, {view['waiting']} waiting,"
+            f" {view['throttled_last_minute']} 429s in the last minute,"
+            f" full in {view['reset_s']:g}s"
+        )
+    for budget in data.get("budgets", []):
+        cap = budget["max_usd"]
+        state = " EXHAUSTED: agents stop claiming" if budget["exhausted"] else ""
+        limit = f" of ${cap:g}" if cap is not None else " (no budget)"
+        lines.append(f"{budget['budget']}: ${budget['spent_usd']:.4f} spent{limit}{state}")
+    return lines
+
+
+def cost_table(report: dict[str, Any]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    by = report["by"]
+    table = Table(box=box.SIMPLE_HEAD)
+    columns = (by, "calls", "input tokens", "output tokens", "cost $", "throttled")
+    for column in columns:
+        table.add_column(column, no_wrap=True, justify="left" if column == by else "right")
+    for row in (*report["rows"], report["total"]):
+        table.add_row(
+            str(row[by]),
+            str(row["calls"]),
+            str(row["input_tokens"]),
+            str(row["output_tokens"]),
+            f"{row['cost_usd']:.4f}",
+            str(row["throttled_waits"]),
+        )
+    _console().print(table)

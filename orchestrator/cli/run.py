@@ -178,14 +178,19 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     agents by host (exit 6 if no supervisor is running here)."""
     from collections import Counter
 
+    from orchestrator.limits import status_if_configured
+
     context = context_of(ctx)
-    context.require_config()
+    config = context.require_config()
     state = runstate.read(context.agents_dir)
     alive = state is not None and runstate.is_alive(state)
     store = context.existing_store()  # looking never creates a store
     by_host = dict(Counter(a.host or "-" for a in store.list_agents())) if store else {}
+    limits = status_if_configured(store, config)
     if as_json:
-        render.emit_json((state or {}) | {"alive": alive, "agents_by_host": by_host})
+        render.emit_json(
+            (state or {}) | {"alive": alive, "agents_by_host": by_host, "limits": limits}
+        )
     else:
         if state is None:
             render.echo("no supervisor has run for this swarm.toml")
@@ -193,6 +198,8 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             render.supervisor_status(state, alive)
         hosts = ", ".join(f"{host} {n}" for host, n in sorted(by_host.items())) or "none"
         render.echo(f"agents registered in the store, by host: {hosts}")
+        for line in render.limit_lines(limits or {}):
+            render.echo(line)
     if not alive:
         raise typer.Exit(NotFound.exit_code)
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, overload
+from typing import Any, Protocol, TypeVar, overload
 
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
 from orchestrator.store.named import NamedRecords
+from orchestrator.store.shared_docs import Change
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -174,6 +177,17 @@ class Store(NamedRecords, Protocol):
 
     def compact(self) -> int:
         """Housekeeping; return how many finished items were archived."""
+        ...
+
+    def update_shared(
+        self, names: Sequence[str], change: Change[T], ledger: dict[str, Any] | None = None
+    ) -> T:
+        """One atomic step over named shared documents (limits, budgets) plus an optional
+        ledger entry: see ``store.shared_docs``."""
+        ...
+
+    def ledger(self, since: float = 0.0) -> list[dict[str, Any]]:
+        """Ledger entries (one per LLM call) with ``ts >= since``, oldest first."""
         ...
 
     def wait_for_work(self, timeout: float, stop: threading.Event) -> None:

@@ -52,6 +52,7 @@ from orchestrator.store.file_choice import FileChosenWork
 from orchestrator.store.file_named import FileNamedRecords
 from orchestrator.store.file_pipeline import FilePipeline
 from orchestrator.store.locking import StoreLock, flock_timeout_from_env
+from orchestrator.store.shared_docs import FileSharedDocs
 from orchestrator.store.snapshot import checked_agent, checked_item
 from orchestrator.store.state import State
 from orchestrator.store.views import SwarmshViews, adopt_legacy_snapshots
@@ -61,7 +62,7 @@ logger = logging.getLogger(__name__)
 DURABILITIES = ("os", "fsync")
 
 
-class FileStore(FileChosenWork, FilePipeline, FileNamedRecords):
+class FileStore(FileChosenWork, FilePipeline, FileSharedDocs, FileNamedRecords):
     JOURNAL = "journal.jsonl"
     WORK = "work_snapshot.json"
     AGENTS = "agents_snapshot.json"

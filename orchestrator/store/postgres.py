@@ -59,13 +59,14 @@ from orchestrator.store.pg_sql import (
     logged,
     returned,
 )
+from orchestrator.store.shared_docs import PgSharedDocs
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class PostgresStore(ChosenWork, PgPipeline, PgNamedRecords):
+class PostgresStore(ChosenWork, PgPipeline, PgSharedDocs, PgNamedRecords):
     def __init__(
         self,
         dsn: str,

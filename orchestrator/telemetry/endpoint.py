@@ -4,8 +4,10 @@ spans appended since the supervisor started."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from prometheus_client.core import Metric
 
 from orchestrator.errors import Conflict
 from orchestrator.telemetry.metrics import MetricsServer, SwarmCollector
@@ -23,6 +25,7 @@ def serve(
     store: Store,
     settings: TelemetrySettings,
     snapshot: Callable[[], dict[str, Any]],
+    extra: Callable[[Store], Iterable[Metric]] | None = None,
 ) -> MetricsServer:
     """Start serving; ``store`` must be this thread's own (scrapes run in a thread)."""
     tail = SpanTail(settings.spans_file, from_end=True)  # counters start with the supervisor
@@ -41,9 +44,18 @@ def serve(
             return observation, stats, health
 
     try:
-        return MetricsServer(SwarmCollector(source), port)
+        more = None if extra is None else lambda: _locked(lock, lambda: list(extra(store)))
+        return MetricsServer(SwarmCollector(source, more), port)
     except OSError as exc:
         raise Conflict(
             f"[supervisor] metrics_port = {port}: cannot listen on 127.0.0.1:{port}"
             f" ({exc.strerror or exc}); choose a free port, or 0 to turn /metrics off"
         ) from None
+
+
+T = TypeVar("T")
+
+
+def _locked(lock: threading.Lock, call: Callable[[], T]) -> T:
+    with lock:  # one scrape at a time on this thread's store
+        return call()

@@ -8,7 +8,7 @@ import csv
 import io
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -39,11 +39,16 @@ class SwarmCollector(Collector):
     """``source()`` returns what to report at each collection."""
 
     def __init__(
-        self, source: Callable[[], tuple[Observation, SpanStats, HealthReport | None]]
+        self,
+        source: Callable[[], tuple[Observation, SpanStats, HealthReport | None]],
+        extra: Callable[[], Iterable[Metric]] | None = None,
     ) -> None:
         self.source = source
+        self.extra = extra  # more families (limits and the cost ledger)
 
     def collect(self) -> Iterator[Metric]:
+        if self.extra is not None:
+            yield from self.extra()
         observation, stats, health = self.source()
         items = GaugeMetricFamily(
             "swarm_work_items", "Work items in the store by status", labels=["status"]

@@ -22,6 +22,7 @@ from opentelemetry.trace import Link, Span, Status, StatusCode, get_current_span
 
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus, with_id
 from orchestrator.store.base import Enqueued, Store
+from orchestrator.store.shared_docs import Change
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.traced_named import TracedNamedRecords
 from orchestrator.telemetry.traced_pipeline import TracedPipeline
@@ -384,6 +385,21 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
 
     def compact(self) -> int:
         return self._timed("swarm.compact", {}, self.inner.compact)
+
+    def update_shared(
+        self, names: Sequence[str], change: Change[T], ledger: dict[str, Any] | None = None
+    ) -> T:
+        attributes: dict[str, Any] = {"swarm.shared.names": list(names)}
+        if ledger is not None:
+            attributes["swarm.ledger.add"] = True
+        return self._timed(
+            "swarm.update_shared",
+            attributes,
+            lambda: self.inner.update_shared(names, change, ledger),
+        )
+
+    def ledger(self, since: float = 0.0) -> list[dict[str, Any]]:
+        return self.inner.ledger(since)
 
     def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
         self.inner.wait_for_work(timeout, stop)
