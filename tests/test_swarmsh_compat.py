@@ -250,6 +250,21 @@ def test_swarmsh_commands_on_their_successful_path_exit_zero(helper: Helper) -> 
     statuses = helper.jq("[.[] | .status] | unique", "work_claims.json")
     assert statuses == [["completed"]]
     assert helper.jq("map(.velocity_points) | add", "coordination_log.json") == [13]
+    # The automation and Claude commands: with no model to ask (nothing listens at the
+    # [intelligence] host here) each falls back to the plain behaviour and still exits 0.
+    helper.ok("claim-intelligent", "feature", "four", "high", agent=agent)
+    helper.ok("add", "feature", "five")
+    helper.ok("claim-ai", agent=agent, OLLAMA_HOST="http://127.0.0.1:9")
+    assert len(helper.jq('.[] | select(.status == "active")', "work_claims.json")) == 2
+    helper.ok("optimize")
+    for command, report in (
+        ("claude-analyze-priorities", "claude_priority_analysis.json"),
+        ("claude-optimize-assignments", "claude_optimization_results.json"),
+        ("claude-health", "claude_health_analysis.json"),
+        ("claude-team-analysis", "claude_team_analysis.json"),
+    ):
+        helper.ok(command, OLLAMA_HOST="http://127.0.0.1:9")
+        assert (helper.root / report).exists(), command  # beside swarm.toml, else here
 
 
 def test_a_swarm_of_agents_leaves_its_work_in_the_views(helper: Helper) -> None:

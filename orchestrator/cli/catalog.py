@@ -92,6 +92,50 @@ CATALOG: dict[str, Entry] = {
     "dashboard-fast": Entry(
         "SwarmSH's dashboard-fast: the same as dashboard", "swarm dashboard-fast", "swarmsh"
     ),
+    "claim-intelligent": Entry(
+        "SwarmSH's: claim, or the model's pick of the queue",
+        "swarm claim-intelligent",
+        "swarmsh",
+    ),
+    "claim-ai": Entry(
+        "SwarmSH's claim-ai: the same as claim-intelligent", "swarm claim-ai -q", "swarmsh"
+    ),
+    "claude-analyze-priorities": Entry(
+        "SwarmSH's name for swarm analyze priorities",
+        "swarm claude-analyze-priorities --json",
+        "swarmsh",
+    ),
+    "claude-priorities": Entry(
+        "SwarmSH's name for swarm analyze priorities",
+        "swarm claude-priorities --json",
+        "swarmsh",
+    ),
+    "claude-optimize-assignments": Entry(
+        "SwarmSH's name for swarm analyze assignments",
+        "swarm claude-optimize-assignments --json",
+        "swarmsh",
+    ),
+    "claude-optimize": Entry(
+        "SwarmSH's name for swarm analyze assignments",
+        "swarm claude-optimize --json",
+        "swarmsh",
+    ),
+    "claude-health-analysis": Entry(
+        "SwarmSH's name for swarm analyze health",
+        "swarm claude-health-analysis --json",
+        "swarmsh",
+    ),
+    "claude-health": Entry(
+        "SwarmSH's name for swarm analyze health", "swarm claude-health --json", "swarmsh"
+    ),
+    "claude-team-analysis": Entry(
+        "SwarmSH's name for swarm analyze team",
+        "swarm claude-team-analysis --json",
+        "swarmsh",
+    ),
+    "claude-team": Entry(
+        "SwarmSH's name for swarm analyze team", "swarm claude-team --json", "swarmsh"
+    ),
     "help": Entry("The commands (SwarmSH's help; as swarm --help)", "swarm help", "swarmsh"),
     "db": Entry("PostgreSQL store maintenance", "swarm db migrate --store postgresql://…", "work"),
     "db migrate": Entry(
