@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator import compat, logs
@@ -19,6 +18,8 @@ from orchestrator.ids import check_id, new_agent_id
 from orchestrator.locations import DEFAULT_AGENTS_DIR, DEFAULT_CONFIG, DEFAULT_STORE_DIR, is_url
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from orchestrator.config import StoreConfig, SwarmConfig
     from orchestrator.store.base import Store
     from orchestrator.telemetry.settings import TelemetrySettings
@@ -48,8 +49,7 @@ class Context:
         ``find_config`` (None when there is none)."""
         if self.config_arg:
             return self.config_arg
-        found = find_config(Path.cwd())
-        return str(found) if found is not None else None
+        return find_config(os.getcwd())
 
     @functools.cached_property
     def config(self) -> SwarmConfig | None:
@@ -65,7 +65,7 @@ class Context:
         """The config, for commands that run a swarm: they cannot do without one."""
         if self.config is None:
             raise InvalidArgument(
-                f"{DEFAULT_CONFIG}: no such file in {Path.cwd()} or the folders above it"
+                f"{DEFAULT_CONFIG}: no such file in {os.getcwd()} or the folders above it"
                 " (run where swarm.toml is, or pass -c FILE)"
             )
         return self.config
@@ -76,10 +76,10 @@ class Context:
     def store_target(self) -> str:
         """A PostgreSQL URL, or the file store's directory as an absolute path."""
         if self.store_arg:
-            return self.store_arg if is_url(self.store_arg) else str(Path(self.store_arg).resolve())
+            return self.store_arg if is_url(self.store_arg) else os.path.realpath(self.store_arg)
         if self.config is not None:
             return self.config.store_target()
-        return str(Path(DEFAULT_STORE_DIR).resolve())
+        return os.path.realpath(DEFAULT_STORE_DIR)
 
     @property
     def store_settings(self) -> StoreConfig | None:
@@ -89,6 +89,8 @@ class Context:
     def agents_dir(self) -> Path:
         if self.config is not None:
             return self.config.resolve(self.config.supervisor.agents_dir)
+        from pathlib import Path  # not at the top: the item commands never need it
+
         return Path(DEFAULT_AGENTS_DIR).resolve()
 
     @functools.cached_property
@@ -166,18 +168,21 @@ class Context:
             self._traced = False
 
 
-def find_config(start: Path) -> Path | None:
+def find_config(start: str) -> str | None:
     """The nearest swarm.toml: in ``start``, else in the closest folder above it, as git
     finds ``.git``. The search stops at $HOME when ``start`` is inside it (a stray
     ~/../swarm.toml of another user or of the system must not steer one's commands),
-    else at the filesystem root."""
-    home = Path(os.path.expanduser("~")).resolve()
-    folder = start.resolve()
-    ceiling = home if folder.is_relative_to(home) else None
+    else at the filesystem root. (os.path, not pathlib: every command runs this, and
+    the item commands import nothing else of pathlib.)"""
+    home = os.path.realpath(os.path.expanduser("~"))
+    folder = os.path.realpath(start)
+    inside = folder == home or folder.startswith(home.rstrip(os.sep) + os.sep)
+    ceiling = home if inside else None
     while True:
-        candidate = folder / DEFAULT_CONFIG
-        if candidate.is_file():
+        candidate = os.path.join(folder, DEFAULT_CONFIG)
+        if os.path.isfile(candidate):
             return candidate
-        if folder == ceiling or folder.parent == folder:
+        parent = os.path.dirname(folder)
+        if folder == ceiling or parent == folder:
             return None
-        folder = folder.parent
+        folder = parent

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator import redaction
 from orchestrator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -59,6 +62,8 @@ def configure(prefix: str = "swarm") -> None:
 
 def agent_log_path(agents_dir: str | os.PathLike[str], slot_name: str) -> Path:
     """``<agents_dir>/logs/<group>-<n>.log``: one file per agent slot, across restarts."""
+    from pathlib import Path  # not at the top: the item commands never need it
+
     return Path(agents_dir) / LOGS_DIR / f"{slot_name}.log"
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import ConfigError, InvalidArgument
@@ -107,10 +106,10 @@ def resolve_settings(config: SwarmConfig | None = None) -> TelemetrySettings:
     # Without swarm.toml the defaults are this class's own: importing the pydantic
     # models would cost every command ~60 ms.
     section: Any = config.telemetry if config is not None else TelemetrySettings()
-    base = config.base_dir if config is not None else Path.cwd()
+    base = str(config.base_dir) if config is not None else os.getcwd()
 
     def path(value: str) -> str:
-        return str((base / os.path.expanduser(value)).resolve())
+        return os.path.realpath(os.path.join(base, os.path.expanduser(value)))
 
     spans_file = os.environ.get("TELEMETRY_SPANS_FILE") or section.spans_file
     window = os.environ.get("TELEMETRY_WINDOW") or section.window
