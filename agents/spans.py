@@ -90,9 +90,17 @@ def run_backend(
         kind = SpanKind.CLIENT
     attributes["swarm.work.id"] = item.work_item_id
     with tracing.tracer().start_as_current_span(
-        name, kind=kind, attributes=attributes, record_exception=False
+        name,
+        kind=kind,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,  # the exception's text may hold an echoed key
     ) as span:
-        outcome = redacted(backend.run(item, cancel))
+        try:
+            outcome = redacted(backend.run(item, cancel))
+        except Exception as exc:
+            span.set_status(Status(StatusCode.ERROR, redact(f"{type(exc).__name__}: {exc}")[:500]))
+            raise
         if provider is not None:
             _response_attributes(span, outcome, capture_content)
         elif isinstance(outcome.output, dict) and "exit_code" in outcome.output:

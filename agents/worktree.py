@@ -55,6 +55,21 @@ class InWorktree:
         self.settings = settings
         self.agent_id = agent_id
 
+    # The wrapped backend's face to the agent loop and spans (model, host) and its 429
+    # hook, which the swarm's limits set (agents/metering.py): the inner backend's own.
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    @property
+    def throttle(self) -> Any:
+        return self.inner.throttle  # type: ignore[attr-defined]
+
+    @throttle.setter
+    def throttle(self, hook: Any) -> None:
+        self.inner.throttle = hook  # type: ignore[attr-defined]
+
     def run(self, item: WorkItem, cancel: threading.Event) -> Outcome:
         per_item = self.group.worktree == "per-item"
         feature = item.work_item_id if per_item else self.agent_id

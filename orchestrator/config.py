@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import ConfigError
 from orchestrator.intelligence.settings import IntelligenceConfig
@@ -26,26 +26,13 @@ from orchestrator.locations import (
     is_url,
 )
 from orchestrator.maintenance.settings import MaintenanceConfig
-from orchestrator.numbers import MAX_SECONDS
 from orchestrator.records import ClaimFilter
+from orchestrator.sections import Section
 from orchestrator.store import DEFAULT_VIEWS_INTERVAL_S, StoreOptions
 from orchestrator.worktrees.settings import WorktreesConfig
 
 
-class _Section(BaseModel):
-    # inf and nan are refused, as is any number beyond MAX_SECONDS (see numbers.py).
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
-
-    @field_validator("*")
-    @classmethod
-    def _bounded(cls, value: Any) -> Any:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if abs(value) > MAX_SECONDS:
-                raise ValueError(f"must be at most {MAX_SECONDS:g}")
-        return value
-
-
-class StoreConfig(_Section):
+class StoreConfig(Section):
     backend: Literal["file", "postgres"] = "file"
     path: str = DEFAULT_STORE_DIR
     dsn: str | None = Field(default=None, pattern=r"^postgres(ql)?://")
@@ -77,7 +64,7 @@ Priority = Literal["critical", "high", "medium", "low"]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
-class AgentGroup(_Section):
+class AgentGroup(Section):
     """One ``[[agents]]`` table: ``count`` identical agent processes."""
 
     name: str = Field(pattern=_NAME)
@@ -137,7 +124,7 @@ class AgentGroup(_Section):
         )
 
 
-class WorkSpec(_Section):
+class WorkSpec(Section):
     """One ``[[work]]`` table, enqueued by ``swarm up``; ``foreach`` makes one item per
     matching file, with ``{file}`` replaced in ``description`` and ``payload``. Each
     item has a key (``key``, or one derived from the work: see ``workspec``), so a
@@ -170,7 +157,7 @@ class WorkSpec(_Section):
         return value
 
 
-class SupervisorConfig(_Section):
+class SupervisorConfig(Section):
     agents_dir: str = DEFAULT_AGENTS_DIR
     results_dir: str = DEFAULT_RESULTS_DIR
     tick_s: float = Field(default=0.2, gt=0, le=5)
@@ -178,7 +165,7 @@ class SupervisorConfig(_Section):
     metrics_port: int = Field(default=0, ge=0, le=65535)
 
 
-class TelemetryConfig(_Section):
+class TelemetryConfig(Section):
     """``[telemetry]``: where spans go and how they are judged. Paths are relative to
     swarm.toml's folder; the environment variables of the README override each key."""
 
@@ -197,7 +184,7 @@ class TelemetryConfig(_Section):
     window: str = Field(default="24h", pattern=r"^(all|\d+(\.\d+)?[smhdw])$")
 
 
-class SwarmConfig(_Section):
+class SwarmConfig(Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
     agents: list[AgentGroup] = Field(default_factory=list)

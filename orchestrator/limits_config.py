@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from orchestrator.sections import Section
 
 LIMIT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -18,8 +20,8 @@ LIMIT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 FIGURES = ("requests", "input_tokens", "output_tokens")
 
 
-class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class _Table(Section):
+    pass
 
 
 class LimitConfig(_Table):

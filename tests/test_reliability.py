@@ -332,6 +332,13 @@ NESTED = "x = " + "[" * 500 + "]" * 500 + "\n"
         ("[store]\nlease_s = nan\n", "[store] lease_s: Input should be a finite number"),
         ('[[agents]]\nname = "w"\nstop_timeout_s = inf\n', "stop_timeout_s: Input should be"),
         ('[[agents]]\nname = "w"\nstop_timeout_s = 1e300\n', "stop_timeout_s: must be at most"),
+        (
+            '[[limits]]\nname = "l"\nbackend = "claude"\nrequests_per_minute = inf\n',
+            "requests_per_minute: Input should be a finite number",
+        ),
+        ("[intelligence]\ntimeout_s = inf\n", "timeout_s: Input should be a finite number"),
+        ("[maintenance]\nwork_archive_days = 1e300\n", "must be at most"),
+        ("[maintenance]\nwork_archive_days = nan\n", "Input should be a finite number"),
         (NESTED, "nested too deeply"),
         ('[[work]]\nwork_type = "t"\ndescription = "d"\nforeach = "***/x"\n', "not a valid glob"),
     ],

@@ -684,3 +684,16 @@ def test_an_unreadable_span_file_is_one_line(tmp_path: Path) -> None:
     proc = swarm(tmp_path, "telemetry", "stats")
     assert proc.returncode == 1
     assert proc.stderr == f"swarm: error: Is a directory ({tmp_path / 'telemetry_spans.jsonl'})\n"
+
+
+def test_items_waiting_for_their_parents_are_not_stale_claims(tmp_path: Path) -> None:
+    """An item blocked on its parents has no agent: it is waiting, not a claim whose
+    holder is gone (which costs health points and advice to check the supervisor)."""
+    assert swarm(tmp_path, "add", "t", "parent", "--key", "p").returncode == 0
+    for n in range(3):
+        assert swarm(tmp_path, "add", "t", f"child {n}", "--after", "p").returncode == 0
+    held = swarm(tmp_path, "claim", "t", "held by a gone agent", "-q", AGENT_ID="agent_gone")
+    assert held.returncode == 0
+    report = json.loads(swarm(tmp_path, "health", "--json").stdout)
+    stale = [d for d in report["deductions"] if d["check"] == "stale_claims"]
+    assert len(stale) == 1 and "1 held item" in stale[0]["detail"], stale

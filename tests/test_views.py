@@ -227,3 +227,21 @@ def test_a_view_that_cannot_be_written_costs_a_warning_not_the_operation(
     store.progress(work_id, 10, agent_id="a1")  # space again: written on the next change, or
     wait_for(lambda: store.list_work() and (tmp_path / WORK_CLAIMS).exists())  # once due
     assert _read(tmp_path, WORK_CLAIMS)[0]["status"] == "in_progress"
+
+
+def test_pipeline_states_in_swarmsh_words(tmp_path: Path) -> None:
+    """A cancelled item is finished for SwarmSH ("completed", result "cancelled"); an
+    item waiting for its parents is "blocked" with no agent, as no one holds it."""
+    store = FileStore(tmp_path, views_interval_s=0)
+    parent = store.add_work(_item(1, key="parent"))
+    child = store.add_work(_item(2, parents=["parent"]))
+    waiting = {c["work_item_id"]: c for c in _read(tmp_path, WORK_CLAIMS)}[child]
+    assert (waiting["status"], waiting["agent_id"], waiting["result"]) == ("blocked", None, None)
+    store.cancel(parent, "not needed")
+    claims = {c["work_item_id"]: c for c in _read(tmp_path, WORK_CLAIMS)}
+    for work_id in (parent, child):
+        assert (claims[work_id]["status"], claims[work_id]["result"]) == (
+            "completed",
+            "cancelled",
+        )
+    store.close()

@@ -428,7 +428,8 @@ def test_git_lock_contention_is_waited_out(repo: Repo) -> None:
 
 
 def test_urls_in_env_files_never_carry_a_password() -> None:
-    from orchestrator.worktrees.alloc import database_url, without_password
+    from orchestrator.locations import without_password
+    from orchestrator.worktrees.alloc import database_url
 
     dsn = "postgresql://app:s3cret@db.example.org:6543/postgres?sslmode=require"
     assert without_password(dsn) == "postgresql://app@db.example.org:6543/postgres?sslmode=require"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from orchestrator.intelligence.ask import ask
-from orchestrator.records import ACTIVE_STATUSES, HELD_STATUSES, PRIORITIES, WorkStatus
+from orchestrator.records import ACTIVE_STATUSES, PRIORITIES, WorkStatus
 from orchestrator.telemetry import tracing
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def facts(
     data: dict[str, Any] = {
         "counts": dict(Counter(str(i.status) for i in items)),
         "live_by_team": dict(teams),
-        "held": sum(1 for i in live if i.status in HELD_STATUSES),
+        "held": sum(1 for i in live if i.held),
         "pending": sum(1 for i in live if i.status == WorkStatus.PENDING),
         "items": [_item_row(i) for i in live[:limit]],
         "agents": [

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from orchestrator import redaction
 from orchestrator.files import write_atomic
 
 if TYPE_CHECKING:
@@ -89,8 +90,11 @@ def _chat(settings: IntelligenceSettings, system: str, prompt: str, schema: type
 
 
 def _failure(exc: Exception, settings: IntelligenceSettings) -> str:
+    """Why the plain behaviour was used: it goes into reports and spans, so an endpoint
+    that echoes the request's key in its error loses the key here."""
     name = type(exc).__name__
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    text = redaction.redact(str(exc)).strip()
+    text = text.splitlines()[0] if text else name
     if "timeout" in name.lower() or "timed out" in text.lower():
         return f"timeout: no answer within {settings.timeout_s:g}s"
     if isinstance(exc, LookupError):

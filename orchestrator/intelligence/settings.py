@@ -7,9 +7,10 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from orchestrator.errors import ConfigError
+from orchestrator.sections import Section
 
 if TYPE_CHECKING:
     from orchestrator.config import SwarmConfig
@@ -17,10 +18,8 @@ if TYPE_CHECKING:
 DEFAULT_MODELS = {"ollama": "qwen3", "claude": "claude-sonnet-4-20250514"}
 
 
-class IntelligenceConfig(BaseModel):
+class IntelligenceConfig(Section):
     """``[intelligence]``: the model asked to choose and analyse."""
-
-    model_config = ConfigDict(extra="forbid")
 
     backend: Literal["ollama", "claude"] = "ollama"
     model: str | None = None

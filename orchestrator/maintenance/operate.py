@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import InvalidArgument
+from orchestrator.locations import without_password
 from orchestrator.maintenance import cron
 from orchestrator.maintenance.schedule import Scheduler, scheduler_for, status_row, task_specs
 from orchestrator.maintenance.settings import resolve_maintenance
@@ -82,9 +83,11 @@ def _jobs(context: Context) -> tuple[list[cron.CronJob], str]:
         anchor = str(context.config.source if context.config else context.config_path)
         global_args = ["-c", anchor]
         if context.store_arg:
-            global_args += ["--store", context.store_target]
+            global_args += ["--store", without_password(context.store_target)]
     else:
-        anchor = context.store_target
+        # A crontab line is a file anyone with `crontab -l` or `ps` reads: no password
+        # in it (libpq takes it from PGPASSWORD or ~/.pgpass of the cron user).
+        anchor = without_password(context.store_target)
         global_args = ["--store", anchor]
     workdir = context.config.base_dir if context.config is not None else context.agents_dir.parent
     jobs = cron.planned_jobs(

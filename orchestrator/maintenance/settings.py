@@ -8,9 +8,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from orchestrator.errors import ConfigError
+from orchestrator.sections import Section
 
 if TYPE_CHECKING:
     from orchestrator.config import SwarmConfig
@@ -19,10 +20,8 @@ _EVERY = r"^\d+(\.\d+)?[smhdw]$"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-class MaintenanceConfig(BaseModel):
+class MaintenanceConfig(Section):
     """``[maintenance]``: which tasks the supervisor runs, and how often."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
     health_every: str = Field(default="2h", pattern=_EVERY)

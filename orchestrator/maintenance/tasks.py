@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import runstate
 from orchestrator.errors import InvalidArgument, SwarmError
 from orchestrator.maintenance.performance import performance_report
-from orchestrator.records import ACTIVE_STATUSES, HELD_STATUSES, WorkStatus
+from orchestrator.records import ACTIVE_STATUSES, WorkStatus
 from orchestrator.telemetry import tracing
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ def optimize_queue(
         "archived": archived,
         "active": len(active),
         "pending": sum(1 for i in active if i.status == WorkStatus.PENDING),
-        "held": sum(1 for i in active if i.status in HELD_STATUSES),
+        "held": sum(1 for i in active if i.held),
         "finished_kept": sum(1 for i in items if i.terminal),
         "older_than_archive_days": old[:100],
         "work_max_active": settings.work_max_active,

@@ -9,7 +9,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from orchestrator.records import PRIORITIES, WorkItem
+from orchestrator.records import PRIORITIES, TERMINAL_STATUSES, WorkItem
 from orchestrator.store.state import prepared
 
 COLS = (
@@ -80,7 +80,7 @@ CLAIM_ID = logged(
 REPRIORITIZE = logged(
     "UPDATE work_items w SET priority = %(p)s, priority_rank = %(rank)s,"
     " updated_at = swarm_now() WHERE w.work_item_id = %(id)s"
-    " AND w.status NOT IN ('completed', 'failed', 'dead')",
+    f" AND w.status NOT IN ({', '.join(repr(str(s)) for s in sorted(TERMINAL_STATUSES))})",
     "reprioritize",
 )
 

@@ -57,6 +57,7 @@ _STATUS = {
     WorkStatus.COMPLETED: "completed",
     WorkStatus.FAILED: "completed",
     WorkStatus.DEAD: "completed",
+    WorkStatus.CANCELLED: "completed",
 }
 
 
@@ -65,12 +66,15 @@ def swarmsh_status(status: str) -> str:
 
 
 def swarmsh_result(item: WorkItem) -> str | None:
-    """SwarmSH's "result" of a finished item: success, failed, blocked or dead."""
+    """SwarmSH's "result" of a finished item: success, failed, blocked, dead or
+    cancelled."""
     status = item.status
     if status == WorkStatus.COMPLETED:
         return "success"
     if status == WorkStatus.DEAD:
         return "dead"
+    if status == WorkStatus.CANCELLED:
+        return "cancelled"
     if status == WorkStatus.FAILED:
         return item.completion_status or "failed"
     return None

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.records import HELD_STATUSES, WorkStatus
+from orchestrator.records import WorkStatus
 
 if TYPE_CHECKING:
     from orchestrator.records import WorkItem
@@ -139,7 +139,7 @@ def assess(
     stale = [
         item.work_item_id
         for item in items
-        if item.status in HELD_STATUSES
+        if item.held
         and (
             (item.lease_expires_at or now) < now
             or item.agent_id not in registered_agents

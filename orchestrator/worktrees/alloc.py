@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator.errors import Conflict, NotFound, StoreError
+from orchestrator.locations import without_password
 from orchestrator.store.base import Store
 from orchestrator.worktrees.settings import WorktreeSettings
 
@@ -109,21 +110,6 @@ def _owner(store: Store, namespace: str, key: str) -> Any:
 
 
 # -- PostgreSQL databases --------------------------------------------------------------
-
-
-def without_password(dsn: str) -> str:
-    """The URL with its password left out: .env files and logs never hold a secret
-    (libpq finds it in PGPASSWORD or ~/.pgpass)."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def database_url(dsn: str, name: str) -> str:

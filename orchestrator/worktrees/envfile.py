@@ -8,8 +8,9 @@ import os
 from pathlib import Path
 
 from orchestrator.files import write_atomic
+from orchestrator.locations import without_password
 from orchestrator.worktrees import git
-from orchestrator.worktrees.alloc import Ports, database_url, without_password
+from orchestrator.worktrees.alloc import Ports, database_url
 from orchestrator.worktrees.settings import WorktreeSettings
 
 ENV_FILE = ".env"

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from orchestrator.errors import InvalidArgument
+from orchestrator.sections import Section
 from orchestrator.worktrees import git
 
 if TYPE_CHECKING:
@@ -19,11 +20,9 @@ if TYPE_CHECKING:
 FEATURE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
-class WorktreesConfig(BaseModel):
+class WorktreesConfig(Section):
     """``[worktrees]``: where worktrees go and what they are given. Paths are relative
     to swarm.toml's folder."""
-
-    model_config = ConfigDict(extra="forbid")
 
     repo: str = "."  # any folder inside the repository
     dir: str | None = None  # default: <repository>-worktrees beside the repository
