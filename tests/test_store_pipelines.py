@@ -240,3 +240,27 @@ def test_a_follow_up_whose_key_is_taken_is_not_added_twice(store: Any) -> None:
     _, enqueued = store.complete_and_enqueue(plan, ups, None, "a1")
     assert enqueued.new == (False, True) and enqueued[0] == taken
     assert sorted(str(i.key) for i in store.list_work()) == ["plan", "plan/x", "plan/y"]
+
+
+def test_a_finished_parent_is_not_archived_while_a_child_still_needs_it(tmp_path: Path) -> None:
+    """Archiving forgets finished items; a parent a blocked child will read its output
+    from stays until that child is finished too."""
+    from orchestrator.store.file import FileStore
+
+    from .conftest import FileClock
+
+    clock = FileClock()
+    store = FileStore(tmp_path / "store", clock=clock, archive_after_s=60)
+    first, _second = store.add_many([item("first"), item("second")])
+    (child,) = store.add_many([item("child", after=["first", "second"])])
+    finish(store, "first")
+    clock.advance(3600)
+    store.compact()
+    assert store.get(first).status == "completed"  # the child waits for "second" still
+    finish(store, "second")
+    got = store.claim("a1")
+    assert got is not None and got.work_item_id == child
+    store.complete(child, "success", agent_id="a1")
+    clock.advance(3600)
+    assert store.compact() == 3  # all finished: now all may go
+    store.close()

@@ -83,12 +83,21 @@ class State:
     def drop_agent(self, agent_id: str) -> None:
         self.agents.pop(agent_id, None)
 
+    def _awaited(self, work_id: str) -> bool:
+        """Whether an unfinished child still needs this item (its output, its state)."""
+        return any(
+            child in self.items and self.items[child].status not in TERMINAL_STATUSES
+            for child in self.children.get(work_id, ())
+        )
+
     def purge(self, before: float) -> list[WorkItem]:
         """Forget finished items last changed before ``before``; return them."""
         gone = [
             item
             for item in self.items.values()
-            if item.status in TERMINAL_STATUSES and item.updated_at < before
+            if item.status in TERMINAL_STATUSES
+            and item.updated_at < before
+            and not self._awaited(item.work_item_id)
         ]
         for item in gone:
             del self.items[item.work_item_id]
