@@ -223,9 +223,17 @@ class StoreMachine(RuleBasedStateMachine):
             archiver.compact()
         finally:
             archiver.close()
+        # A finished item an unfinished child still waits on stays (its output is needed).
+        awaited = {
+            parent
+            for child in self.model.values()
+            if child.status not in TERMINAL_STATUSES
+            for parent in child.parents
+        }
         for work_id, item in list(self.model.items()):
             if item.status in TERMINAL_STATUSES and item.finished < self.now:
-                del self.model[work_id]
+                if work_id not in awaited:
+                    del self.model[work_id]
 
     @rule(agent=AGENTS, only=st.none() | TYPES)
     def claim(self, agent: str, only: str | None) -> None:
