@@ -34,5 +34,7 @@ def env_number(
     try:
         value = float(raw)
     except ValueError:
-        value = math.nan
+        raise InvalidArgument(
+            f"{name}={raw!r}: not a number; use a number from {minimum:g} to {maximum:g}"
+        ) from None
     return check_number(value, f"{name}={raw!r}", minimum, maximum)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from orchestrator.errors import ConfigError
+from orchestrator.numbers import env_number
 from orchestrator.sections import Section
 
 if TYPE_CHECKING:
@@ -43,19 +43,6 @@ class IntelligenceSettings:
     max_tokens: int
 
 
-def _number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: not a number") from None
-    if value < 0:
-        raise ConfigError(f"{name}={raw!r}: must be at least 0")
-    return value
-
-
 def resolve_intelligence(config: SwarmConfig | None) -> IntelligenceSettings:
     section = config.intelligence if config is not None else IntelligenceConfig()
     backend = section.backend
@@ -67,7 +54,7 @@ def resolve_intelligence(config: SwarmConfig | None) -> IntelligenceSettings:
         host = host or os.environ.get("OLLAMA_HOST")
     else:
         model = model or DEFAULT_MODELS["claude"]
-        timeout = _number("CLAUDE_TIMEOUT", timeout)
+        timeout = env_number("CLAUDE_TIMEOUT", timeout)
     cache_dir = (
         str(config.resolve(section.cache_dir))
         if config is not None
@@ -79,7 +66,7 @@ def resolve_intelligence(config: SwarmConfig | None) -> IntelligenceSettings:
         host=host,
         timeout_s=timeout,
         top_k=section.top_k,
-        cache_ttl_s=_number("CACHE_TTL", section.cache_ttl_min) * 60,
+        cache_ttl_s=env_number("CACHE_TTL", section.cache_ttl_min) * 60,
         cache_dir=cache_dir,
         max_tokens=section.max_tokens,
     )

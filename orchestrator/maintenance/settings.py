@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from orchestrator.errors import ConfigError
+from orchestrator.numbers import env_number
 from orchestrator.sections import Section
 
 if TYPE_CHECKING:
@@ -58,19 +59,6 @@ def seconds(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def _env(name: str, default: float, minimum: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: not a number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r}: must be at least {minimum:g}")
-    return value
-
-
 def resolve_maintenance(config: SwarmConfig | None) -> MaintenanceSettings:
     section = config.maintenance if config is not None else MaintenanceConfig()
     hour, minute = section.optimize_at.split(":")
@@ -87,8 +75,8 @@ def resolve_maintenance(config: SwarmConfig | None) -> MaintenanceSettings:
         performance_s=seconds(section.performance_every),
         optimize_at=(int(hour), int(minute)),
         sweep_s=seconds(section.sweep_every),
-        work_archive_days=_env("WORK_ARCHIVE_DAYS", section.work_archive_days, 0.001),
-        work_max_active=int(_env("WORK_MAX_ACTIVE", section.work_max_active, 1)),
+        work_archive_days=env_number("WORK_ARCHIVE_DAYS", section.work_archive_days, 0.001),
+        work_max_active=int(env_number("WORK_MAX_ACTIVE", section.work_max_active, 1)),
         performance_report=path(section.performance_report),
         optimization_report=path(section.optimization_report),
     )
