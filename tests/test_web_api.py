@@ -310,3 +310,34 @@ def test_the_web_layer_stays_off_the_item_commands_path(tmp_path: Path) -> None:
     assert not {m for m in imported if m.split(".")[0] in ("starlette", "uvicorn", "yaml")}
     assert "orchestrator.web" not in imported and len(imported) > 50
     assert os.path.exists(Path(SWARM))
+
+
+def test_the_listing_follows_other_processes_through_a_compaction(
+    served: Served, tmp_path: Path
+) -> None:
+    def same_as_cli(*args: str) -> None:
+        cli = json.loads(swarm(tmp_path, "list-work", *args, "--json").stdout)
+        query = "?all=true" if "--all" in args else ""
+        api = served.get(f"/api/work{query}").json()
+        assert [(i["work_item_id"], i["status"]) for i in api["items"]] == [
+            (i["work_item_id"], i["status"]) for i in cli
+        ]
+        assert api["total"] == len(cli)
+
+    for n, priority in enumerate(["low", "high", "medium", "critical", "high"]):
+        swarm(tmp_path, "add", "t", f"item {n}", priority)
+    same_as_cli()
+    done = json.loads(swarm(tmp_path, "claim", "--next", "--json", AGENT_ID="agent_a").stdout)
+    swarm(tmp_path, "complete", done["work_item_id"], AGENT_ID="agent_a")
+    swarm(tmp_path, "claim", "--next", AGENT_ID="agent_b")
+    same_as_cli()
+    same_as_cli("--all")
+    assert served.get("/api/queue").json()["work"] == {
+        "claimed": 1,
+        "completed": 1,
+        "pending": 3,
+    }
+    assert swarm(tmp_path, "compact").returncode == 0
+    swarm(tmp_path, "add", "t", "after the compaction", "critical")
+    same_as_cli("--all")
+    same_as_cli()

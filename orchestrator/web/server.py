@@ -80,8 +80,9 @@ def serve(context: Context, host: str, port: int, announce: Any) -> None:
     sock = bind(host, port, "swarm serve")
     sources = Sources(context)
     server = uvicorn.Server(_config(create_app(sources, access), access))
-    # Changes made through the API are spans, as the CLI's are (reads record none).
-    tracing.configure("web", context.telemetry)
+    # Changes made through the API are spans, as the CLI's are (reads record none),
+    # each written as it ends: an item's page shows its trace at once.
+    tracing.configure("web", context.telemetry, short_lived=True)
     announce(url(host, int(sock.getsockname()[1])), access)
     try:
         server.run(sockets=[sock])
