@@ -76,9 +76,13 @@ def listing(items: int, requests: int) -> dict[str, Any]:
         store_dir = str(root / "store")
         prefill_file_store(store_dir, items)
         store = FileStore(store_dir)
-        started = time.perf_counter()
-        store.list_work()
-        direct_ms = (time.perf_counter() - started) * 1000
+        store.list_work()  # loads the store
+        direct = []
+        for _ in range(5):
+            started = time.perf_counter()
+            store.list_work()
+            direct.append((time.perf_counter() - started) * 1000)
+        direct_ms = _pct(direct, 0.5)
         proc, url = _serve(root, store_dir)
         try:
             with httpx.Client(base_url=url, timeout=60) as client:
@@ -187,7 +191,7 @@ def main() -> None:
             f"`GET /api/work?limit=100`, {lst['items']:,} items, a change before each",
             f"p50 {_pct(lst['changed'], 0.5):.1f} ms, p99 {_pct(lst['changed'], 0.99):.1f} ms",
             f"{_pct(lst['changed'], 0.5) / lst['direct_ms']:.1f}x the store's own list_work"
-            f" ({lst['direct_ms']:.0f} ms)",
+            f" (p50 {lst['direct_ms']:.0f} ms, warm)",
         ),
         (
             f"`/api/events`, store change -> event received, {ev['agents']} agents,"

@@ -146,7 +146,8 @@ def list_work(
         tests.append(lambda i: i.priority in priorities)
     keep = (lambda i: all(test(i) for test in tests)) if tests else None
     page, total = sources.work(terminal, keep, offset, limit)
-    return {"items": [i.to_dict() for i in page], "total": total, "limit": limit, "offset": offset}
+    # Items as they are: orjson writes dataclasses ~10x faster than asdict copies them.
+    return {"items": page, "total": total, "limit": limit, "offset": offset}
 
 
 def _brief(item: WorkItem) -> dict[str, Any]:
