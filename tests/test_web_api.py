@@ -108,6 +108,7 @@ def test_work_through_the_api_is_the_cli_s_work(served: Served, tmp_path: Path) 
     assert served.get("/api/stats?window=soon").status_code == 400
     assert served.get("/api/cost?by=colour").status_code == 400
     assert served.get("/api/limits").json() == {"limits": [], "budgets": []}
+    assert "not in a git repository" in served.get("/api/worktrees").json()["note"]
     assert "swarm_work_items" in served.get("/metrics").text
     schema = served.get("/api/openapi.json").json()
     assert {"/api/work", "/api/work/{id}", "/api/events", "/api/groups/{name}/{action}"} <= set(

@@ -23,7 +23,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.errors import InvalidArgument, SwarmError
-from orchestrator.store.changes import reader_for
+from orchestrator.store.changes import ChangeReader, reader_for
+from orchestrator.store.file_changes import FileChanges
 from orchestrator.web import events, queries
 from orchestrator.web.security import Access
 
@@ -316,6 +317,14 @@ def create_app(sources: queries.Sources, access: Access) -> Starlette:
         """
         return _Json(await run(queries.limits, sources))
 
+    async def get_worktrees(request: Request) -> Response:
+        """
+        summary: Worktrees with their agents, items and disk use, as swarm worktree dashboard.
+        responses:
+          200: {description: "{summary, worktrees, note}"}
+        """
+        return _Json(await run(queries.worktrees, sources))
+
     async def get_events(request: Request) -> Response:
         """
         summary: Server-Sent Events of store changes, resumable with Last-Event-ID.
@@ -323,12 +332,16 @@ def create_app(sources: queries.Sources, access: Access) -> Starlette:
           200: {description: "text/event-stream"}
         """
         store = await run(sources.read, lambda s: s)
-        if store is None:
-            store = await run(sources.write, lambda s: s)  # the log must exist to follow it
         last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
         is_pg = hasattr(getattr(store, "inner", store), "dsn")
+
+        def reader() -> ChangeReader:
+            if store is None:  # looking creates no store: follow it from its first record
+                return FileChanges(sources.context.store_target)
+            return reader_for(store)
+
         body = events.stream(
-            lambda: reader_for(store),
+            reader,
             last,
             events.POLL_PG_S if is_pg else events.POLL_S,
             request.is_disconnected,
@@ -361,6 +374,7 @@ def create_app(sources: queries.Sources, access: Access) -> Starlette:
         Route("/api/stats", get_stats, methods=["GET"]),
         Route("/api/cost", get_cost, methods=["GET"]),
         Route("/api/limits", get_limits, methods=["GET"]),
+        Route("/api/worktrees", get_worktrees, methods=["GET"]),
         Route("/api/events", get_events, methods=["GET"]),
         Route("/api/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Route("/metrics", metrics, methods=["GET"], include_in_schema=False),

@@ -408,6 +408,34 @@ def limits(sources: Sources) -> dict[str, Any]:
     return sources.read(use)
 
 
+def worktrees(sources: Sources) -> dict[str, Any]:
+    """``swarm worktree dashboard --json``; a swarm outside a git checkout has none (the
+    reason is in ``note``)."""
+    from pathlib import Path
+
+    from orchestrator.errors import SwarmError
+    from orchestrator.worktrees.settings import resolve
+    from orchestrator.worktrees.status import overview
+
+    context = sources.context
+    config = context.config
+    base_dir = config.base_dir if config is not None else Path.cwd()
+    rows: list[dict[str, Any]] = []
+    note = None
+    try:
+        settings = resolve(config.worktrees if config else None, base_dir, context.store_target)
+        rows = sources.read(lambda store: overview(store, settings, True) if store else [])
+    except SwarmError as exc:
+        note = exc.message
+    states = Counter(str(row["state"]) for row in rows)
+    summary = {
+        "worktrees": len(rows),
+        "states": dict(states),
+        "disk_bytes": sum(int(row.get("disk_bytes") or 0) for row in rows),
+    }
+    return {"summary": summary, "worktrees": rows, "note": note}
+
+
 def metrics_text(sources: Sources) -> str:
     from orchestrator.telemetry.metrics import SwarmCollector, render
     from orchestrator.telemetry.observe import health_of, observe
