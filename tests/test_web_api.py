@@ -342,3 +342,35 @@ def test_the_listing_follows_other_processes_through_a_compaction(
     swarm(tmp_path, "add", "t", "after the compaction", "critical")
     same_as_cli("--all")
     same_as_cli()
+
+
+def test_each_logged_change_is_one_event_and_heartbeats_none() -> None:
+    from orchestrator.store.changes import Change
+    from orchestrator.web.events import events_of
+
+    def types(op: str, *statuses: str, agents: int = 0, gone: int = 0) -> list[str]:
+        change = Change(
+            pos="1.10",
+            op=op,
+            ts=1.0,
+            items=[{"work_item_id": f"w{n}", "status": s} for n, s in enumerate(statuses)],
+            agents=[{"agent_id": f"a{n}"} for n in range(agents)],
+            gone=[f"g{n}" for n in range(gone)],
+        )
+        found = list(events_of(change))
+        assert [event_id for event_id, _, _ in found] == [f"1.10.{n}" for n in range(len(found))]
+        return [event_type for _, event_type, _ in found]
+
+    assert types("add", "pending", "blocked") == ["enqueued", "enqueued"]
+    assert types("claim", "claimed") == ["claimed"]
+    assert types("progress", "in_progress") == ["progress"]
+    assert types("progress", "blocked") == ["progress"]
+    # A completion moves the children that waited for it: one event each.
+    assert types("complete", "completed", "pending") == ["completed", "updated"]
+    assert types("fail", "failed") == ["failed"]
+    assert types("expire", "pending", "dead") == ["requeued", "dead"]
+    assert types("cancel", "cancelled") == ["cancelled"]
+    assert types("retry", "pending") == ["retried"]
+    assert types("heartbeat", "claimed", "in_progress", agents=1) == []
+    assert types("register", agents=1) == ["agent_up"]
+    assert types("deregister", "pending", gone=1) == ["requeued", "agent_down"]

@@ -21,6 +21,7 @@ from orchestrator.web.listing import Listing
 if TYPE_CHECKING:
     from orchestrator.context import Context
     from orchestrator.store.base import Store
+    from orchestrator.telemetry.health import HealthReport
 
 T = TypeVar("T")
 
@@ -355,7 +356,9 @@ def throughput(sources: Sources, window: str, bucket_s: float) -> dict[str, Any]
     return {"window_s": window_s, "bucket_s": bucket_s, "start": start, "buckets": buckets}
 
 
-def health(sources: Sources, window: str | None) -> dict[str, Any]:
+def _observed(sources: Sources, window: str | None) -> tuple[Any, Any, HealthReport]:
+    """The store, the supervisor and the spans of the window, and the health score of
+    them: as ``swarm health`` and ``swarm metrics`` compute it."""
     from orchestrator.telemetry.observe import health_of, observe
     from orchestrator.telemetry.reader import newest_span_ns
     from orchestrator.telemetry.stats import collect
@@ -363,15 +366,19 @@ def health(sources: Sources, window: str | None) -> dict[str, Any]:
     context = sources.context
     label, window_s = context.window(window)
     observation = sources.read(lambda store: observe(store, context.agents_dir))
-    stats = collect(context.telemetry.spans_file, window_s)
+    collected = collect(context.telemetry.spans_file, window_s)
     report = health_of(
         observation,
-        stats,
+        collected,
         context.telemetry,
         newest_span_ns=newest_span_ns(context.telemetry.spans_file),
         window=label,
     )
-    return report.to_dict()
+    return observation, collected, report
+
+
+def health(sources: Sources, window: str | None) -> dict[str, Any]:
+    return _observed(sources, window)[2].to_dict()
 
 
 def stats(sources: Sources, window: str | None) -> dict[str, Any]:
@@ -438,19 +445,6 @@ def worktrees(sources: Sources) -> dict[str, Any]:
 
 def metrics_text(sources: Sources) -> str:
     from orchestrator.telemetry.metrics import SwarmCollector, render
-    from orchestrator.telemetry.observe import health_of, observe
-    from orchestrator.telemetry.reader import newest_span_ns
-    from orchestrator.telemetry.stats import collect
 
-    context = sources.context
-    label, window_s = context.window(None)
-    observation = sources.read(lambda store: observe(store, context.agents_dir))
-    collected = collect(context.telemetry.spans_file, window_s)
-    report = health_of(
-        observation,
-        collected,
-        context.telemetry,
-        newest_span_ns=newest_span_ns(context.telemetry.spans_file),
-        window=label,
-    )
+    observation, collected, report = _observed(sources, None)
     return render(SwarmCollector(lambda: (observation, collected, report)), "prometheus")
