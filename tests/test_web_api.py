@@ -108,7 +108,7 @@ def test_work_through_the_api_is_the_cli_s_work(served: Served, tmp_path: Path) 
     assert served.get("/api/stats?window=soon").status_code == 400
     assert served.get("/api/cost?by=colour").status_code == 400
     assert served.get("/api/limits").json() == {"limits": [], "budgets": []}
-    assert "not in a git repository" in served.get("/api/worktrees").json()["note"]
+    assert served.get("/api/worktrees").json() == {"worktrees": []}
     assert "swarm_work_items" in served.get("/metrics").text
     schema = served.get("/api/openapi.json").json()
     assert {"/api/work", "/api/work/{id}", "/api/events", "/api/groups/{name}/{action}"} <= set(
@@ -191,6 +191,8 @@ def test_events_follow_the_store_and_resume_from_last_event_id(
     assert [e["event"] for e in seen] == ["enqueued", "claimed", "progress", "completed"]
     assert {e["data"]["work_item_id"] for e in seen} == {work["work_item_id"]}
     assert seen[1]["data"]["agent_id"] == "agent_web" and seen[2]["data"]["progress"] == 50
+    attempts = served.get(f"/api/work/{work['work_item_id']}").json()["attempts"]
+    assert [(a["span"], a["agent_id"]) for a in attempts] == [("swarm.claim", "agent_web")]
 
     # While nobody listens: more changes, and a compaction that starts a new journal.
     swarm(tmp_path, "register", "100", "active", "tests", "--agent-id", "agent_two")

@@ -319,9 +319,9 @@ def create_app(sources: queries.Sources, access: Access) -> Starlette:
 
     async def get_worktrees(request: Request) -> Response:
         """
-        summary: Worktrees with their agents, items and disk use, as swarm worktree dashboard.
+        summary: Git worktrees, as swarm worktree list --json.
         responses:
-          200: {description: "{summary, worktrees, note}"}
+          200: {description: "{worktrees: [...]}"}
         """
         return _Json(await run(queries.worktrees, sources))
 

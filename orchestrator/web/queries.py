@@ -182,7 +182,7 @@ def item_detail(sources: Sources, work_id: str) -> dict[str, Any]:
             "agent_id": (s.get("attributes") or {}).get("swarm.agent.id"),
             "start": s.get("start_unix_nano", 0) / 1e9,
             "end": s.get("end_unix_nano", 0) / 1e9,
-            "status": ((s.get("status") or {}).get("code")),
+            "status": s.get("status"),
         }
         for s in spans
         if s.get("name") in ("swarm.claim", "swarm.claim_new", "swarm.claim_id")
@@ -415,36 +415,28 @@ def limits(sources: Sources) -> dict[str, Any]:
     return sources.read(use)
 
 
-def worktrees(sources: Sources) -> dict[str, Any]:
-    """``swarm worktree dashboard --json``; a swarm outside a git checkout has none (the
-    reason is in ``note``)."""
-    from pathlib import Path
-
-    from orchestrator.errors import SwarmError
-    from orchestrator.worktrees.settings import resolve
-    from orchestrator.worktrees.status import overview
-
-    context = sources.context
-    config = context.config
-    base_dir = config.base_dir if config is not None else Path.cwd()
-    rows: list[dict[str, Any]] = []
-    note = None
-    try:
-        settings = resolve(config.worktrees if config else None, base_dir, context.store_target)
-        rows = sources.read(lambda store: overview(store, settings, True) if store else [])
-    except SwarmError as exc:
-        note = exc.message
-    states = Counter(str(row["state"]) for row in rows)
-    summary = {
-        "worktrees": len(rows),
-        "states": dict(states),
-        "disk_bytes": sum(int(row.get("disk_bytes") or 0) for row in rows),
-    }
-    return {"summary": summary, "worktrees": rows, "note": note}
-
-
 def metrics_text(sources: Sources) -> str:
     from orchestrator.telemetry.metrics import SwarmCollector, render
 
     observation, collected, report = _observed(sources, None)
     return render(SwarmCollector(lambda: (observation, collected, report)), "prometheus")
+
+
+def worktrees(sources: Sources) -> dict[str, Any]:
+    """``swarm worktree list --json``; settings (which need a git checkout) are resolved
+    only when the store holds a worktree, so a swarm outside git answers an empty list."""
+    from pathlib import Path
+
+    from orchestrator.worktrees.lifecycle import all_worktrees
+    from orchestrator.worktrees.settings import resolve
+    from orchestrator.worktrees.status import overview
+
+    def use(store: Store | None) -> list[dict[str, Any]]:
+        if store is None or not all_worktrees(store):
+            return []
+        config = sources.context.config
+        base_dir = config.base_dir if config is not None else Path.cwd()
+        worktrees = config.worktrees if config is not None else None
+        return overview(store, resolve(worktrees, base_dir, sources.context.store_target))
+
+    return {"worktrees": sources.read(use)}
