@@ -216,6 +216,10 @@ def test_events_follow_the_store_and_resume_from_last_event_id(
     assert [e["id"] for e in again[:2]] == [e["id"] for e in seen[2:]]
     assert [e["data"]["description"] for e in again[3:5]] == ["two", "three"]
 
+    # A stream still open does not hold the server's stop until its timeout.
+    Events(served.client)
+    assert served.close() == ""
+
 
 def test_swarm_up_serves_the_api_on_http_port_and_controls_groups(tmp_path: Path) -> None:
     port = free_port()

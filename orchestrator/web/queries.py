@@ -39,6 +39,7 @@ class Sources:
         self._store: Store | None = None
         self._lock = threading.Lock()
         self._listing = Listing()
+        self.stopping = threading.Event()  # set when the server stops: streams end
 
     def _open(self, create: bool) -> Store | None:
         if self._store is None:
