@@ -247,6 +247,10 @@ def test_swarm_up_serves_the_api_on_http_port_and_controls_groups(tmp_path: Path
         agents = client.get("/api/agents").json()
         assert sorted(a["name"] for a in agents["agents"]) == ["w-1", "w-2"]
         assert agents["supervisor"]["alive"] is True and len(agents["registered"]) == 2
+        held = {a["agent_id"]: a["current"] for a in agents["agents"]}
+        assert {a["agent_id"]: a["holding"] for a in agents["registered"]} == {
+            agent_id: [current] for agent_id, current in held.items()
+        }
         groups = client.get("/api/groups").json()["groups"]
         assert [(g["name"], g["state"], g["running"]) for g in groups] == [("w", "running", 2)]
 
