@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def bind(host: str, port: int, what: str) -> socket.socket:
+def bind(host: str, port: int, what: str, off: str = "") -> socket.socket:
     """The listening socket, bound now so that a port in use is a one-line error (and
     port 0 gives the port chosen before anything is printed)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -43,6 +43,7 @@ def bind(host: str, port: int, what: str) -> socket.socket:
     except OSError as exc:
         sock.close()
         hint = "choose a free port" if exc.errno == errno.EADDRINUSE else "choose another"
+        hint += off
         raise Conflict(
             f"{what}: cannot listen on {host}:{port} ({exc.strerror or exc}); {hint}"
         ) from None
@@ -81,7 +82,9 @@ class Embedded:
 
     def __init__(self, context: Context, port: int) -> None:
         self.access = access_for("127.0.0.1")
-        self.sock = bind("127.0.0.1", port, "[supervisor] http_port")
+        self.sock = bind(
+            "127.0.0.1", port, f"[supervisor] http_port = {port}", ", or 0 to turn it off"
+        )
         self.port = int(self.sock.getsockname()[1])
         self.sources = Sources(context)
         self.server = _Server(_config(create_app(self.sources, self.access)), self.sources)
