@@ -6,6 +6,7 @@ import { get, send, listen, ApiError } from "./api.js";
 import { barChart } from "./chart.js";
 import {
   h, fill, byId, itemLink, badge, duration, bytes, ago, num, notice, liveState, throttled,
+  agentNames, agentLabel,
 } from "./dom.js";
 
 const ACTIVE = ["pending", "blocked", "claimed", "in_progress"];
@@ -107,7 +108,7 @@ function registeredTable(registered, now) {
     [["agent id"], ["status"], ["specialization"], ["team"], ["host"], ["heartbeat"], ["holding"]],
     registered.map((a) =>
       h("tr", { "data-agent": a.agent_id },
-        h("td", { class: "mono" }, a.agent_id),
+        h("td", { class: "mono", title: a.agent_id }, agentLabel(a.agent_id)),
         h("td", {}, badge(a.status)),
         h("td", {}, a.specialization ?? ""),
         h("td", {}, a.team ?? ""),
@@ -122,6 +123,7 @@ async function loadAgents(node) {
   const [groups, agents] = await Promise.all([get("/api/groups"), get("/api/agents")]);
   const now = Date.now() / 1000;
   const supervisor = agents.supervisor;
+  for (const agent of agents.agents || []) if (agent.agent_id) agentNames.set(agent.agent_id, agent.name);
   const pill = byId("swarm-status");
   pill.textContent = supervisor
     ? `supervisor ${supervisor.alive ? supervisor.status || "running" : "not running"} · pid ${supervisor.pid} on ${supervisor.host}`
@@ -159,12 +161,26 @@ function itemRow(item) {
     h("td", { class: "text description" }, item.description),
     h("td", {}, item.priority),
     h("td", {}, badge(item.status), item.progress && !FINISHED.includes(item.status) ? ` ${item.progress}%` : ""),
-    h("td", { class: "mono small" }, item.agent_id || ""),
+    h("td", { class: "mono small", title: item.agent_id || "" }, agentLabel(item.agent_id)),
     h("td", {}, itemButtons(item)),
   );
 }
 
 const ITEM_HEADERS = [["id"], ["type"], ["description"], ["priority"], ["status"], ["agent"], [""]];
+
+function finishedRow(item, now) {
+  return h(
+    "tr",
+    { "data-item": item.work_item_id, "data-status": item.status },
+    h("td", {}, itemLink(item.work_item_id)),
+    h("td", {}, item.work_type),
+    h("td", { class: "text description" }, item.description),
+    h("td", {}, badge(item.status)),
+    h("td", { class: "small" }, ago(item.completed_at || item.updated_at, now)),
+    h("td", { class: "mono small", title: item.agent_id || "" }, agentLabel(item.agent_id)),
+    h("td", {}, itemButtons(item)),
+  );
+}
 
 async function loadCounts(node) {
   const queue = await get("/api/queue");
@@ -188,7 +204,9 @@ async function loadQueue(node) {
 
 async function loadFinished(node) {
   const items = await newest(FINISHED, 12);
-  fill(node, table(ITEM_HEADERS, items.map(itemRow), "nothing has finished yet"));
+  const now = Date.now() / 1000;
+  fill(node, table([["id"], ["type"], ["description"], ["status"], ["finished"], ["agent"], [""]],
+    items.map((item) => finishedRow(item, now)), "nothing has finished yet"));
 }
 
 let recentFailuresFromSupervisor = [];
@@ -198,7 +216,7 @@ async function loadFailures(node) {
   const seen = new Set(items.map((item) => item.work_item_id));
   const entries = items.map((item) => ({
     at: item.updated_at, id: item.work_item_id, status: item.status, error: item.error,
-    who: item.agent_id, what: item.description,
+    who: agentLabel(item.agent_id), what: item.description,
   }));
   for (const f of recentFailuresFromSupervisor) {
     if (seen.has(f.work_item_id)) continue;
@@ -263,13 +281,13 @@ async function loadLimits(node) {
   fill(node,
     table([["limit"], ["use"], ["in flight", "num"], ["waiting", "num"], ["429s/min", "num"]], rows,
       "No [[limits]] in swarm.toml."),
-    table([["budget"], ["spent"], [""]], budgets.map((b) =>
+    table([["budget"], ["spent"], [""]], budgets.filter((b) => b.max_usd || b.spent_usd).map((b) =>
       h("tr", {},
         h("td", { class: "mono" }, b.budget),
         h("td", {}, `$${num(b.spent_usd, 4)}${b.max_usd !== null && b.max_usd !== undefined ? " of $" + b.max_usd : " (no cap)"}`,
           b.max_usd ? meter(b.spent_usd, b.max_usd) : null),
         h("td", {}, b.exhausted ? badge("exhausted") : ""))),
-      "No budget set."));
+      "No budget set ([budget] max_usd, or budget_usd per group)."));
 }
 
 async function loadHealth() {

@@ -35,9 +35,24 @@ export function byId(id) {
 }
 
 // A link to an item's page (the server serves this page at /work/{id} too).
-export function itemLink(id) {
+// Ids are long (work_<nanoseconds>_<random>): shown as type + random part, whole in the
+// tooltip and the address.
+export function itemLink(id, full = false) {
   if (!id) return h("span", { class: "muted" }, "—");
-  return h("a", { href: "/work/" + encodeURIComponent(id), class: "mono" }, id);
+  return h("a", { href: "/work/" + encodeURIComponent(id), class: "mono", title: id }, full ? id : shortId(id));
+}
+
+export function shortId(id) {
+  const match = /^([a-z]+)_\d{12,}_([0-9a-z]+)$/.exec(String(id));
+  return match ? `${match[1]}_…${match[2]}` : String(id);
+}
+
+// Agent ids to the supervisor's names (w-1, w-2, …), filled from /api/agents.
+export const agentNames = new Map();
+
+export function agentLabel(agentId) {
+  if (!agentId) return "";
+  return agentNames.get(agentId) || shortId(agentId);
 }
 
 export function badge(status) {
@@ -74,7 +89,9 @@ export function when(epoch) {
 
 export function ago(epoch, now = Date.now() / 1000) {
   if (!epoch) return "—";
-  return duration(now - epoch) + " ago";
+  const seconds = now - epoch;
+  if (seconds < 1) return "just now";
+  return duration(seconds < 10 ? Math.floor(seconds) : seconds) + " ago";
 }
 
 export function pretty(value) {

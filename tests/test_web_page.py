@@ -1,0 +1,283 @@
+"""The dashboard in a real headless Chromium (Debian's, at /usr/bin/chromium, driven by
+Playwright's Python package) against a real ``swarm up`` that serves the page and the API
+(``[supervisor] http_port``): agents shown by name, an item completed by the running
+swarm shown without a reload, text a user wrote shown as text, mutations refused without
+the token, an item's page with its family and trace, and no console error anywhere.
+
+``make pytest`` installs the browser first (scripts/ensure-chromium.sh); when it cannot
+be started these tests fail, they never skip. Screenshots are kept in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+
+from .conftest import SWARM, wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+TOKEN = "page-test-" + secrets.token_hex(8)
+
+
+@dataclass
+class Swarm:
+    root: Path
+    url: str
+    env: dict[str, str]
+
+    def add(self, work_type: str, description: str, *args: str) -> str:
+        done = subprocess.run(
+            [SWARM, "add", "-q", work_type, description, *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            return json.load(response)
+
+    def item(self, work_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/api/work/{work_id}")["item"])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+CONFIG = """\
+[store]
+lease_s = 30
+
+[supervisor]
+http_port = {port}
+
+[[agents]]
+name = "w"
+count = 2
+work_types = ["echo"]
+stop_timeout_s = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
+    """One swarm for the module: two command agents that take only ``echo`` work, so
+    items of any other type stay pending for the tests that need them to."""
+    root = tmp_path_factory.mktemp("web")
+    port = _free_port()
+    (root / "swarm.toml").write_text(CONFIG.format(port=port))
+    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_ID", "SWARM_STORE")}
+    env.update(SWARM_HTTP_TOKEN=TOKEN, TELEMETRY_SPANS_FILE=str(root / "telemetry_spans.jsonl"))
+    log = (root / "up.log").open("w")
+    proc = subprocess.Popen(
+        [SWARM, "up"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+    )
+    web = Swarm(root, f"http://127.0.0.1:{port}", env)
+
+    def serving() -> bool:
+        assert proc.poll() is None, (root / "up.log").read_text()
+        try:
+            return len(web.get("/api/agents")["agents"]) == 2
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+    try:
+        wait_for(serving, timeout=30)
+        yield web
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        try:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM)
+        except PlaywrightError as exc:
+            first = str(exc).strip().splitlines()[0]
+            pytest.fail(
+                f"cannot start Chromium at {CHROMIUM} ({first}): run scripts/ensure-chromium.sh"
+                " (make pytest does) or apt-get install chromium",
+                pytrace=False,
+            )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@dataclass
+class Watched:
+    """A page and what it said: console errors, uncaught errors, dialogs (dismissed)."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def tab(browser: Browser) -> Iterator[Watched]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    watched = Watched(page)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            watched.errors.append(message.text)
+
+    def on_dialog(dialog: Dialog) -> None:
+        watched.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: watched.errors.append(str(exc)))
+    page.on("dialog", on_dialog)
+    try:
+        yield watched
+    finally:
+        context.close()
+
+
+def _dashboard(tab: Watched, swarm: Swarm) -> Page:
+    page = tab.page
+    page.goto(swarm.url + "/")
+    page.locator('#groups [data-agent="w-1"]').wait_for()
+    page.locator("#live.live-live").wait_for()
+    return page
+
+
+def test_the_page_shows_each_agent_by_name_and_loads_with_no_console_error(
+    tab: Watched, swarm: Swarm
+) -> None:
+    page = _dashboard(tab, swarm)
+    names = page.locator("#groups [data-agent] .agent-name").all_inner_texts()
+    assert sorted(names) == ["w-1", "w-2"]
+    row = page.locator('#groups [data-agent="w-2"]')
+    assert "running" in row.inner_text()
+    assert page.locator('#groups [data-group="w"] h3').inner_text().startswith("w")
+    # Every section loaded (none says "Could not load") and the chart is drawn.
+    page.locator("#throughput svg.chart").wait_for()
+    page.locator("#queue-counts .count").first.wait_for()
+    assert "Could not load" not in page.locator("main#dashboard-view").inner_text()
+    assert tab.errors == []
+
+
+def test_an_item_the_swarm_completes_appears_within_2_s_without_a_reload(
+    tab: Watched, swarm: Swarm
+) -> None:
+    page = _dashboard(tab, swarm)
+    page.evaluate("window.loadedOnce = true")
+    work_id = swarm.add("echo", "say hello", "--payload", '{"argv": ["echo", "hello"]}')
+    row = page.locator(f'#finished tr[data-item="{work_id}"][data-status="completed"]')
+    row.wait_for()
+    seen = time.time()
+    item = swarm.item(work_id)
+    assert item["status"] == "completed"
+    assert seen - item["completed_at"] < 2.0, f"shown {seen - item['completed_at']:.2f} s late"
+    assert page.evaluate("window.loadedOnce") is True  # the same page: no reload
+    assert "say hello" in row.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+    assert tab.errors == []
+
+
+def test_what_a_user_wrote_is_shown_as_text_and_never_run(tab: Watched, swarm: Swarm) -> None:
+    script = "<script>alert(1)</script>"
+    payload = json.dumps({"html": "<img src=x onerror=alert(2)>"})
+    work_id = swarm.add("held", script, "--payload", payload)  # no agent takes "held"
+    page = _dashboard(tab, swarm)
+    cell = page.locator(f'#queue tr[data-item="{work_id}"] .description')
+    cell.wait_for()
+    assert cell.inner_text() == script
+    assert page.locator("main script, main img").count() == 0
+
+    page.locator(f'#queue tr[data-item="{work_id}"] a').first.click()
+    page.wait_for_url(f"**/work/{work_id}")
+    page.locator("#summary .description").wait_for()
+    assert page.locator("#summary .description").inner_text() == script
+    assert "<img src=x onerror=alert(2)>" in page.locator("#payload").inner_text()
+    assert page.locator("main script, main img").count() == 0
+    assert tab.dialogs == []
+    assert tab.errors == []
+
+
+def test_a_mutation_without_the_token_is_refused_and_the_page_asks_for_it(
+    tab: Watched, swarm: Swarm
+) -> None:
+    work_id = swarm.add("held", "cancel me")
+    page = _dashboard(tab, swarm)
+    # Straight from the page, without the header: refused.
+    status = page.evaluate(
+        "id => fetch(`/api/work/${id}/cancel`, {method: 'POST'}).then(r => r.status)", work_id
+    )
+    assert status == 401
+    # Through the button: refused, so the page asks for the token; the item is untouched.
+    page.locator(f'#queue tr[data-item="{work_id}"] button.cancel').click()
+    page.locator("#token-dialog[open]").wait_for()
+    assert swarm.item(work_id)["status"] == "pending"
+    page.fill("#token-input", TOKEN)
+    page.click("#token-ok")
+    wait_for(lambda: swarm.item(work_id)["status"] == "cancelled", timeout=10)
+    # Kept for the tab in sessionStorage, never in a cookie.
+    assert page.evaluate("sessionStorage.getItem('swarm.token')") == TOKEN
+    assert page.evaluate("document.cookie") == ""
+    page.locator(f'#queue tr[data-item="{work_id}"]').wait_for(state="detached")
+    assert tab.dialogs == []
+
+
+def test_an_items_page_links_its_family_and_draws_its_trace_across_processes(
+    tab: Watched, swarm: Swarm
+) -> None:
+    parent = swarm.add("echo", "first", "--payload", '{"argv": ["echo", "one"]}')
+    child = swarm.add("echo", "then", "--after", parent, "--payload", '{"argv": ["echo", "two"]}')
+    wait_for(lambda: swarm.item(child)["status"] == "completed", timeout=20)
+    page = tab.page
+    page.goto(f"{swarm.url}/work/{child}")
+    page.locator("#item-status .badge.st-completed").wait_for()
+    assert page.locator("#item-title").inner_text() == child
+    assert "two" in page.locator("#result").inner_text()
+    link = page.locator(f'#family a[href="/work/{parent}"]')
+    assert link.count() == 1
+    # The trace: bars on lanes, one lane per process that touched the item.
+    page.locator("#trace .tl-bar").first.wait_for()
+    lanes = page.locator("#trace .tl-label").all_inner_texts()
+    assert any(lane.startswith("agent") for lane in lanes), lanes
+    assert len(lanes) >= 2, lanes  # the CLI that added it and the agent that ran it
+    assert page.locator("#attempts tbody tr").count() >= 1
+    link.click()
+    page.wait_for_url(f"**/work/{parent}")
+    page.locator(f'#family a[href="/work/{child}"]').wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "item.png"), full_page=True)
+    assert tab.errors == []
