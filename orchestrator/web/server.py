@@ -1,0 +1,85 @@
+"""Running the app on uvicorn: in the foreground for ``swarm serve``, or on a thread of
+the supervisor for ``[supervisor] http_port``."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+
+from orchestrator.errors import Conflict
+from orchestrator.web.app import create_app
+from orchestrator.web.queries import Sources
+from orchestrator.web.security import Access, access_for
+
+if TYPE_CHECKING:
+    from orchestrator.context import Context
+
+logger = logging.getLogger(__name__)
+
+
+def bind(host: str, port: int, what: str) -> socket.socket:
+    """The listening socket, bound now so that a port in use is a one-line error (and
+    port 0 gives the port chosen before anything is printed)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise Conflict(
+            f"{what}: cannot listen on {host}:{port} ({exc.strerror or exc}); choose a free port"
+        ) from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _config(app: Any, access: Access) -> uvicorn.Config:
+    # No access log: a query string may carry the token (EventSource).
+    return uvicorn.Config(
+        app, access_log=False, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+    )
+
+
+def url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+class Embedded:
+    """The server on a thread of another process (the supervisor)."""
+
+    def __init__(self, context: Context, port: int) -> None:
+        self.access = access_for("127.0.0.1")
+        self.sock = bind("127.0.0.1", port, "[supervisor] http_port")
+        self.port = int(self.sock.getsockname()[1])
+        sources = Sources(context)
+        self.server = uvicorn.Server(_config(create_app(sources, self.access), self.access))
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, name="http", daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+def serve(context: Context, host: str, port: int, announce: Any) -> None:
+    """``swarm serve``: run until interrupted. ``announce(url, access)`` tells the user
+    where it is (and the token, once, when it was generated)."""
+    access = access_for(host)
+    sock = bind(host, port, "swarm serve")
+    sources = Sources(context)
+    server = uvicorn.Server(_config(create_app(sources, access), access))
+    announce(url(host, int(sock.getsockname()[1])), access)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
