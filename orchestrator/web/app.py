@@ -316,6 +316,14 @@ def create_app(sources: queries.Sources, access: Access) -> Starlette:
         """
         return _Json(await run(queries.limits, sources))
 
+    async def get_worktrees(request: Request) -> Response:
+        """
+        summary: Git worktrees, as swarm worktree list --json.
+        responses:
+          200: {description: "{worktrees: [...]}"}
+        """
+        return _Json(await run(queries.worktrees, sources))
+
     async def get_events(request: Request) -> Response:
         """
         summary: Server-Sent Events of store changes, resumable with Last-Event-ID.
@@ -361,6 +369,7 @@ def create_app(sources: queries.Sources, access: Access) -> Starlette:
         Route("/api/stats", get_stats, methods=["GET"]),
         Route("/api/cost", get_cost, methods=["GET"]),
         Route("/api/limits", get_limits, methods=["GET"]),
+        Route("/api/worktrees", get_worktrees, methods=["GET"]),
         Route("/api/events", get_events, methods=["GET"]),
         Route("/api/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Route("/metrics", metrics, methods=["GET"], include_in_schema=False),

@@ -424,3 +424,23 @@ def metrics_text(sources: Sources) -> str:
         window=label,
     )
     return render(SwarmCollector(lambda: (observation, collected, report)), "prometheus")
+
+
+def worktrees(sources: Sources) -> dict[str, Any]:
+    """``swarm worktree list --json``; settings (which need a git checkout) are resolved
+    only when the store holds a worktree, so a swarm outside git answers an empty list."""
+    from pathlib import Path
+
+    from orchestrator.worktrees.lifecycle import all_worktrees
+    from orchestrator.worktrees.settings import resolve
+    from orchestrator.worktrees.status import overview
+
+    def use(store: Store | None) -> list[dict[str, Any]]:
+        if store is None or not all_worktrees(store):
+            return []
+        config = sources.context.config
+        base_dir = config.base_dir if config is not None else Path.cwd()
+        worktrees = config.worktrees if config is not None else None
+        return overview(store, resolve(worktrees, base_dir, sources.context.store_target))
+
+    return {"worktrees": sources.read(use)}
