@@ -262,6 +262,13 @@ def test_an_items_page_links_its_family_and_draws_its_trace_across_processes(
     parent = swarm.add("echo", "first", "--payload", '{"argv": ["echo", "one"]}')
     child = swarm.add("echo", "then", "--after", parent, "--payload", '{"argv": ["echo", "two"]}')
     wait_for(lambda: swarm.item(child)["status"] == "completed", timeout=20)
+
+    def processes() -> set[tuple[str, int]]:  # agents write spans up to a second late
+        spans = swarm.get(f"/api/work/{child}")["spans"]
+        found = {(s["resource"]["swarm.role"], s["resource"]["process.pid"]) for s in spans}
+        return found if any(role == "agent" for role, _ in found) else set()
+
+    wanted = wait_for(processes, timeout=10)
     page = tab.page
     page.goto(f"{swarm.url}/work/{child}")
     page.locator("#item-status .badge.st-completed").wait_for()
@@ -272,8 +279,9 @@ def test_an_items_page_links_its_family_and_draws_its_trace_across_processes(
     # The trace: bars on lanes, one lane per process that touched the item.
     page.locator("#trace .tl-bar").first.wait_for()
     lanes = page.locator("#trace .tl-label").all_inner_texts()
-    assert any(lane.startswith("agent") for lane in lanes), lanes
-    assert len(lanes) >= 2, lanes  # the CLI that added it and the agent that ran it
+    # One lane per process: the CLI that added it, the agent that ran it, …
+    assert sorted(lane.split()[0] for lane in lanes) == sorted(role for role, _ in wanted)
+    assert {int(lane.split("(pid ")[1].split()[0]) for lane in lanes} == {p for _, p in wanted}
     assert page.locator("#attempts tbody tr").count() >= 1
     link.click()
     page.wait_for_url(f"**/work/{parent}")

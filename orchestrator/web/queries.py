@@ -179,7 +179,7 @@ def item_detail(sources: Sources, work_id: str) -> dict[str, Any]:
             "agent_id": (s.get("attributes") or {}).get("swarm.agent.id"),
             "start": s.get("start_unix_nano", 0) / 1e9,
             "end": s.get("end_unix_nano", 0) / 1e9,
-            "status": ((s.get("status") or {}).get("code")),
+            "status": s.get("status"),
         }
         for s in spans
         if s.get("name") in ("swarm.claim", "swarm.claim_new", "swarm.claim_id")

@@ -3,7 +3,10 @@
 // it arrives.
 
 import { get, send, listen, ApiError } from "./api.js";
-import { h, fill, byId, itemLink, badge, when, pretty, duration, notice, liveState, throttled } from "./dom.js";
+import {
+  h, fill, byId, itemLink, badge, when, pretty, duration, notice, liveState, throttled,
+  agentNames, agentLabel,
+} from "./dom.js";
 import { timeline } from "./timeline.js";
 
 const FINISHED = new Set(["completed", "failed", "dead", "cancelled"]);
@@ -26,14 +29,15 @@ function attemptsTable(attempts) {
   return h("table", {},
     h("thead", {}, h("tr", {}, ["#", "operation", "agent", "start", "took", "status"].map((t) => h("th", {}, t)))),
     h("tbody", {}, attempts.map((a, i) => {
-      const status = typeof a.status === "object" && a.status ? a.status.code : a.status;
+      const code = typeof a.status === "object" && a.status ? a.status.code : a.status;
+      const status = code === "ERROR" ? "error" : "ok"; // UNSET: nothing went wrong
       return h("tr", {},
         h("td", {}, i + 1),
         h("td", { class: "mono" }, a.span || ""),
-        h("td", { class: "mono small" }, a.agent_id || "—"),
+        h("td", { class: "mono small", title: a.agent_id || "" }, agentLabel(a.agent_id) || "—"),
         h("td", {}, when(a.start)),
         h("td", {}, a.end && a.start ? duration(a.end - a.start) : "—"),
-        h("td", {}, badge(String(status || "").toLowerCase() || "—")));
+        h("td", {}, badge(status)));
     })));
 }
 
@@ -68,7 +72,7 @@ function render(id, data, reload) {
     ["key", item.key],
     ["status", [badge(item.status), item.completion_status ? ` (${item.completion_status})` : ""]],
     ["progress", `${item.progress ?? 0}%`],
-    ["agent", item.agent_id],
+    ["agent", item.agent_id ? h("span", { title: item.agent_id }, agentLabel(item.agent_id)) : null],
     ["attempts", `${item.attempts}${item.max_attempts ? " of " + item.max_attempts : ""}`],
     ["story points", item.story_points],
     ["created", when(item.created_at)],
@@ -83,6 +87,24 @@ function render(id, data, reload) {
     h("h3", {}, "parents"), family(data.parents, "None: it waits for nothing."),
     h("h3", {}, "children"), family(data.children, "None wait for it."));
   fill(byId("trace"), timeline(data.spans || []));
+  // Agents write spans in batches (up to a second late): read a just-finished item once
+  // more so its trace is whole.
+  const age = Date.now() / 1000 - (item.completed_at || 0);
+  if (FINISHED.has(item.status) && age < 5 && !render.again) {
+    render.again = true;
+    setTimeout(reload, 1500);
+  }
+}
+
+// Agent ids to names (w-1, …) for the attempts and the trace; a page without a supervisor
+// shows ids.
+async function names() {
+  try {
+    const agents = await get("/api/agents");
+    for (const agent of agents.agents || []) if (agent.agent_id) agentNames.set(agent.agent_id, agent.name);
+  } catch {
+    // names are a nicety: ids will do
+  }
 }
 
 export function startItem(id) {
@@ -92,6 +114,7 @@ export function startItem(id) {
   byId("item-title").textContent = id;
   const load = throttled(async () => {
     try {
+      if (!agentNames.size) await names();
       render(id, await get(`/api/work/${encodeURIComponent(id)}`), load);
     } catch (error) {
       fill(byId("summary"), h("p", { class: "notice" }, error.message));

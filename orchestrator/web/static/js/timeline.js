@@ -1,13 +1,14 @@
 // An item's trace as a timeline: one lane per process (agent, supervisor, CLI), one bar
 // per span on a shared time axis. Bars are positioned in percent so the page can resize.
 
-import { h } from "./dom.js";
+import { h, agentLabel } from "./dom.js";
 
 function laneOf(span) {
   const r = span.resource || {};
   const a = span.attributes || {};
   const role = r["swarm.role"] || "process";
-  const agent = r["swarm.agent.name"] || r["swarm.agent.id"] || a["swarm.agent.id"];
+  const agentId = r["swarm.agent.id"] || (role === "agent" ? a["swarm.agent.id"] : null);
+  const agent = agentId ? agentLabel(agentId) : null;
   const pid = r["process.pid"];
   const host = r["host.name"];
   const who = agent ? `${role} ${agent}` : role;
@@ -84,7 +85,7 @@ export function timeline(spans) {
 
 // The same spans as rows, for reading names and times a narrow bar cannot show.
 function spanTable(rows, t0) {
-  return h("details", { class: "spans" },
+  return h("details", { class: "spans", open: true },
     h("summary", { class: "muted small" }, `${rows.length} spans`),
     h("table", {},
       h("thead", {}, h("tr", {}, ["at", "took", "span", "process", "status"].map((t) => h("th", {}, t)))),
