@@ -74,12 +74,17 @@ class Embedded:
 def serve(context: Context, host: str, port: int, announce: Any) -> None:
     """``swarm serve``: run until interrupted. ``announce(url, access)`` tells the user
     where it is (and the token, once, when it was generated)."""
+    from orchestrator.telemetry import tracing
+
     access = access_for(host)
     sock = bind(host, port, "swarm serve")
     sources = Sources(context)
     server = uvicorn.Server(_config(create_app(sources, access), access))
+    # Changes made through the API are spans, as the CLI's are (reads record none).
+    tracing.configure("web", context.telemetry)
     announce(url(host, int(sock.getsockname()[1])), access)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+        tracing.shutdown()
