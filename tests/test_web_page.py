@@ -289,3 +289,58 @@ def test_an_items_page_links_its_family_and_draws_its_trace_across_processes(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "item.png"), full_page=True)
     assert tab.errors == []
+
+
+def test_off_loopback_the_page_takes_the_printed_token_or_asks_for_it(
+    tab: Watched, browser: Browser, swarm: Swarm
+) -> None:
+    """``swarm serve --host 0.0.0.0`` without SWARM_HTTP_TOKEN: reads need the token
+    too. The address it prints hands the page the token (after '#', so no server sees
+    it); without it the page asks, and a wrong one is asked for again."""
+    env = {k: v for k, v in swarm.env.items() if k != "SWARM_HTTP_TOKEN"}
+    serve = subprocess.Popen(
+        [SWARM, "serve", "--host", "0.0.0.0", "--port", "0"],
+        cwd=swarm.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None
+        first = serve.stdout.readline()
+        address = first.split()[-1]  # http://0.0.0.0:PORT/#token=…
+        assert "#token=" in address, first
+        token = address.split("#token=")[1]
+        url = address.replace("0.0.0.0", "127.0.0.1")
+        page = tab.page
+        page.goto(url)
+        page.locator('#groups [data-agent="w-1"]').wait_for()
+        page.locator("#live.live-live").wait_for()
+        assert "#" not in page.url  # taken out of the address bar
+        assert page.evaluate("sessionStorage.getItem('swarm.token')") == token
+
+        other = browser.new_context()  # a new tab: no token kept
+        try:
+            bare = other.new_page()
+            bare.goto(url.split("#")[0])
+            bare.locator("#token-dialog[open]").wait_for()
+            bare.fill("#token-input", "not-the-token")
+            bare.click("#token-ok")
+            bare.locator("#token-dialog[open]").wait_for()
+            assert "wrong token" in bare.locator("#token-reason").inner_text()
+            bare.fill("#token-input", token)
+            bare.click("#token-ok")
+            bare.locator('#groups [data-agent="w-2"]').wait_for()
+            bare.locator("#live.live-live").wait_for()
+        finally:
+            other.close()
+    finally:
+        serve.send_signal(signal.SIGINT)
+        try:
+            serve.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait()
+        serve.stdout.close()
+    assert tab.errors == []

@@ -18,9 +18,12 @@ export function token() {
   return sessionStorage.getItem(TOKEN_KEY) || "";
 }
 
+const tokenWatchers = new Set();
+
 export function setToken(value) {
   if (value) sessionStorage.setItem(TOKEN_KEY, value);
   else sessionStorage.removeItem(TOKEN_KEY);
+  for (const watcher of tokenWatchers) watcher();
 }
 
 async function errorOf(response) {
@@ -34,41 +37,52 @@ async function errorOf(response) {
   return new ApiError(response.status, String(message));
 }
 
+// One request; on 401 (no token, or a wrong one) ask for the token and send it again.
+// Reads need it too when the server listens beyond loopback.
+async function request(method, path, body) {
+  for (;;) {
+    const sent = token();
+    const headers = { Accept: "application/json" };
+    if (sent) headers.Authorization = "Bearer " + sent;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "omit",
+    });
+    if (response.status !== 401) return response;
+    const refusal = await errorOf(response);
+    if (token() && token() !== sent) continue; // given meanwhile, for another request
+    const given = await askToken(refusal.message);
+    if (given === null) throw refusal;
+    setToken(given);
+  }
+}
+
 export async function get(path) {
-  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  const response = await request("GET", path);
   if (!response.ok) throw await errorOf(response);
   return response.json();
 }
 
-async function post(path, body) {
-  const headers = { Accept: "application/json", "Content-Type": "application/json" };
-  const current = token();
-  if (current) headers.Authorization = "Bearer " + current;
-  return fetch(path, {
-    method: "POST",
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "omit",
-  });
-}
-
-// A mutation: on 401/403 ask for the token (once per refusal) and try again with it.
+// A mutation (POST): the token always goes in the Authorization header.
 export async function send(path, body) {
-  let response = await post(path, body);
-  while (response.status === 401 || response.status === 403) {
-    const refusal = await errorOf(response);
-    const given = await askToken(refusal.message);
-    if (given === null) throw refusal;
-    setToken(given);
-    response = await post(path, body);
-  }
+  const response = await request("POST", path, body);
   if (!response.ok) throw await errorOf(response);
   return response.status === 204 ? null : response.json();
 }
 
 // The token form (a <dialog> in the page, not window.prompt): resolves to the token
-// typed, or null when the user cancels.
+// typed, or null when the user cancels. Requests refused at once share one form.
+let asking = null;
+
 function askToken(reason) {
+  if (!asking) asking = openTokenForm(reason).finally(() => (asking = null));
+  return asking;
+}
+
+function openTokenForm(reason) {
   const dialog = byId("token-dialog");
   const input = byId("token-input");
   byId("token-reason").textContent = reason;
@@ -84,12 +98,12 @@ function askToken(reason) {
   });
 }
 
-// Server-Sent Events of store changes; EventSource reconnects by itself and sends
-// Last-Event-ID so nothing is missed. onChange gets each event's parsed data.
+// Server-Sent Events of store changes. EventSource reconnects by itself after a network
+// error and sends Last-Event-ID so nothing is missed; a refused stream (401) closes for
+// good, so it is opened again when a token arrives, or after a pause.
 export function listen(onChange, onState) {
-  // An EventSource cannot set headers: off loopback the server takes ?token= here.
-  const current = token();
-  const source = new EventSource("/api/events" + (current ? "?token=" + encodeURIComponent(current) : ""));
+  let source = null;
+  let retry = 0;
   const handler = (event) => {
     let data = null;
     try {
@@ -99,11 +113,26 @@ export function listen(onChange, onState) {
     }
     onChange(event.type, data);
   };
-  source.onmessage = handler;
-  for (const kind of EVENT_KINDS) source.addEventListener(kind, handler);
-  source.onopen = () => onState("live");
-  source.onerror = () => onState(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting");
-  return source;
+  const open = () => {
+    clearTimeout(retry);
+    if (source) source.close();
+    // An EventSource cannot set headers: off loopback the server takes ?token= here.
+    const current = token();
+    source = new EventSource("/api/events" + (current ? "?token=" + encodeURIComponent(current) : ""));
+    source.onmessage = handler;
+    for (const kind of EVENT_KINDS) source.addEventListener(kind, handler);
+    source.onopen = () => onState("live");
+    source.onerror = () => {
+      if (source.readyState !== EventSource.CLOSED) {
+        onState("reconnecting");
+        return;
+      }
+      onState("closed");
+      retry = setTimeout(open, 5000);
+    };
+  };
+  tokenWatchers.add(open);
+  open();
 }
 
 export const EVENT_KINDS = [

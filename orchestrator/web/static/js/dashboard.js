@@ -141,15 +141,22 @@ async function loadAgents(node) {
 
 // ---- queue, finished items, failures ----------------------------------------------
 
-// The newest `n` items in these statuses: the API orders as list-work (priority, then
-// oldest first), so read the tail by offset, then order by when each last changed.
+// The newest `n` items in these statuses. The API orders as list-work (priority, then
+// oldest first), so take the tail of each priority's list, then order all by when each
+// last changed.
+const PRIORITIES = ["critical", "high", "medium", "low"];
+const TAIL = 100;
+
 async function newest(statuses, n) {
-  const query = "status=" + statuses.join(",");
-  const head = await get(`/api/work?${query}&limit=1`);
-  const offset = Math.max(0, head.total - 200);
-  const page = head.total > 1 ? await get(`/api/work?${query}&limit=200&offset=${offset}`) : head;
+  const query = (priority) => `/api/work?status=${statuses.join(",")}&priority=${priority}`;
+  const heads = await Promise.all(PRIORITIES.map((p) => get(query(p) + "&limit=1")));
+  const pages = await Promise.all(PRIORITIES.map((p, i) => {
+    const total = heads[i].total;
+    if (total <= 1) return heads[i];
+    return get(query(p) + `&limit=${TAIL}&offset=${Math.max(0, total - TAIL)}`);
+  }));
   const time = (item) => item.completed_at || item.updated_at || 0;
-  return page.items.sort((a, b) => time(b) - time(a)).slice(0, n);
+  return pages.flatMap((page) => page.items).sort((a, b) => time(b) - time(a)).slice(0, n);
 }
 
 function itemRow(item) {

@@ -91,7 +91,8 @@ export function ago(epoch, now = Date.now() / 1000) {
   if (!epoch) return "—";
   const seconds = now - epoch;
   if (seconds < 1) return "just now";
-  return duration(seconds < 10 ? Math.floor(seconds) : seconds) + " ago";
+  if (seconds < 60) return Math.floor(seconds) + "s ago";
+  return duration(seconds) + " ago";
 }
 
 export function pretty(value) {
