@@ -22,6 +22,15 @@ export function perMinute(times, now = Date.now() / 1000, minutes = 60) {
   return buckets;
 }
 
+// The axis' top: even up to 10 (so the middle tick is whole), else 1, 2, 4, 5 or 10
+// times a power of ten.
+function niceTop(max) {
+  if (max <= 10) return max + (max % 2);
+  const magnitude = 10 ** Math.floor(Math.log10(max));
+  for (const m of [1, 2, 4, 5, 10]) if (m * magnitude >= max) return m * magnitude;
+  return max;
+}
+
 // series: [{label, values: number[], cls}] stacked per bucket.
 export function barChart(series, { width = 600, height = 160 } = {}) {
   const pad = { left: 34, right: 8, top: 10, bottom: 22 };
@@ -29,7 +38,7 @@ export function barChart(series, { width = 600, height = 160 } = {}) {
   const totals = Array.from({ length: n }, (_, i) =>
     series.reduce((sum, one) => sum + one.values[i], 0),
   );
-  const top = Math.max(1, ...totals);
+  const top = niceTop(Math.max(1, ...totals));
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
   const svg = s("svg", {
@@ -39,7 +48,7 @@ export function barChart(series, { width = 600, height = 160 } = {}) {
     "aria-label": "finished items per minute, last hour",
   });
   const y = (v) => pad.top + plotH - (v / top) * plotH;
-  for (const v of [0, Math.ceil(top / 2), top]) {
+  for (const v of [0, top / 2, top]) {
     svg.appendChild(s("line", { x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v), class: "grid" }));
     svg.appendChild(s("text", { x: pad.left - 4, y: y(v) + 4, class: "tick", "text-anchor": "end" }, String(v)));
   }
