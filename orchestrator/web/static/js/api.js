@@ -85,14 +85,19 @@ function askToken(reason) {
 function openTokenForm(reason) {
   const dialog = byId("token-dialog");
   const input = byId("token-input");
+  const cancel = byId("token-cancel");
   byId("token-reason").textContent = reason;
   input.value = "";
+  dialog.returnValue = ""; // Escape leaves it as it was
   return new Promise((resolve) => {
+    const dismiss = () => dialog.close("cancel");
     const done = () => {
       dialog.removeEventListener("close", done);
+      cancel.removeEventListener("click", dismiss);
       resolve(dialog.returnValue === "ok" && input.value ? input.value : null);
     };
     dialog.addEventListener("close", done);
+    cancel.addEventListener("click", dismiss);
     dialog.showModal();
     input.focus();
   });

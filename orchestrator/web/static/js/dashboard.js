@@ -33,12 +33,18 @@ async function section(id, load) {
   }
 }
 
-async function act(path, done) {
+// A button's request: the button stays disabled until the server answers (a group's
+// stop waits for its agents to settle).
+async function act(path, done, event) {
+  const button = event && event.currentTarget;
+  if (button) button.disabled = true;
   try {
     await send(path);
     notice(done, true);
   } catch (error) {
     notice(error instanceof ApiError ? error.message : String(error));
+  } finally {
+    if (button) button.disabled = false;
   }
   refreshItems();
   refreshAgents();
@@ -48,12 +54,12 @@ function itemButtons(item) {
   const id = item.work_item_id;
   const buttons = [];
   if (!FINISHED.includes(item.status)) {
-    buttons.push(h("button", { type: "button", class: "cancel", onclick: () =>
-      act(`/api/work/${encodeURIComponent(id)}/cancel`, `cancelled ${id}`) }, "cancel"));
+    buttons.push(h("button", { type: "button", class: "cancel", onclick: (event) =>
+      act(`/api/work/${encodeURIComponent(id)}/cancel`, `cancelled ${id}`, event) }, "cancel"));
   }
   if (RETRYABLE.has(item.status)) {
-    buttons.push(h("button", { type: "button", class: "retry", onclick: () =>
-      act(`/api/work/${encodeURIComponent(id)}/retry`, `${id} is pending again`) }, "retry"));
+    buttons.push(h("button", { type: "button", class: "retry", onclick: (event) =>
+      act(`/api/work/${encodeURIComponent(id)}/retry`, `${id} is pending again`, event) }, "retry"));
   }
   return h("span", { class: "buttons" }, buttons);
 }
@@ -81,8 +87,8 @@ function agentRow(agent, now) {
 
 function groupBlock(group, agents, now) {
   const action = (verb) =>
-    h("button", { type: "button", class: "group-" + verb, onclick: () =>
-      act(`/api/groups/${encodeURIComponent(group.name)}/${verb}`, `${verb}: ${group.name}`) }, verb);
+    h("button", { type: "button", class: "group-" + verb, onclick: (event) =>
+      act(`/api/groups/${encodeURIComponent(group.name)}/${verb}`, `${verb}: ${group.name}`, event) }, verb);
   return h(
     "div",
     { class: "group", "data-group": group.name },
