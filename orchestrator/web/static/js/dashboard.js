@@ -336,19 +336,41 @@ async function loadWorktrees(node) {
 
 // ---- wiring ------------------------------------------------------------------------------
 
-const refreshAgents = throttled(() => section("groups", loadAgents), 400);
-const refreshItems = throttled(() => Promise.all([
+// Each section is re-read only for the events that change it, at most twice a second
+// however busy the swarm: a burst of 100 completions costs one read of each.
+const GAP_MS = 500;
+const refreshAgents = throttled(() => section("groups", loadAgents), GAP_MS);
+const refreshQueue = throttled(() => Promise.all([
   section("queue-counts", loadCounts),
   section("queue", loadQueue),
+]), GAP_MS);
+const refreshFinished = throttled(() => Promise.all([
   section("finished", loadFinished),
   section("throughput", loadThroughput),
-  section("failures", loadFailures),
-]), 300);
+]), GAP_MS);
+const refreshFailures = throttled(() => section("failures", loadFailures), GAP_MS);
 const refreshSlow = () => Promise.all([
   section("limits", loadLimits),
   section("worktrees", loadWorktrees),
   loadHealth().catch(() => (byId("health").textContent = "health —")),
 ]);
+
+function refreshItems() {
+  refreshQueue();
+  refreshFinished();
+  refreshFailures();
+}
+
+const FINISHING = new Set(["completed", "failed", "dead", "cancelled", "retried"]);
+const FAILING = new Set(["failed", "dead", "requeued", "retried"]);
+const AGENT_EVENTS = new Set(["claimed", "completed", "failed", "dead", "requeued", "agent_up", "agent_down"]);
+
+function onEvent(kind) {
+  if (kind !== "agent_up" && kind !== "agent_down") refreshQueue();
+  if (FINISHING.has(kind)) refreshFinished();
+  if (FAILING.has(kind)) refreshFailures();
+  if (AGENT_EVENTS.has(kind)) refreshAgents();
+}
 
 export function startDashboard() {
   byId("dashboard-view").hidden = false;
@@ -356,17 +378,17 @@ export function startDashboard() {
   refreshAgents();
   refreshItems();
   refreshSlow();
-  listen((kind) => {
-    refreshItems();
-    if (kind !== "progress" && kind !== "enqueued") refreshAgents();
-  }, (state) => {
+  let seenLive = false;
+  listen(onEvent, (state) => {
     liveState(state);
-    if (state === "live") {
+    if (state === "live" && seenLive) {
       // Back after a gap: what was missed is re-read rather than replayed.
       refreshItems();
       refreshAgents();
     }
+    if (state === "live") seenLive = true;
   });
   setInterval(refreshAgents, 5000); // CPU, RSS and uptime change without events
   setInterval(refreshSlow, 10000);
+  setInterval(refreshFinished, 60000); // the chart's minutes move on
 }
