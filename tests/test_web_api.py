@@ -108,6 +108,7 @@ def test_work_through_the_api_is_the_cli_s_work(served: Served, tmp_path: Path) 
     assert served.get("/api/stats?window=soon").status_code == 400
     assert served.get("/api/cost?by=colour").status_code == 400
     assert served.get("/api/limits").json() == {"limits": [], "budgets": []}
+    assert served.get("/api/worktrees").json() == {"worktrees": []}
     assert "swarm_work_items" in served.get("/metrics").text
     schema = served.get("/api/openapi.json").json()
     assert {"/api/work", "/api/work/{id}", "/api/events", "/api/groups/{name}/{action}"} <= set(
@@ -190,6 +191,8 @@ def test_events_follow_the_store_and_resume_from_last_event_id(
     assert [e["event"] for e in seen] == ["enqueued", "claimed", "progress", "completed"]
     assert {e["data"]["work_item_id"] for e in seen} == {work["work_item_id"]}
     assert seen[1]["data"]["agent_id"] == "agent_web" and seen[2]["data"]["progress"] == 50
+    attempts = served.get(f"/api/work/{work['work_item_id']}").json()["attempts"]
+    assert [(a["span"], a["agent_id"]) for a in attempts] == [("swarm.claim", "agent_web")]
 
     # While nobody listens: more changes, and a compaction that starts a new journal.
     swarm(tmp_path, "register", "100", "active", "tests", "--agent-id", "agent_two")
@@ -310,3 +313,66 @@ def test_the_web_layer_stays_off_the_item_commands_path(tmp_path: Path) -> None:
     assert not {m for m in imported if m.split(".")[0] in ("starlette", "uvicorn", "yaml")}
     assert "orchestrator.web" not in imported and len(imported) > 50
     assert os.path.exists(Path(SWARM))
+
+
+def test_the_listing_follows_other_processes_through_a_compaction(
+    served: Served, tmp_path: Path
+) -> None:
+    def same_as_cli(*args: str) -> None:
+        cli = json.loads(swarm(tmp_path, "list-work", *args, "--json").stdout)
+        query = "?all=true" if "--all" in args else ""
+        api = served.get(f"/api/work{query}").json()
+        assert [(i["work_item_id"], i["status"]) for i in api["items"]] == [
+            (i["work_item_id"], i["status"]) for i in cli
+        ]
+        assert api["total"] == len(cli)
+
+    for n, priority in enumerate(["low", "high", "medium", "critical", "high"]):
+        swarm(tmp_path, "add", "t", f"item {n}", priority)
+    same_as_cli()
+    done = json.loads(swarm(tmp_path, "claim", "--next", "--json", AGENT_ID="agent_a").stdout)
+    swarm(tmp_path, "complete", done["work_item_id"], AGENT_ID="agent_a")
+    swarm(tmp_path, "claim", "--next", AGENT_ID="agent_b")
+    same_as_cli()
+    same_as_cli("--all")
+    assert served.get("/api/queue").json()["work"] == {
+        "claimed": 1,
+        "completed": 1,
+        "pending": 3,
+    }
+    assert swarm(tmp_path, "compact").returncode == 0
+    swarm(tmp_path, "add", "t", "after the compaction", "critical")
+    same_as_cli("--all")
+    same_as_cli()
+
+
+def test_each_logged_change_is_one_event_and_heartbeats_none() -> None:
+    from orchestrator.store.changes import Change
+    from orchestrator.web.events import events_of
+
+    def types(op: str, *statuses: str, agents: int = 0, gone: int = 0) -> list[str]:
+        change = Change(
+            pos="1.10",
+            op=op,
+            ts=1.0,
+            items=[{"work_item_id": f"w{n}", "status": s} for n, s in enumerate(statuses)],
+            agents=[{"agent_id": f"a{n}"} for n in range(agents)],
+            gone=[f"g{n}" for n in range(gone)],
+        )
+        found = list(events_of(change))
+        assert [event_id for event_id, _, _ in found] == [f"1.10.{n}" for n in range(len(found))]
+        return [event_type for _, event_type, _ in found]
+
+    assert types("add", "pending", "blocked") == ["enqueued", "enqueued"]
+    assert types("claim", "claimed") == ["claimed"]
+    assert types("progress", "in_progress") == ["progress"]
+    assert types("progress", "blocked") == ["progress"]
+    # A completion moves the children that waited for it: one event each.
+    assert types("complete", "completed", "pending") == ["completed", "updated"]
+    assert types("fail", "failed") == ["failed"]
+    assert types("expire", "pending", "dead") == ["requeued", "dead"]
+    assert types("cancel", "cancelled") == ["cancelled"]
+    assert types("retry", "pending") == ["retried"]
+    assert types("heartbeat", "claimed", "in_progress", agents=1) == []
+    assert types("register", agents=1) == ["agent_up"]
+    assert types("deregister", "pending", gone=1) == ["requeued", "agent_down"]

@@ -23,7 +23,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.errors import InvalidArgument, SwarmError
-from orchestrator.store.changes import reader_for
+from orchestrator.store.changes import ChangeReader, reader_for
+from orchestrator.store.file_changes import FileChanges
 from orchestrator.web import events, queries
 from orchestrator.web.security import Access
 
@@ -331,12 +332,16 @@ def create_app(sources: queries.Sources, access: Access) -> Starlette:
           200: {description: "text/event-stream"}
         """
         store = await run(sources.read, lambda s: s)
-        if store is None:
-            store = await run(sources.write, lambda s: s)  # the log must exist to follow it
         last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
         is_pg = hasattr(getattr(store, "inner", store), "dsn")
+
+        def reader() -> ChangeReader:
+            if store is None:  # looking creates no store: follow it from its first record
+                return FileChanges(sources.context.store_target)
+            return reader_for(store)
+
         body = events.stream(
-            lambda: reader_for(store),
+            reader,
             last,
             events.POLL_PG_S if is_pg else events.POLL_S,
             request.is_disconnected,

@@ -34,13 +34,15 @@ _BY_STATUS = {
 
 def kind(op: str, status: str | None) -> str:
     """The event type of an item's new version written by operation ``op``."""
+    if op == "progress" and status not in ("completed", "pending"):
+        return "progress"  # blocked by its agent too
     if status in _BY_STATUS:
         return _BY_STATUS[status]
     if op in ("add", "claim_new"):
         return "enqueued"
     if op == "retry":
         return "retried"
-    if op in ("release", "release_agent", "expire", "fail"):
+    if op in ("release", "release_agent", "expire", "fail", "deregister"):
         return "requeued"
     return "updated"  # blocked/pending again after a parent moved, reprioritised, …
 
@@ -48,7 +50,8 @@ def kind(op: str, status: str | None) -> str:
 def events_of(change: Change) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(id, type, data) for each thing ``change`` did."""
     index = 0
-    for item in change.items:
+    # A heartbeat only extends leases: nothing a watcher needs, many times a minute.
+    for item in change.items if change.op != "heartbeat" else ():
         status = item.get("status")
         description = item.get("description")
         event_type = kind(change.op, status)
