@@ -344,3 +344,24 @@ def test_off_loopback_the_page_takes_the_printed_token_or_asks_for_it(
             serve.wait()
         serve.stdout.close()
     assert tab.errors == []
+
+
+def test_a_groups_restart_button_restarts_its_agents(tab: Watched, swarm: Swarm) -> None:
+    before = {a["name"]: a["pid"] for a in swarm.get("/api/agents")["agents"]}
+    page = tab.page
+    page.goto(f"{swarm.url}/#token={TOKEN}")  # as swarm serve prints the address
+    page.locator('#groups [data-agent="w-1"]').wait_for()
+    page.locator('#groups [data-group="w"] button.group-restart').click()
+    page.locator("#notice.ok").wait_for()
+    assert page.locator("#notice").inner_text() == "restart: w"
+
+    def restarted() -> dict[str, int] | None:
+        agents = swarm.get("/api/agents")["agents"]
+        now = {a["name"]: a["pid"] for a in agents if a["state"] == "running"}
+        fresh = len(now) == 2 and all(now[name] != pid for name, pid in before.items())
+        return now if fresh else None
+
+    after = wait_for(restarted, timeout=30)
+    for name, pid in after.items():  # the page shows the new processes (re-read every 5 s)
+        page.locator(f'#groups [data-agent="{name}"] td.pid:text-is("{pid}")').wait_for()
+    assert tab.errors == []

@@ -81,7 +81,7 @@ function agentRow(agent, now) {
     h("td", { class: "num" }, bytes(agent.rss_bytes)),
     h("td", { class: "num" }, `${agent.done ?? 0} / ${agent.failed ?? 0}`),
     h("td", { class: "num" }, agent.restarts ?? 0),
-    h("td", { class: "num mono" }, agent.pid ?? "—"),
+    h("td", { class: "num mono pid" }, agent.pid ?? "—"),
   );
 }
 
