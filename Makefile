@@ -107,6 +107,7 @@ bench: $(STAMP)  ## benchmarks (not part of make test); writes bench/RESULTS.md
 	$(BIN)/python -m bench.telemetry_bench --write-results
 	$(BIN)/python -m bench.cli_bench --write-results
 	scripts/with-postgres.sh $(BIN)/python -m bench.pipeline_bench --write-results
+	$(BIN)/python -m bench.web_bench --write-results
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

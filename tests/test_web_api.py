@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
+
+from orchestrator.store.file import FileStore
 
 from .conftest import SWARM
 from .test_layers import offenders
@@ -216,6 +219,10 @@ def test_events_follow_the_store_and_resume_from_last_event_id(
     assert [e["id"] for e in again[:2]] == [e["id"] for e in seen[2:]]
     assert [e["data"]["description"] for e in again[3:5]] == ["two", "three"]
 
+    # A stream still open does not hold the server's stop until its timeout.
+    Events(served.client)
+    assert served.close() == ""
+
 
 def test_swarm_up_serves_the_api_on_http_port_and_controls_groups(tmp_path: Path) -> None:
     port = free_port()
@@ -243,6 +250,10 @@ def test_swarm_up_serves_the_api_on_http_port_and_controls_groups(tmp_path: Path
         agents = client.get("/api/agents").json()
         assert sorted(a["name"] for a in agents["agents"]) == ["w-1", "w-2"]
         assert agents["supervisor"]["alive"] is True and len(agents["registered"]) == 2
+        held = {a["agent_id"]: a["current"] for a in agents["agents"]}
+        assert {a["agent_id"]: a["holding"] for a in agents["registered"]} == {
+            agent_id: [current] for agent_id, current in held.items()
+        }
         groups = client.get("/api/groups").json()["groups"]
         assert [(g["name"], g["state"], g["running"]) for g in groups] == [("w", "running", 2)]
 
@@ -376,3 +387,27 @@ def test_each_logged_change_is_one_event_and_heartbeats_none() -> None:
     assert types("heartbeat", "claimed", "in_progress", agents=1) == []
     assert types("register", agents=1) == ["agent_up"]
     assert types("deregister", "pending", gone=1) == ["requeued", "agent_down"]
+
+
+def test_http_port_in_use_stops_swarm_up_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = write_config(
+            tmp_path,
+            '[[agents]]\nname = "a"\ncount = 1\n',
+            '[[work]]\nwork_type = "w"\ndescription = "d"\ncount = 3\n',
+        )
+        config.write_text(config.read_text() + f"\n[supervisor]\nhttp_port = {port}\n")
+        proc = swarm(tmp_path, "up")
+    assert proc.returncode == 3
+    assert proc.stderr.strip().splitlines() == [
+        f"swarm: error: [supervisor] http_port = {port}: cannot listen on 127.0.0.1:{port}"
+        " (Address already in use); choose a free port, or 0 to turn it off"
+    ]
+    store = FileStore(tmp_path / "agent_coordination")
+    try:
+        assert store.list_work() == []  # stopped before anything was enqueued
+    finally:
+        store.close()

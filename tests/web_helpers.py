@@ -65,10 +65,12 @@ class Served:
         return self.client.post(path, content=content, headers=headers)
 
     def close(self) -> str:
-        self.client.close()
-        self.proc.terminate()
-        _, err = self.proc.communicate(timeout=15)
-        return err
+        """Stop it (SIGTERM) and return what it wrote on stderr; once."""
+        if self.proc.returncode is None:
+            self.client.close()
+            self.proc.terminate()
+            _, self.stderr = self.proc.communicate(timeout=15)
+        return self.stderr
 
 
 def swarm(root: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:

@@ -344,6 +344,7 @@ def create_app(sources: queries.Sources, access: Access) -> Starlette:
             reader,
             last,
             events.POLL_PG_S if is_pg else events.POLL_S,
+            lambda: sources.stopping.is_set(),
             request.is_disconnected,
         )
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

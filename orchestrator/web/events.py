@@ -102,6 +102,7 @@ async def stream(
     open_reader: Callable[[], ChangeReader],
     last_event_id: str | None,
     poll_s: float,
+    stopping: Callable[[], bool],
     disconnected: Callable[[], Any],
 ) -> AsyncIterator[bytes]:
     """The event stream of one client, from ``last_event_id`` or from now."""
@@ -131,7 +132,7 @@ async def stream(
             elif time.monotonic() - last_sent > PING_S:
                 yield b": ping\n\n"
                 last_sent = time.monotonic()
-            if await disconnected():
+            if stopping() or await disconnected():
                 return
             await anyio.sleep(poll_s)
     finally:

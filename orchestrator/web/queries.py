@@ -39,6 +39,7 @@ class Sources:
         self._store: Store | None = None
         self._lock = threading.Lock()
         self._listing = Listing()
+        self.stopping = threading.Event()  # set when the server stops: streams end
 
     def _open(self, create: bool) -> Store | None:
         if self._store is None:
@@ -281,13 +282,14 @@ def _supervisor(sources: Sources) -> tuple[dict[str, Any] | None, bool]:
 def agents(sources: Sources) -> dict[str, Any]:
     state, alive = _supervisor(sources)
 
+    holding: dict[str, list[str]] = {}  # as agent-status, from the listing (no sort)
+    for item in sources.all_work()[0]:
+        if item.held and item.agent_id:
+            holding.setdefault(item.agent_id, []).append(item.work_item_id)
+
     def use(store: Store | None) -> list[dict[str, Any]]:
         if store is None:
             return []
-        holding: dict[str, list[str]] = {}
-        for item in store.list_work(include_terminal=False):
-            if item.held and item.agent_id:
-                holding.setdefault(item.agent_id, []).append(item.work_item_id)
         return [a.to_dict() | {"holding": holding.get(a.agent_id, [])} for a in store.list_agents()]
 
     supervisor = None

@@ -3,17 +3,19 @@ the supervisor for ``[supervisor] http_port``."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from orchestrator.errors import Conflict
+from orchestrator.errors import Conflict, InvalidArgument
 from orchestrator.web.app import create_app
 from orchestrator.web.queries import Sources
-from orchestrator.web.security import Access, access_for
+from orchestrator.web.security import access_for
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def bind(host: str, port: int, what: str) -> socket.socket:
+def bind(host: str, port: int, what: str, off: str = "") -> socket.socket:
     """The listening socket, bound now so that a port in use is a one-line error (and
     port 0 gives the port chosen before anything is printed)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -32,17 +34,38 @@ def bind(host: str, port: int, what: str) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
+    except socket.gaierror as exc:
+        sock.close()
+        raise InvalidArgument(
+            f"{what}: unknown address {host!r} ({exc.strerror}); use an address of this"
+            " machine, such as 127.0.0.1 or 0.0.0.0"
+        ) from None
     except OSError as exc:
         sock.close()
+        hint = "choose a free port" if exc.errno == errno.EADDRINUSE else "choose another"
+        hint += off
         raise Conflict(
-            f"{what}: cannot listen on {host}:{port} ({exc.strerror or exc}); choose a free port"
+            f"{what}: cannot listen on {host}:{port} ({exc.strerror or exc}); {hint}"
         ) from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
 
 
-def _config(app: Any, access: Access) -> uvicorn.Config:
+class _Server(uvicorn.Server):
+    """uvicorn's server, which first ends the event streams when asked to stop (they
+    would otherwise hold the graceful shutdown until its timeout)."""
+
+    def __init__(self, config: uvicorn.Config, sources: Sources) -> None:
+        super().__init__(config)
+        self.sources = sources
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.sources.stopping.set()
+        super().handle_exit(sig, frame)
+
+
+def _config(app: Any) -> uvicorn.Config:
     # No access log: a query string may carry the token (EventSource).
     return uvicorn.Config(
         app, access_log=False, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
@@ -59,16 +82,19 @@ class Embedded:
 
     def __init__(self, context: Context, port: int) -> None:
         self.access = access_for("127.0.0.1")
-        self.sock = bind("127.0.0.1", port, "[supervisor] http_port")
+        self.sock = bind(
+            "127.0.0.1", port, f"[supervisor] http_port = {port}", ", or 0 to turn it off"
+        )
         self.port = int(self.sock.getsockname()[1])
-        sources = Sources(context)
-        self.server = uvicorn.Server(_config(create_app(sources, self.access), self.access))
+        self.sources = Sources(context)
+        self.server = _Server(_config(create_app(self.sources, self.access)), self.sources)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, name="http", daemon=True
         )
         self.thread.start()
 
     def close(self) -> None:
+        self.sources.stopping.set()
         self.server.should_exit = True
         self.thread.join(timeout=5)
         self.sock.close()
@@ -82,7 +108,7 @@ def serve(context: Context, host: str, port: int, announce: Any) -> None:
     access = access_for(host)
     sock = bind(host, port, "swarm serve")
     sources = Sources(context)
-    server = uvicorn.Server(_config(create_app(sources, access), access))
+    server = _Server(_config(create_app(sources, access)), sources)
     # Changes made through the API are spans, as the CLI's are (reads record none),
     # each written as it ends: an item's page shows its trace at once.
     tracing.configure("web", context.telemetry, short_lived=True)
