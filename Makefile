@@ -29,6 +29,7 @@ typecheck: $(STAMP)  ## mypy (strict)
 
 pytest: $(STAMP)  ## the test suite; PostgreSQL from SWARM_TEST_PG_DSN or a throwaway server
 	@scripts/ensure-cron.sh
+	@scripts/ensure-chromium.sh
 	@scripts/need-jq.sh
 	scripts/with-postgres.sh $(BIN)/pytest -q
 
