@@ -187,6 +187,16 @@ def test_a_full_queue_drops_spans_and_says_so(
     assert "2 span(s) dropped" in caplog.text
 
 
+def test_a_span_json_cannot_hold_is_left_out_alone(tmp_path: Path) -> None:
+    spans = tmp_path / "s.jsonl"
+    tracer = litetrace.LiteTracer(str(spans), {}, batched=True, delay_s=60)
+    tracer.start_span("before").end()
+    tracer.start_span("bytes", attributes={"raw": b"\x00"}).end()  # the API allows bytes
+    tracer.start_span("after").end()
+    tracer.shutdown()
+    assert [r["name"] for r in _lines(spans)] == ["before", "after"]
+
+
 _FORKING = """
 import os, sys
 from orchestrator.telemetry import tracing

@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -309,14 +309,20 @@ class LiteTracer(trace.Tracer):
             self._wake.set()
 
     def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="litetrace", daemon=True)
-        self._thread.start()
+        with _starting:  # two threads' first spans must not start two writers
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name="litetrace", daemon=True)
+                thread.start()
+                self._thread = thread
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.delay_s)
             self._wake.clear()
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the writer must outlive a bad batch
+                logger.exception("writing spans failed")
 
     def flush(self) -> None:
         """Write every queued span now."""
@@ -336,11 +342,17 @@ class LiteTracer(trace.Tracer):
         resource = self._resource_json
         try:
             data = b"".join(span_line(span, resource) for span in spans)
-        except TypeError:  # a value the API let through that JSON cannot hold
-            logger.exception("spans not written")
-            return
+        except TypeError:  # a value the API lets through that JSON cannot hold (bytes)
+            data = b"".join(self._lines_that_encode(spans))
         # An error text echoing a key must not reach the file.
         self.writer.append(redact_json(data))
+
+    def _lines_that_encode(self, spans: list[LiteSpan]) -> Iterator[bytes]:
+        for span in spans:
+            try:
+                yield span_line(span, self._resource_json)
+            except TypeError as exc:
+                logger.warning("span %s not written: %s", span.name, exc)
 
     def shutdown(self) -> None:
         if self.batched:
@@ -362,9 +374,12 @@ class LiteTracer(trace.Tracer):
 
 
 _batched: weakref.WeakSet[LiteTracer] = weakref.WeakSet()
+_starting = threading.Lock()
 
 
 def _after_fork() -> None:
+    global _starting
+    _starting = threading.Lock()  # another thread of the parent may have held it
     for tracer in list(_batched):
         tracer._forked()
 
