@@ -124,6 +124,59 @@ def lite_floor_us(count: int = 20000) -> tuple[float, float]:
     return hot, write
 
 
+def _agent_items(mode: str, items: int, folder: str, out: Any) -> None:
+    """In a fresh process: an agent's item without its command (claim, invoke_agent,
+    progress, the backend call's span around a no-op, complete), ``items`` times."""
+    import threading
+
+    from agents import spans
+    from agents.backends import Outcome
+    from orchestrator.config import AgentGroup
+    from orchestrator.telemetry import tracing
+    from orchestrator.telemetry.settings import TelemetrySettings
+    from orchestrator.wiring import open_store
+
+    class Noop:
+        def run(self, item: Any, cancel: Any) -> Outcome:
+            return Outcome(True, output={"exit_code": 0, "stdout": ""})
+
+    if mode == "sdk":
+        os.environ.update(SDK_ENV)
+    if mode != "off":
+        spans_file = os.path.join(folder, "telemetry_spans.jsonl")
+        tracing.configure("agent", TelemetrySettings(spans_file=spans_file), agent_id="a")
+    store_dir = os.path.join(folder, "store")
+    prefill_file_store(store_dir, items + 1)
+    store = open_store(store_dir)
+    group = AgentGroup(name="w", backend="command")
+    backend, cancel, agent_id = Noop(), threading.Event(), "agent_1_00000001"
+    store.claim(agent_id)  # warm up: open, replay
+    started = time.process_time()  # CPU, all threads: the span writer's too
+    while (item := store.claim(agent_id)) is not None:
+        with spans.invoke_agent(agent_id, group, item):
+            store.progress(item.work_item_id, 10, agent_id=agent_id)
+            spans.run_backend(backend, group, item, cancel)  # type: ignore[arg-type]
+            store.complete(item.work_item_id, result={"exit_code": 0}, agent_id=agent_id)
+    tracing.shutdown()  # the last write is part of the cost
+    out.send((time.process_time() - started) / items * 1e6)
+    store.close()
+
+
+def agent_item_cpu_us(mode: str, items: int = 3000) -> float:
+    """CPU µs per agent item without its command (see ``_agent_items``): unlike
+    items/s, hardly moved by other load on the machine."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    with tempfile.TemporaryDirectory(prefix="swarm-bench-") as folder:
+        proc = ctx.Process(target=_agent_items, args=(mode, items, folder, send))
+        proc.start()
+        cpu = float(receive.recv())
+        proc.join()
+    return cpu
+
+
 def _ratio_row(label: str, items: int, runs: list[tuple[float, float]], spans: int) -> str:
     """Best of the rounds for each side, and the median of the rounds' own ratios."""
     best_off = max(off for off, _ in runs)
@@ -314,6 +367,18 @@ def main() -> None:
     ]
     print(*swarm_rows, sep="\n", flush=True)
 
+    cpu: dict[str, list[float]] = {"off": [], "lite": [], "sdk": []}
+    for _ in range(args.rounds):
+        for mode in cpu:
+            cpu[mode].append(agent_item_cpu_us(mode))
+    off_us, lite_us_item, sdk_us_item = (statistics.median(cpu[m]) for m in cpu)
+    cpu_row = (
+        f"| {off_us:.0f} µs | {lite_us_item:.0f} µs (+{lite_us_item - off_us:.0f} µs,"
+        f" {off_us / lite_us_item:.2f}x) | {sdk_us_item:.0f} µs"
+        f" (+{sdk_us_item - off_us:.0f} µs, {off_us / sdk_us_item:.2f}x) |"
+    )
+    print(cpu_row, flush=True)
+
     sdk_us, export_us = span_floor_us()
     lite_us, lite_write_us = lite_floor_us()
     floor_row = (
@@ -356,6 +421,16 @@ def main() -> None:
             "|---|---|---|---|---|---|---|",
             *rows,
             *swarm_rows,
+            "",
+            "CPU per agent item without its command (claim, `invoke_agent`, progress, the"
+            " backend call's span around a no-op, complete; one process, all its threads,"
+            f" median of {args.rounds}): what tracing adds to an agent's own work, hardly"
+            " moved by other load on the machine. In parentheses: the time added, and"
+            " off / on (the items/s such an agent would keep if that were all it did).",
+            "",
+            "| off | litetrace | SDK |",
+            "|---|---|---|",
+            cpu_row,
             "",
             "What one span costs, measured in the same run: the OpenTelemetry SDK creating and"
             " ending it (no exporter) and our JSONL exporter writing it; litetrace creating,"
