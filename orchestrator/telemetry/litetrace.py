@@ -232,6 +232,7 @@ class LiteTracer(trace.Tracer):
         batched: bool = False,
         delay_s: float = 1.0,
         max_queue: int = 65536,
+        batch_size: int = 512,
     ) -> None:
         self.writer = SpanFileWriter(spans_file)
         self.resource = dict(resource)
@@ -240,7 +241,7 @@ class LiteTracer(trace.Tracer):
         self.delay_s = delay_s
         self.max_queue = max_queue
         self._queue: collections.deque[LiteSpan] = collections.deque()
-        self._wake_at = min(512, max_queue)  # a batch this big is written without waiting
+        self._wake_at = min(batch_size, max_queue)  # a batch this big is written at once
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
