@@ -291,15 +291,15 @@ def main() -> None:
     parser.add_argument("--views-only", action="store_true", help="only views on vs off")
     parser.add_argument("--views-procs", type=int, default=10)
     parser.add_argument("--views-sizes", type=int, nargs="+", default=[1_000])
-    parser.add_argument("--views-rounds", type=int, default=3)
+    parser.add_argument("--views-rounds", type=int, default=3, help="0 skips the views runs")
     args = parser.parse_args()
 
     views = [
         views_comparison(args.views_procs, size, args.seconds, args.views_rounds)
-        for size in args.views_sizes
+        for size in (args.views_sizes if args.views_rounds > 0 else [])
     ]
     print("\n\n".join(views))
-    if args.write_results:
+    if args.write_results and views:
         write_views_section(views, args.seconds, args.views_rounds)
     if args.views_only:
         return
@@ -315,7 +315,7 @@ def main() -> None:
                     f"  claim p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  max {r.max_ms:.1f} ms",
                     flush=True,
                 )
-    cli_ms, python_ms = cli_claim_latency(args.cli_runs)
+    cli_ms, python_ms = cli_claim_latency(args.cli_runs) if args.cli_runs else (0.0, 0.0)
     print(f"swarm claim as a new process: median {cli_ms:.0f} ms (bare python: {python_ms:.0f} ms)")
 
     lines = [
