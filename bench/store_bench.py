@@ -28,7 +28,7 @@ from typing import Any
 
 from bench.common import percentile_ms, run_processes, write_section
 from orchestrator.records import WorkItem
-from orchestrator.store import DEFAULT_VIEWS_INTERVAL_S
+from orchestrator.store import DEFAULT_VIEWS_INTERVAL_S, locking
 from orchestrator.store.file import FileStore
 
 PRIORITIES = ["critical", "high", "medium", "low"]
@@ -155,6 +155,7 @@ TABLE = ("file", "sqlite-wal")
 def _worker(
     backend: str, path: str, index: int, seconds: float, ready: Any, go: Event, out: str
 ) -> None:
+    locking.wait_patiently()  # as agents do: 32 processes loading 100k items queue a while
     store = BACKENDS[backend](path)
     agent = f"agent{index}"
     next_id = 1_000_000_000 + index * 10_000_000

@@ -83,3 +83,7 @@ def test_a_change_record_holds_only_the_changed_fields() -> None:
     }
     other = new.evolve(created_at=7.0)  # another item under a reused id: written whole
     assert journal.item_record(old, other) is other
+    rebuilt = WorkItem(**{**new.__dict__, "created_at": float("5.0")})  # equal, not the same
+    assert journal.is_whole(new.__dict__) and not journal.is_whole(
+        journal.item_record(old, rebuilt)  # type: ignore[arg-type]
+    )

@@ -42,12 +42,20 @@ def item_record(old: WorkItem | None, new: WorkItem) -> WorkItem | dict[str, Any
     there is none (or it is another item of the same id), else the changed fields."""
     if old is None or old.created_at != new.created_at:
         return new
-    before = old.__dict__
-    record = {"work_item_id": new.work_item_id}
-    for name, value in new.__dict__.items():
-        was = before.get(name, _MISSING)
-        if was is not value and was != value:
-            record[name] = value
+    # Identity, not equality: versions are copies (``evolve``) sharing unchanged values,
+    # and a field written again although equal costs a few bytes, never correctness.
+    before, after = old.__dict__, new.__dict__
+    names = list(after)
+    if names == list(before):  # the usual case: a copy made by ``evolve``, fields aligned
+        record = {
+            k: v
+            for k, v, was in zip(names, after.values(), before.values(), strict=True)
+            if was is not v
+        }
+    else:
+        record = {k: v for k, v in after.items() if before.get(k, _MISSING) is not v}
+    record.pop("created_at", None)  # equal (checked above); its presence marks a whole item
+    record["work_item_id"] = new.work_item_id
     return record
 
 
