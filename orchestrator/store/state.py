@@ -108,7 +108,13 @@ class State:
         return gone
 
     def apply_event(self, event: dict[str, Any]) -> None:
+        items = self.items
         for raw in event.get("items", ()):
+            if "created_at" not in raw:  # changed fields only (journal.item_record)
+                known = items.get(raw["work_item_id"])
+                if known is None:
+                    continue  # archived by a compaction whose snapshot this state read
+                raw = known.__dict__ | raw
             # Journal records are checksummed and written by this code: skip __init__.
             item = object.__new__(WorkItem)
             item.__dict__ = raw
