@@ -64,6 +64,20 @@ def is_whole(record: dict[str, Any]) -> bool:
     return "created_at" in record
 
 
+def item_version(record: dict[str, Any], known: WorkItem | None) -> WorkItem | None:
+    """The version of an item a record describes: the record when whole, else ``known``
+    with the changed fields; None for a change to an item the reader does not hold
+    (archived by a compaction whose snapshot it read)."""
+    if not is_whole(record):
+        if known is None:
+            return None
+        record = known.__dict__ | record
+    # Journal records are checksummed and written by this code: skip __init__.
+    item = object.__new__(WorkItem)
+    item.__dict__ = record
+    return item
+
+
 def decode(line: bytes) -> dict[str, Any] | None:
     """The event of one newline-terminated line, or None if the line is corrupt."""
     if not line.startswith(_PREFIX) or not line.endswith(b"}\n"):

@@ -1,7 +1,8 @@
 """The work listing the API pages through, kept in list-work's order as the store
 changes, so that a page of 100 out of 100,000 items does not sort 100,000 items.
 
-The file store's operation log carries each changed item whole: the listing is built
+The file store's operation log carries each changed item (whole, or its changed
+fields: ``journal.item_version`` reads both): the listing is built
 once from ``list_work`` and then follows the log (``store.changes``), moving only the
 items that changed. A new journal generation (a compaction, which also archives
 finished items) rebuilds it. PostgreSQL sorts in the database: there the listing is
@@ -11,7 +12,6 @@ finished items) rebuilds it. PostgreSQL sorts in the database: there the listing
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import heapq
 import itertools
 from collections import Counter
@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.records import PRIORITIES, WorkItem
+from orchestrator.store import journal
 
 if TYPE_CHECKING:
     from orchestrator.store.base import Store
     from orchestrator.store.file_changes import FileChanges
 
-_FIELDS = frozenset(f.name for f in dataclasses.fields(WorkItem))
 Key = tuple[int, float, str]
 
 
@@ -66,12 +66,14 @@ class Listing:
             return True
         for change in changes:
             for raw in change.items:
-                self._put(WorkItem(**{k: v for k, v in raw.items() if k in _FIELDS}))
+                item = journal.item_version(raw, self._items.get(raw["work_item_id"]))
+                if item is not None:
+                    self._put(item)
         return True
 
     def _rebuild(self, store: Store, reader: FileChanges) -> None:
-        # The position first: a change made while listing is applied again (records are
-        # whole new versions, so that changes nothing).
+        # The position first: a change made while listing is applied again (records set
+        # values, so that changes nothing).
         reader.seek_end()
         self._reader = reader
         items = store.list_work(include_terminal=True)
