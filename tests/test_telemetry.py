@@ -51,7 +51,7 @@ def run(
 
 
 def test_settings_and_config_section_have_the_same_keys() -> None:
-    assert set(TelemetryConfig.model_fields) == set(TelemetrySettings.__dataclass_fields__)
+    assert set(TelemetryConfig.model_fields) == set(TelemetrySettings._fields)
 
 
 def test_many_processes_write_whole_lines(tmp_path: Path) -> None:
