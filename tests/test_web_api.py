@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psycopg
 import pytest
 
 from orchestrator.locations import DEFAULT_AGENTS_DIR, without_password
@@ -251,6 +252,26 @@ def test_events_follow_the_store_and_resume_from_last_event_id(
     ]
     assert [e["id"] for e in again[:2]] == [e["id"] for e in seen[2:]]
     assert [e["data"]["description"] for e in again[3:5]] == ["two", "three"]
+    # Nothing is sent twice: the next event is the next change.
+    swarm(tmp_path, "add", "t", "four")
+    resumed = Events(served.client, last_event_id=again[-1]["id"])
+    try:
+        assert [e["data"].get("description") for e in resumed.take(1)] == ["four"]
+    finally:
+        resumed.close()
+
+    # A position this store never had (recreated, or another store's) reads the
+    # current generation again rather than waiting for it forever.
+    generation = again[-1]["id"].split(".")[0]
+    for n, stale in enumerate(("99.0.0", f"{generation}.99999999.0")):
+        swarm(tmp_path, "add", "t", f"after {stale}")
+        resumed = Events(served.client, last_event_id=stale)
+        try:
+            descriptions = [e["data"].get("description") for e in resumed.take(4 + n)]
+        finally:
+            resumed.close()
+        assert descriptions[:3] == ["three", None, "four"]  # None: agent_two's end
+        assert descriptions[-1] == f"after {stale}"
 
     # A stream still open does not hold the server's stop until its timeout.
     Events(served.client)
@@ -537,3 +558,75 @@ def test_a_group_action_while_the_supervisor_stops_is_a_conflict(
             fake.wait()
     assert answer.status_code == 409
     assert answer.json() == {"error": "the supervisor is stopping"}
+
+
+SLOW_WRITER = """
+import sys
+import psycopg
+
+dsn, schema = sys.argv[1], sys.argv[2]
+with psycopg.connect(dsn, options=f"-c search_path={schema}") as conn:
+    # A store transaction that logs its change, then takes long to commit.
+    row = conn.execute(
+        "INSERT INTO events (ts, op, work_item_id, status)"
+        " VALUES (swarm_now(), 'add', 'work_slow', 'pending') RETURNING ts"
+    ).fetchone()
+    print(row[0], flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_pg_events_of_a_long_transaction_are_not_lost_live_or_on_resume(
+    tmp_path: Path, pg_dsn: str, pg_schema: str
+) -> None:
+    (tmp_path / "swarm.toml").write_text(
+        f'[store]\nbackend = "postgres"\ndsn = "{pg_dsn}"\nschema = "{pg_schema}"\n'
+    )
+    assert swarm(tmp_path, "add", "t", "first").returncode == 0  # the schema, made
+    server = Served(tmp_path)
+    stream = Events(server.client)
+    slow = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, pg_dsn, pg_schema],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert slow.stdout is not None and slow.stdin is not None
+        began = float(slow.stdout.readline())
+        # Another process's change, committed more than the 2 s horizon after the
+        # slow transaction began (by the database's clock), is sent first...
+        clock = psycopg.connect(pg_dsn, options=f"-c search_path={pg_schema}", autocommit=True)
+        with clock as conn:
+            wait_for(
+                lambda: conn.execute("SELECT swarm_now()").fetchone()[0] > began + 2.5,
+                timeout=30,
+            )
+        assert swarm(tmp_path, "add", "t", "fast").returncode == 0
+        fast = stream.take(1, timeout=10)
+        assert fast[0]["data"]["work_item_id"] != "work_slow"
+        # ...and the slow one's, committed now with its older time, follows.
+        slow.stdin.write("commit\n")
+        slow.stdin.flush()
+        assert slow.wait(timeout=30) == 0
+        late = stream.take(1, timeout=10)
+        assert late[0]["data"]["work_item_id"] == "work_slow"
+    finally:
+        stream.close()
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait()
+        for pipe in (slow.stdin, slow.stdout):
+            if pipe is not None:
+                pipe.close()
+    # Resuming from the event sent while it was open: it is not taken as sent.
+    resumed = Events(server.client, last_event_id=fast[0]["id"])
+    try:
+        # At-least-once: a change from just before the stream began may come again.
+        again = [resumed.take(1, timeout=10)[0]["data"]["work_item_id"]]
+        if again[0] != "work_slow":
+            again += [resumed.take(1, timeout=10)[0]["data"]["work_item_id"]]
+        assert again[-1] == "work_slow" and fast[0]["data"]["work_item_id"] not in again
+    finally:
+        resumed.close()
+        server.close()

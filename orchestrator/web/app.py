@@ -351,7 +351,6 @@ def create_app(sources: queries.Sources, access: Access) -> Starlette:
         """
         store = await run(sources.read, lambda s: s)
         last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-        is_pg = hasattr(getattr(store, "inner", store), "dsn")
 
         def reader() -> ChangeReader:
             if store is None:  # looking creates no store: follow it from its first record
@@ -361,7 +360,6 @@ def create_app(sources: queries.Sources, access: Access) -> Starlette:
         body = events.stream(
             reader,
             last,
-            events.POLL_PG_S if is_pg else events.POLL_S,
             lambda: sources.stopping.is_set(),
             request.is_disconnected,
         )

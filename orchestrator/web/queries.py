@@ -247,8 +247,8 @@ def enqueue(sources: Sources, body: Any) -> tuple[WorkItem, bool]:
     ):
         raise InvalidArgument("after must be a list of work ids or keys")
     item = new_item(
-        work_type,
-        description,
+        str(work_type),
+        str(description),
         str(priority),
         team,
         key=key,
