@@ -35,7 +35,8 @@ class Access:
         return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
 
     def host_ok(self, host_header: str | None) -> bool:
-        """On loopback, only requests addressed to a loopback name are served."""
+        """On loopback, only requests addressed to the bound address or a loopback name
+        (any case, any port) are served."""
         if not self.loopback:
             return True
         if not host_header:
