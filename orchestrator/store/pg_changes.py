@@ -31,7 +31,8 @@ _BATCH = 5000
 _OLDEST_OPEN = (
     "SELECT swarm_now(), extract(epoch FROM min(xact_start))::double precision"
     " FROM pg_stat_activity WHERE datname = current_database()"
-    " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    " AND xact_start IS NOT NULL"
 )
 
 
