@@ -97,7 +97,11 @@ def act(agents_dir: Path, action: str, group: str, timeout_s: float = 60.0) -> d
     reply = send(agents_dir, {"action": action, "group": group}, timeout_s)
     if not reply.get("ok"):
         message = str(reply.get("message", "refused"))
-        raise (NotFound(message) if message.startswith("no agent group") else SwarmError(message))
+        if message.startswith("no agent group"):
+            raise NotFound(message)
+        if message == "the supervisor is stopping":
+            raise Conflict(message)  # as the state check above: no requests now
+        raise SwarmError(message)
     want = "stopped" if action == "stop" else "running"
     deadline = time.monotonic() + timeout_s
     while True:

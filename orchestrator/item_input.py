@@ -27,6 +27,14 @@ def choice(value: str, allowed: tuple[str, ...] | list[str], what: str) -> str:
     return value
 
 
+def parents_of(after: list[str] | None) -> list[str] | None:
+    """The parents named by ``--after`` values (or the API's ``after`` list): each may
+    hold several ids or keys separated by commas."""
+    if not after:
+        return None
+    return [part.strip() for value in after for part in value.split(",") if part.strip()] or None
+
+
 def new_item(
     work_type: str,
     description: str,

@@ -4,14 +4,17 @@ processes: work, agents, groups, the token, errors, and the event stream."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psycopg
 import pytest
 
+from orchestrator.locations import DEFAULT_AGENTS_DIR, without_password
 from orchestrator.store.file import FileStore
 
 from .conftest import SWARM
@@ -151,11 +154,11 @@ def test_changes_need_the_token_and_loopback_needs_a_loopback_host(
 
 
 def test_off_loopback_every_request_needs_the_token_printed_once(tmp_path: Path) -> None:
-    server = Served(tmp_path, "--host", "0.0.0.0", token=None)
+    server = Served(tmp_path, "--host", "0.0.0.0", token=None, tty=True)
     try:
         assert server.token and len(server.token) >= 16
-        assert server.proc.stdout is not None
-        assert "token generated for this run" in server.proc.stdout.readline()
+        assert server.output is not None
+        assert "token generated for this run" in server.output.readline()
         assert server.get("/api/work").status_code == 401
         assert server.get("/metrics").status_code == 401
         assert server.get("/api/work", headers=server.auth()).status_code == 200
@@ -167,6 +170,37 @@ def test_off_loopback_every_request_needs_the_token_printed_once(tmp_path: Path)
         p for p in tmp_path.rglob("*") if p.is_file() and server.token in p.read_text("latin-1")
     ]
     assert written == [] and server.token not in err
+
+
+def test_a_generated_token_is_never_written_to_a_pipe_or_file(tmp_path: Path) -> None:
+    # Off loopback, output to a file: nothing could read without the token, and it
+    # cannot be shown, so serve refuses to start until SWARM_HTTP_TOKEN is set.
+    with (tmp_path / "serve.log").open("w") as log:
+        refused = subprocess.run(
+            [SWARM, "serve", "--host", "0.0.0.0", "--port", "0"],
+            cwd=tmp_path,
+            env=env(),
+            stdout=log,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "swarm: error: swarm serve --host 0.0.0.0: set SWARM_HTTP_TOKEN (output is not a"
+        " terminal, so a generated token cannot be shown without writing it down)"
+    ]
+    # On loopback it serves reads; changes need the token nobody was shown.
+    server = Served(tmp_path, token=None)
+    try:
+        assert "#token=" not in server.first_line
+        assert server.output is not None
+        assert "set SWARM_HTTP_TOKEN to allow changes" in server.output.readline()
+        assert server.get("/api/work").status_code == 200
+        refused_change = server.post("/api/work", {"work_type": "a", "description": "b"})
+        assert refused_change.status_code == 401
+    finally:
+        server.close()
 
 
 def test_a_short_token_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -218,6 +252,26 @@ def test_events_follow_the_store_and_resume_from_last_event_id(
     ]
     assert [e["id"] for e in again[:2]] == [e["id"] for e in seen[2:]]
     assert [e["data"]["description"] for e in again[3:5]] == ["two", "three"]
+    # Nothing is sent twice: the next event is the next change.
+    swarm(tmp_path, "add", "t", "four")
+    resumed = Events(served.client, last_event_id=again[-1]["id"])
+    try:
+        assert [e["data"].get("description") for e in resumed.take(1)] == ["four"]
+    finally:
+        resumed.close()
+
+    # A position this store never had (recreated, or another store's) reads the
+    # current generation again rather than waiting for it forever.
+    generation = again[-1]["id"].split(".")[0]
+    for n, stale in enumerate(("99.0.0", f"{generation}.99999999.0")):
+        swarm(tmp_path, "add", "t", f"after {stale}")
+        resumed = Events(served.client, last_event_id=stale)
+        try:
+            descriptions = [e["data"].get("description") for e in resumed.take(4 + n)]
+        finally:
+            resumed.close()
+        assert descriptions[:3] == ["three", None, "four"]  # None: agent_two's end
+        assert descriptions[-1] == f"after {stale}"
 
     # A stream still open does not hold the server's stop until its timeout.
     Events(served.client)
@@ -276,11 +330,19 @@ def test_swarm_up_serves_the_api_on_http_port_and_controls_groups(tmp_path: Path
 
 
 def test_the_api_on_postgresql(tmp_path: Path, pg_dsn: str, pg_schema: str) -> None:
+    # A password in the DSN (the test server trusts local users, so any will do).
+    parts = urlsplit(pg_dsn)
+    user = parts.username or "postgres"
+    secret = "s3cret-never-served"
+    dsn = urlunsplit(parts._replace(netloc=f"{user}:{secret}@{parts.netloc.split('@')[-1]}"))
     (tmp_path / "swarm.toml").write_text(
-        f'[store]\nbackend = "postgres"\ndsn = "{pg_dsn}"\nschema = "{pg_schema}"\n'
+        f'[store]\nbackend = "postgres"\ndsn = "{dsn}"\nschema = "{pg_schema}"\n'
     )
     server = Served(tmp_path)
     try:
+        queue = server.get("/api/queue")
+        assert queue.status_code == 200 and secret not in queue.text
+        assert queue.json()["store"] == without_password(dsn) != dsn
         stream = Events(server.client)
         try:
             added = server.post("/api/work", {"work_type": "pg", "description": "on postgres"})
@@ -323,7 +385,6 @@ def test_the_web_layer_stays_off_the_item_commands_path(tmp_path: Path) -> None:
     imported = {line.split("|")[-1].strip() for line in profile.stderr.splitlines()}
     assert not {m for m in imported if m.split(".")[0] in ("starlette", "uvicorn", "yaml")}
     assert "orchestrator.web" not in imported and len(imported) > 50
-    assert os.path.exists(Path(SWARM))
 
 
 def test_the_listing_follows_other_processes_through_a_compaction(
@@ -411,3 +472,161 @@ def test_http_port_in_use_stops_swarm_up_in_one_line(tmp_path: Path) -> None:
         assert store.list_work() == []  # stopped before anything was enqueued
     finally:
         store.close()
+
+
+def test_any_loopback_address_is_served_under_its_own_name(tmp_path: Path) -> None:
+    server = Served(tmp_path, "--host", "127.0.0.2")
+    try:
+        port = server.url.rsplit(":", 1)[1].strip("/")
+        for host in (f"127.0.0.2:{port}", "LocalHost", f"LOCALHOST:{port}", "127.0.0.1"):
+            assert server.get("/api/work", headers={"Host": host}).status_code == 200, host
+        for host in ("evil.example", f"127.0.0.3:{port}", "127.0.0.2.evil.example"):
+            rebound = server.get("/api/work", headers={"Host": host})
+            assert rebound.status_code == 400, host
+            assert "its own address" in rebound.json()["error"]
+    finally:
+        server.close()
+
+
+def test_every_answer_forbids_framing_foreign_code_and_sniffing(served: Served) -> None:
+    answers = [
+        served.get("/"),
+        served.get("/static/app.css"),
+        served.get("/api/work"),
+        served.get("/api/nope"),
+        served.post("/api/work", {"work_type": "x", "description": "y"}, token=False),
+        served.get("/api/work", headers={"Host": "evil.example"}),
+    ]
+    for answer in answers:
+        assert answer.headers["content-security-policy"] == (
+            "default-src 'self'; frame-ancestors 'none'"
+        ), answer.request.url
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    with served.client.stream("GET", "/api/events") as stream:
+        assert stream.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_api_takes_after_and_empty_values_as_swarm_add_does(
+    served: Served, tmp_path: Path
+) -> None:
+    first = served.post("/api/work", {"work_type": "t", "description": "a"}).json()["item"]
+    second = served.post("/api/work", {"work_type": "t", "description": "b"}).json()["item"]
+    both = f"{first['work_item_id']}, {second['work_item_id']}"
+    child = served.post("/api/work", {"work_type": "t", "description": "c", "after": [both]})
+    assert child.status_code == 201, child.text
+    assert child.json()["item"]["parents"] == [first["work_item_id"], second["work_item_id"]]
+    cli_child = json.loads(swarm(tmp_path, "add", "t", "d", "--after", both, "--json").stdout)
+    assert cli_child["parents"] == child.json()["item"]["parents"]
+    # Empty values: the CLI's own check and message.
+    empty = served.post("/api/work", {"work_type": "", "description": "x"})
+    cli_empty = swarm(tmp_path, "add", "", "x")
+    assert empty.status_code == 400 and cli_empty.returncode == 2
+    assert f"swarm: error: {empty.json()['error']}" in cli_empty.stderr
+    wrong_type = served.post("/api/work", {"work_type": 3, "description": "x"})
+    assert wrong_type.json() == {"error": "work_type is required: a string"}
+
+
+FAKE_SUPERVISOR = """
+import os, sys, time
+from pathlib import Path
+from orchestrator import control, runstate
+
+agents_dir = Path(sys.argv[1])
+agents_dir.mkdir(parents=True, exist_ok=True)
+state = {"pid": os.getpid(), "status": "running", "started_at": time.time(), "agents": []}
+runstate.write_json(runstate.state_path(agents_dir), state)
+stopping = {"ok": False, "message": "the supervisor is stopping"}
+while not control.serve_pending(agents_dir, lambda request: stopping):
+    time.sleep(0.02)
+"""
+
+
+def test_a_group_action_while_the_supervisor_stops_is_a_conflict(
+    served: Served, tmp_path: Path
+) -> None:
+    # A supervisor that has begun to stop but not yet said so in its state file: it
+    # answers the request with a refusal (what Supervisor._control replies then).
+    agents_dir = tmp_path / DEFAULT_AGENTS_DIR
+    fake = subprocess.Popen([sys.executable, "-c", FAKE_SUPERVISOR, str(agents_dir)])
+    try:
+        wait_for(lambda: (agents_dir / "supervisor.json").exists(), timeout=30)
+        answer = served.post("/api/groups/w/stop")
+        assert fake.wait(timeout=30) == 0  # it answered this request
+    finally:
+        if fake.poll() is None:
+            fake.kill()
+            fake.wait()
+    assert answer.status_code == 409
+    assert answer.json() == {"error": "the supervisor is stopping"}
+
+
+SLOW_WRITER = """
+import sys
+import psycopg
+
+dsn, schema = sys.argv[1], sys.argv[2]
+with psycopg.connect(dsn, options=f"-c search_path={schema}") as conn:
+    # A store transaction that logs its change, then takes long to commit.
+    row = conn.execute(
+        "INSERT INTO events (ts, op, work_item_id, status)"
+        " VALUES (swarm_now(), 'add', 'work_slow', 'pending') RETURNING ts"
+    ).fetchone()
+    print(row[0], flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_pg_events_of_a_long_transaction_are_not_lost_live_or_on_resume(
+    tmp_path: Path, pg_dsn: str, pg_schema: str
+) -> None:
+    (tmp_path / "swarm.toml").write_text(
+        f'[store]\nbackend = "postgres"\ndsn = "{pg_dsn}"\nschema = "{pg_schema}"\n'
+    )
+    assert swarm(tmp_path, "add", "t", "first").returncode == 0  # the schema, made
+    server = Served(tmp_path)
+    stream = Events(server.client)
+    slow = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, pg_dsn, pg_schema],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert slow.stdout is not None and slow.stdin is not None
+        began = float(slow.stdout.readline())
+        # Another process's change, committed more than the 2 s horizon after the
+        # slow transaction began (by the database's clock), is sent first...
+        clock = psycopg.connect(pg_dsn, options=f"-c search_path={pg_schema}", autocommit=True)
+        with clock as conn:
+            wait_for(
+                lambda: conn.execute("SELECT swarm_now()").fetchone()[0] > began + 2.5,
+                timeout=30,
+            )
+        assert swarm(tmp_path, "add", "t", "fast").returncode == 0
+        fast = stream.take(1, timeout=10)
+        assert fast[0]["data"]["work_item_id"] != "work_slow"
+        # ...and the slow one's, committed now with its older time, follows.
+        slow.stdin.write("commit\n")
+        slow.stdin.flush()
+        assert slow.wait(timeout=30) == 0
+        late = stream.take(1, timeout=10)
+        assert late[0]["data"]["work_item_id"] == "work_slow"
+    finally:
+        stream.close()
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait()
+        for pipe in (slow.stdin, slow.stdout):
+            if pipe is not None:
+                pipe.close()
+    # Resuming from the event sent while it was open: it is not taken as sent.
+    resumed = Events(server.client, last_event_id=fast[0]["id"])
+    try:
+        # At-least-once: a change from just before the stream began may come again.
+        again = [resumed.take(1, timeout=10)[0]["data"]["work_item_id"]]
+        if again[0] != "work_slow":
+            again += [resumed.take(1, timeout=10)[0]["data"]["work_item_id"]]
+        assert again[-1] == "work_slow" and fast[0]["data"]["work_item_id"] not in again
+    finally:
+        resumed.close()
+        server.close()

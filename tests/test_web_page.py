@@ -29,6 +29,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_play
 from playwright.sync_api import Error as PlaywrightError
 
 from .conftest import SWARM, wait_for
+from .web_helpers import Terminal
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -298,17 +299,18 @@ def test_off_loopback_the_page_takes_the_printed_token_or_asks_for_it(
     too. The address it prints hands the page the token (after '#', so no server sees
     it); without it the page asks, and a wrong one is asked for again."""
     env = {k: v for k, v in swarm.env.items() if k != "SWARM_HTTP_TOKEN"}
+    terminal = Terminal()  # a generated token is shown on a terminal only
     serve = subprocess.Popen(
         [SWARM, "serve", "--host", "0.0.0.0", "--port", "0"],
         cwd=swarm.root,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=terminal.slave,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    terminal.started()
     try:
-        assert serve.stdout is not None
-        first = serve.stdout.readline()
+        first = terminal.readline()
         address = first.split()[-1]  # http://0.0.0.0:PORT/#token=…
         assert "#token=" in address, first
         token = address.split("#token=")[1]
@@ -342,7 +344,7 @@ def test_off_loopback_the_page_takes_the_printed_token_or_asks_for_it(
         except subprocess.TimeoutExpired:
             serve.kill()
             serve.wait()
-        serve.stdout.close()
+        terminal.close()
     assert tab.errors == []
 
 

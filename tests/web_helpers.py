@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import pty
 import re
+import select
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import orjson
@@ -31,22 +33,60 @@ def env(**extra: str) -> dict[str, str]:
     return keep | extra
 
 
-class Served:
-    """`swarm serve --port 0` in ``root``; ``url`` read from its first line."""
+class Terminal:
+    """A pseudo-terminal for a child's stdout: what a person running it would see."""
 
-    def __init__(self, root: Path, *args: str, token: str | None = TOKEN) -> None:
+    def __init__(self) -> None:
+        self.master, self.slave = pty.openpty()
+        self._buffer = b""
+
+    def started(self) -> None:
+        """The child holds the terminal now: only it keeps it open."""
+        os.close(self.slave)
+
+    def readline(self, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            ready, _, _ = select.select([self.master], [], [], deadline - time.monotonic())
+            if not ready:
+                raise AssertionError(f"no line on the terminal: {self._buffer!r}")
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:  # the child has gone: the terminal is closed
+                chunk = b""
+            if not chunk:
+                break
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode().rstrip("\r") + "\n"
+
+    def close(self) -> None:
+        os.close(self.master)
+
+
+class Served:
+    """`swarm serve --port 0` in ``root``; ``url`` read from its first line (written
+    to a pipe, or to a terminal with ``tty``)."""
+
+    def __init__(
+        self, root: Path, *args: str, token: str | None = TOKEN, tty: bool = False
+    ) -> None:
         extra = {"SWARM_HTTP_TOKEN": token} if token else {}
         self.root = root
+        self.terminal = Terminal() if tty else None
         self.proc = subprocess.Popen(
             [SWARM, "serve", "--port", "0", *args],
             cwd=root,
             env=env(**extra),
-            stdout=subprocess.PIPE,
+            stdout=self.terminal.slave if self.terminal else subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        assert self.proc.stdout is not None
-        self.first_line = self.proc.stdout.readline()
+        if self.terminal:
+            self.terminal.started()
+        self.output: Terminal | IO[str] | None = self.terminal or self.proc.stdout
+        assert self.output is not None
+        self.first_line = self.output.readline()
         found = re.search(r"(http://\S+?/)(#token=(\S+))?$", self.first_line.strip())
         assert found, (self.first_line, self.proc.stderr.read() if self.proc.stderr else "")
         self.url = found.group(1)
@@ -70,6 +110,8 @@ class Served:
             self.client.close()
             self.proc.terminate()
             _, self.stderr = self.proc.communicate(timeout=15)
+            if self.terminal:
+                self.terminal.close()
         return self.stderr
 
 
@@ -115,4 +157,4 @@ class Events:
         self._cm.__exit__(None, None, None)
 
 
-__all__ = ["TOKEN", "Events", "Served", "free_port", "swarm", "wait_for"]
+__all__ = ["TOKEN", "Events", "Served", "Terminal", "free_port", "swarm", "wait_for"]

@@ -13,7 +13,7 @@ from orchestrator.cli.options import AgentIdOpt, JsonFlag, QuietFlag, context_of
 from orchestrator.compat import registration
 from orchestrator.errors import InvalidArgument, NotFound
 from orchestrator.ids import nanosecond_agent_id, new_work_id
-from orchestrator.item_input import choice
+from orchestrator.item_input import choice, parents_of
 from orchestrator.records import (
     AGENT_STATUSES,
     TERMINAL_STATUSES,
@@ -213,7 +213,7 @@ def add(
         team,
         payload=payload,
         key=key,
-        parents=[p.strip() for a in after for p in a.split(",") if p.strip()] if after else None,
+        parents=parents_of(after),
         as_json=as_json,
         quiet=quiet,
     )

@@ -29,6 +29,8 @@ class Change:
 
 
 class ChangeReader(Protocol):
+    poll_s: float  # how often polling pays: what one poll costs this backend
+
     def seek_end(self) -> None:
         """Start at the end of the log: only changes from now on."""
         ...
@@ -40,6 +42,11 @@ class ChangeReader(Protocol):
 
     def poll(self) -> list[Change]:
         """The changes appended since the last poll (bounded; call again for more)."""
+        ...
+
+    def sweep(self) -> None:
+        """Have the backend log changes that only time made (leases run out) where
+        it does not do so by itself."""
         ...
 
     def close(self) -> None: ...
@@ -54,4 +61,4 @@ def reader_for(store: Store) -> ChangeReader:
         return PgChanges(backend)
     from orchestrator.store.file_changes import FileChanges
 
-    return FileChanges(backend.path)
+    return FileChanges(backend.path, sweep=backend.sweep)

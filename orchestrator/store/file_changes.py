@@ -10,6 +10,7 @@ open reads to the seal and then moves on; it never takes the store's lock.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.store import journal
@@ -21,8 +22,11 @@ _MAX_READ = 4 << 20  # bytes per poll: a reader far behind catches up in steps
 
 
 class FileChanges:
-    def __init__(self, path: str) -> None:
+    poll_s = 0.02  # one fstat per poll
+
+    def __init__(self, path: str, sweep: Callable[[], object] | None = None) -> None:
         self.path = path
+        self._sweep = sweep
         self.gen = 0
         self.offset = 0
         self._fd: int | None = None
@@ -86,7 +90,29 @@ class FileChanges:
             return False
         self.close()
         self.gen, self.offset = gen, offset
+        current = self._current()
+        if current is None:  # no store now: whatever it will hold is new
+            self.gen, self.offset = 0, 0
+            return True
+        now, fd = current
+        # A position this store never had (it was recreated, or the client is from
+        # another one) would wait forever: read the current generation from its start.
+        if gen > now or (gen == now and offset > os.fstat(fd).st_size):
+            self.gen, self.offset, self._fd = now, 0, fd
+            return True
+        os.close(fd)
+        try:
+            size = os.stat(self._history(gen)).st_size
+        except FileNotFoundError:
+            return True  # the current generation, or one no longer kept: see _open
+        if gen < now and offset >= size:  # past the seal of a kept generation
+            self.gen, self.offset = gen + 1, 0
         return True
+
+    def sweep(self) -> None:
+        """Have leases that ran out logged (they are changes too)."""
+        if self._sweep is not None:
+            self._sweep()
 
     def poll(self) -> list[Change]:
         changes: list[Change] = []

@@ -17,8 +17,6 @@ import orjson
 
 from orchestrator.store.changes import Change, ChangeReader
 
-POLL_S = 0.02  # file store: one fstat per poll
-POLL_PG_S = 0.05
 PING_S = 15.0
 _DESCRIPTION = 200  # characters of a description carried in an event
 
@@ -101,7 +99,6 @@ def split_id(last_event_id: str) -> tuple[str, int] | None:
 async def stream(
     open_reader: Callable[[], ChangeReader],
     last_event_id: str | None,
-    poll_s: float,
     stopping: Callable[[], bool],
     disconnected: Callable[[], Any],
 ) -> AsyncIterator[bytes]:
@@ -134,6 +131,6 @@ async def stream(
                 last_sent = time.monotonic()
             if stopping() or await disconnected():
                 return
-            await anyio.sleep(poll_s)
+            await anyio.sleep(reader.poll_s)
     finally:
         reader.close()

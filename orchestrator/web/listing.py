@@ -56,9 +56,8 @@ class Listing:
                 return False
             self._rebuild(store, reader)
             return True
-        # Leases that ran out are changes too: have them logged now (on the backend
-        # itself: a read records no span).
-        getattr(store, "inner", store).sweep()
+        # Leases that ran out are changes too: have them logged now.
+        self._reader.sweep()
         generation = self._reader.gen
         changes = self._reader.poll()
         if self._reader.gen != generation:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from orchestrator import runstate
 from orchestrator.errors import InvalidArgument, NotFound
+from orchestrator.locations import without_password
 from orchestrator.records import TERMINAL_STATUSES, WorkItem, WorkStatus
 from orchestrator.web.listing import Listing
 
@@ -221,7 +222,7 @@ def item_spans(sources: Sources, item: WorkItem) -> list[dict[str, Any]]:
 
 def enqueue(sources: Sources, body: Any) -> tuple[WorkItem, bool]:
     """``swarm add``: the same checks, the same store call."""
-    from orchestrator.item_input import new_item
+    from orchestrator.item_input import new_item, parents_of
 
     if not isinstance(body, dict):
         raise InvalidArgument('the body must be a JSON object: {"work_type", "description"}')
@@ -231,10 +232,11 @@ def enqueue(sources: Sources, body: Any) -> tuple[WorkItem, bool]:
         raise InvalidArgument(
             f"unknown field(s) {', '.join(unknown)}: use {', '.join(sorted(known))}"
         )
+    # Only the JSON types here: the values meet the CLI's checks (and messages) below.
     work_type, description = body.get("work_type"), body.get("description")
     for name, value in (("work_type", work_type), ("description", description)):
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidArgument(f"{name} is required: a non-empty string")
+        if not isinstance(value, str):
+            raise InvalidArgument(f"{name} is required: a string")
     priority = body.get("priority", "medium")
     team, key, after = body.get("team"), body.get("key"), body.get("after")
     for name, value in (("priority", priority), ("team", team), ("key", key)):
@@ -250,7 +252,7 @@ def enqueue(sources: Sources, body: Any) -> tuple[WorkItem, bool]:
         str(priority),
         team,
         key=key,
-        parents=[a.strip() for a in after if a.strip()] if after else None,
+        parents=parents_of(after),
         parsed_payload=body.get("payload"),
     )
 
@@ -330,7 +332,8 @@ def queue(sources: Sources) -> dict[str, Any]:
     items, counts = sources.all_work()
     agents_count = sources.read(lambda store: len(store.list_agents()) if store else 0)
     return {
-        "store": sources.context.store_target,
+        # Served to anyone on loopback: a DSN's password stays out.
+        "store": without_password(sources.context.store_target),
         "work": dict(sorted(counts.items())),
         "work_total": len(items),
         "agents": agents_count,

@@ -24,6 +24,7 @@ class Access:
     token: str
     generated: bool  # not from SWARM_HTTP_TOKEN: print it once for the user
     loopback: bool  # bound to loopback: reads need no token, Host is checked
+    bound: str = "127.0.0.1"  # the address listened on: a Host naming it is served
 
     def allows(self, header: str | None, query_token: str | None = None) -> bool:
         given = None
@@ -34,16 +35,22 @@ class Access:
         return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
 
     def host_ok(self, host_header: str | None) -> bool:
-        """On loopback, only requests addressed to a loopback name are served."""
+        """On loopback, only requests addressed to the bound address or a loopback name
+        (any case, any port) are served."""
         if not self.loopback:
             return True
         if not host_header:
             return False
-        host = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
-        return host.strip("[]") in LOOPBACK
+        host = host_header.strip().lower()
+        if host.startswith("["):  # [::1]:8080
+            host = host[1 : host.find("]")] if "]" in host else host
+        elif host.count(":") == 1:  # name:port (a bare IPv6 address has several)
+            host = host.split(":", 1)[0]
+        return host in LOOPBACK or host == self.bound.lower()
 
 
 def is_loopback(host: str) -> bool:
+    host = host.lower()
     return host in LOOPBACK or host.startswith("127.")
 
 
@@ -60,4 +67,5 @@ def access_for(host: str) -> Access:
         token=token or secrets.token_urlsafe(24),
         generated=generated,
         loopback=is_loopback(host),
+        bound=host,
     )
