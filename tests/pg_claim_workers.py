@@ -11,11 +11,12 @@ from orchestrator.records import WorkItem
 
 
 def gated(item: WorkItem) -> str:
-    """A short item that records that it ran, and waits while its ``hold`` file exists
-    (so a test can stop the agents mid-batch and look)."""
+    """A short item (2 ms of work) that records that it ran, and waits while its
+    ``hold`` file exists (so a test can stop the agents mid-batch and look)."""
     payload = item.payload or {}
     with open(payload["log"], "a") as fh:
         fh.write(item.work_item_id + "\n")
+    time.sleep(0.002)  # the work: short, yet a fast machine does not drain before a look
     hold = Path(payload["hold"])
     deadline = time.monotonic() + 120
     while hold.exists() and time.monotonic() < deadline:

@@ -137,9 +137,10 @@ def test_kill_9_of_a_batch_holder_then_release_agent_returns_the_whole_batch(
 # -- agents: a real supervisor, python items that wait while a file exists ----------------
 
 
-def _swarm(root: Path, dsn: str, schema: str) -> subprocess.Popen[str]:
+def _swarm(root: Path, dsn: str, schema: str, lease_s: int = 60) -> subprocess.Popen[str]:
     (root / "swarm.toml").write_text(
-        f'[store]\nbackend = "postgres"\ndsn = "{dsn}"\nschema = "{schema}"\nlease_s = 60\n\n'
+        f'[store]\nbackend = "postgres"\ndsn = "{dsn}"\nschema = "{schema}"\n'
+        f"lease_s = {lease_s}\n\n"
         '[[agents]]\nname = "w"\ncount = 2\nbackend = "python"\n'
         'function = "tests.pg_claim_workers:gated"\n'
     )
@@ -210,6 +211,7 @@ def _ran(tmp_path: Path) -> Counter[str]:
     return Counter(log.read_text().split()) if log.exists() else Counter()
 
 
+@pytest.mark.slow
 def test_agents_with_short_items_claim_ahead_and_a_warm_stop_gives_back_the_rest(
     pg_dsn: str, pg_schema: str, tmp_path: Path, short_items: tuple[PostgresStore, list[str]]
 ) -> None:
@@ -251,6 +253,7 @@ def test_agents_with_short_items_claim_ahead_and_a_warm_stop_gives_back_the_rest
     store.close()
 
 
+@pytest.mark.slow
 def test_kill_9_of_an_agent_holding_items_ahead_returns_them_all_at_once(
     pg_dsn: str, pg_schema: str, tmp_path: Path, short_items: tuple[PostgresStore, list[str]]
 ) -> None:
@@ -285,3 +288,38 @@ def test_kill_9_of_an_agent_holding_items_ahead_returns_them_all_at_once(
     assert sum(ran.values()) - len(ids) <= 1
     assert ahead and all(ran[w] == 1 for w in ahead)
     store.close()
+
+
+@pytest.mark.slow
+def test_cancelling_the_running_item_stops_it_though_items_are_claimed_ahead(
+    pg_dsn: str, pg_schema: str, tmp_path: Path, short_items: tuple[PostgresStore, list[str]]
+) -> None:
+    store, _ids = short_items
+    proc = _swarm(tmp_path, pg_dsn, pg_schema, lease_s=3)  # a heartbeat every second
+    try:
+        wait_for(lambda: _batched(pg_dsn, pg_schema), timeout=60)
+        held = _paused_with_items_ahead(store, tmp_path / "hold")
+        agent = next(a for a, ws in held.items() if len(ws) > 1)
+        running = next(
+            i.work_item_id
+            for i in store.list_work(False)
+            if i.status == "in_progress" and i.agent_id == agent
+        )
+        store.cancel(running, "operator")
+        # The agent still holds the items ahead, yet its heartbeat sees the running one
+        # gone and moves on to the next (which waits on the hold file in turn).
+        wait_for(
+            lambda: any(
+                i.status == "in_progress" and i.agent_id == agent and i.work_item_id != running
+                for i in store.list_work(False)
+            ),
+            timeout=30,
+        )
+        assert store.get(running).status == "cancelled"
+        os.kill(proc.pid, signal.SIGTERM)
+        (tmp_path / "hold").unlink()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err
