@@ -6,6 +6,7 @@ started."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -82,6 +83,31 @@ def test_other_stores_claim_one_at_a_time(tmp_path: Path, pg_dsn: str, pg_schema
     pg.add_many(_items(5))
     assert len(claim_many(pg, "a1", count=5)) == 5
     pg.close()
+
+
+def test_each_item_of_a_traced_batch_has_its_claim_span_in_its_own_trace(
+    pg_dsn: str, pg_schema: str, tmp_path: Path
+) -> None:
+    from orchestrator.telemetry import tracing
+    from orchestrator.telemetry.settings import TelemetrySettings
+
+    path = tmp_path / "spans.jsonl"
+    tracing.configure("agent", TelemetrySettings(spans_file=str(path)), short_lived=True)
+    try:
+        store = TracedStore(PostgresStore(pg_dsn, schema=pg_schema), "postgres")
+        ids = store.add_many(_items(3))
+        batch = claim_many(store, "a1", count=5)
+        store.close()
+    finally:
+        tracing.shutdown()
+    spans = [json.loads(line) for line in path.read_text().splitlines()]
+    # Each item carries its trace from its enqueue (W3C traceparent: version-trace-span-flags).
+    trace_of = {i.work_item_id: (i.trace_context or {})["traceparent"].split("-")[1] for i in batch}
+    assert len(batch) == 3 and len(set(trace_of.values())) == 3
+    claims = [s for s in spans if s["name"] == "swarm.claim"]
+    assert sorted(s["attributes"]["swarm.work.id"] for s in claims) == sorted(ids)
+    assert all(s["trace_id"] == trace_of[s["attributes"]["swarm.work.id"]] for s in claims)
+    assert all(s["attributes"]["swarm.claim.batch"] == 3 for s in claims)
 
 
 def test_processes_claiming_batches_never_share_an_item(
