@@ -31,7 +31,8 @@ def claim_batches(dsn: str, schema: str, agent_id: str, count: int, out: str, go
     from orchestrator.store.postgres import PostgresStore
 
     store = PostgresStore(dsn, schema=schema)
-    go.wait()
+    if not go.wait(120):  # the test gave up: do not outlive it
+        raise SystemExit(1)
     claimed: list[str] = []
     while items := claim_many(store, agent_id, count=count):
         for item in items:
@@ -50,5 +51,6 @@ def hold_a_batch(dsn: str, schema: str, agent_id: str, count: int, out: str) -> 
     ids = [item.work_item_id for item in claim_many(store, agent_id, count=count)]
     Path(out + ".tmp").write_text("\n".join(ids))
     Path(out + ".tmp").rename(out)
-    while True:
-        time.sleep(60)
+    deadline = time.monotonic() + 300  # killed long before, unless the test failed
+    while time.monotonic() < deadline:
+        time.sleep(1)

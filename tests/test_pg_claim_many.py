@@ -120,7 +120,9 @@ def test_processes_claiming_batches_never_share_an_item(
     outs = [tmp_path / f"claimed{n}" for n in range(6)]
     procs = [
         ctx.Process(
-            target=claim_batches, args=(pg_dsn, pg_schema, f"a{n}", 3 + n, str(outs[n]), go)
+            target=claim_batches,
+            args=(pg_dsn, pg_schema, f"a{n}", 3 + n, str(outs[n]), go),
+            daemon=True,  # a failing test does not wait for them at exit
         )
         for n in range(6)
     ]
@@ -145,7 +147,9 @@ def test_kill_9_of_a_batch_holder_then_release_agent_returns_the_whole_batch(
     store.add_many(_items(20))
     out = tmp_path / "held"
     ctx = multiprocessing.get_context("spawn")
-    holder = ctx.Process(target=hold_a_batch, args=(pg_dsn, pg_schema, "victim", 8, str(out)))
+    holder = ctx.Process(
+        target=hold_a_batch, args=(pg_dsn, pg_schema, "victim", 8, str(out)), daemon=True
+    )
     holder.start()
     held = wait_for(lambda: out.read_text().split(), timeout=60)
     assert len(held) == 8
