@@ -29,6 +29,7 @@ typecheck: $(STAMP)  ## mypy (strict)
 
 pytest: $(STAMP)  ## the test suite; PostgreSQL from SWARM_TEST_PG_DSN or a throwaway server
 	@scripts/ensure-cron.sh
+	@scripts/ensure-chromium.sh
 	@scripts/need-jq.sh
 	scripts/with-postgres.sh $(BIN)/pytest -q
 
@@ -106,6 +107,7 @@ bench: $(STAMP)  ## benchmarks (not part of make test); writes bench/RESULTS.md
 	$(BIN)/python -m bench.telemetry_bench --write-results
 	$(BIN)/python -m bench.cli_bench --write-results
 	scripts/with-postgres.sh $(BIN)/python -m bench.pipeline_bench --write-results
+	scripts/with-postgres.sh $(BIN)/python -m bench.web_bench --pg --write-results
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

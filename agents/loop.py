@@ -38,6 +38,7 @@ from orchestrator.wiring import open_store
 if TYPE_CHECKING:
     from agents.backends import Backend
     from orchestrator.config import AgentGroup, StoreConfig
+    from orchestrator.intelligence.meter import Meter
     from orchestrator.intelligence.settings import IntelligenceSettings
     from orchestrator.store.base import Store
     from orchestrator.worktrees.settings import WorktreeSettings
@@ -91,6 +92,7 @@ class AgentRunner:
         self.store: Store = open_store(spec.store_path, spec.store)
         self.filters = self.group.claim_filter()
         self.gate: Gate | None = None
+        self.meter: Meter | None = None  # the [intelligence] model's calls, when claiming
         # Items claimed ahead and not started (given back on a stop), and how long an item
         # takes here, smoothed: the two decide how many the next claim asks for.
         self.prefetched: deque[WorkItem] = deque()
@@ -241,6 +243,12 @@ class AgentRunner:
         from orchestrator.intelligence.claiming import intelligent_claim
 
         group = self.group
+        if self.meter is None:
+            from orchestrator.intelligence.meter import Meter
+
+            self.meter = Meter.of(
+                self.store, self.spec.agent_id, self.spec.limits, self.spec.intelligence
+            )
         return intelligent_claim(
             self.store,
             self.spec.agent_id,
@@ -249,6 +257,7 @@ class AgentRunner:
             role=group.role,
             specialization=group.specialization,
             team=group.team,
+            meter=self.meter,
         )
 
     def _batch(self) -> int:

@@ -20,7 +20,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from agents.backends import Outcome, system_prompt, user_message
-from orchestrator.redaction import redact, redact_value
+from orchestrator.redaction import redact, redact_value, secret_values
 from orchestrator.telemetry import tracing
 
 if TYPE_CHECKING:
@@ -113,10 +113,13 @@ def run_backend(
 def redacted(outcome: Outcome) -> Outcome:
     """The outcome without the process's secrets (an endpoint may echo a key in its
     error): from here the text is stored, logged and exported."""
+    secrets = secret_values()  # once per outcome: reading them scans the environment
+    if not secrets:
+        return outcome
     if outcome.error is not None:
-        outcome.error = redact(outcome.error)
-    outcome.output = redact_value(outcome.output)
-    outcome.details = redact_value(outcome.details)
+        outcome.error = redact(outcome.error, secrets)
+    outcome.output = redact_value(outcome.output, secrets)
+    outcome.details = redact_value(outcome.details, secrets)
     return outcome
 
 

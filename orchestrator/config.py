@@ -163,6 +163,7 @@ class SupervisorConfig(Section):
     tick_s: float = Field(default=0.2, gt=0, le=5)
     sample_s: float = Field(default=2.0, gt=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    http_port: int = Field(default=0, ge=0, le=65535)
 
 
 class TelemetryConfig(Section):

@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from orchestrator.errors import Timeout
+from orchestrator import runstate
+from orchestrator.errors import Conflict, NotFound, SwarmError, Timeout
 from orchestrator.files import write_atomic
 
 CONTROL_DIR = "control"
@@ -83,3 +84,30 @@ def serve_pending(agents_dir: Path, handle: Callable[[dict[str, Any]], dict[str,
         write_atomic(str(box / name.replace(_REQUEST, _REPLY)), orjson.dumps(reply), fsync=False)
         path.unlink(missing_ok=True)
     return len(names)
+
+
+def act(agents_dir: Path, action: str, group: str, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Ask the running supervisor to stop, start or restart ``group`` and wait until it
+    has settled (every agent stopped, or running as a new process for a restart); what
+    `swarm stop|start|restart --json` prints and the HTTP API answers."""
+    state = runstate.require_running(agents_dir)
+    if state.get("status") != "running":
+        raise Conflict(f"the supervisor is {state.get('status')}: it takes no requests now")
+    before = {a["pid"] for a in state.get("agents", []) if a["group"] == group}
+    reply = send(agents_dir, {"action": action, "group": group}, timeout_s)
+    if not reply.get("ok"):
+        message = str(reply.get("message", "refused"))
+        raise (NotFound(message) if message.startswith("no agent group") else SwarmError(message))
+    want = "stopped" if action == "stop" else "running"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = runstate.require_running(agents_dir)
+        rows = [a for a in state.get("agents", []) if a["group"] == group]
+        # A restart has settled once every agent of the group is a new process.
+        fresh = [a for a in rows if action != "restart" or a["pid"] not in before]
+        settled = [a for a in fresh if a["state"] == want and (want != "running" or a["pid"])]
+        if len(settled) == len(rows):
+            return {"group": group, "state": want, "agents": rows}
+        if time.monotonic() > deadline:
+            raise Timeout(f"group {group} is not {want} after {timeout_s:g}s: see swarm status")
+        time.sleep(0.1)

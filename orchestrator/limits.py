@@ -48,9 +48,26 @@ class LimitsPlan:
             group.budget_usd,
         )
 
+    @classmethod
+    def of_swarm(cls, config: SwarmConfig) -> LimitsPlan:
+        """For calls made outside any agent group (the ``[intelligence]`` model)."""
+        return cls(tuple(config.limits), dict(config.prices), config.budget.max_usd, None)
+
     def needed(self, backend: str) -> bool:
         """An agent of ``backend`` goes through admission: LLM calls are metered."""
         return backend in LLM_BACKENDS or any(lim.backend == backend for lim in self.limits)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who makes metered calls when it is not an agent group: named in the ledger and
+    in budgets as a group is (``[intelligence]`` calls are ``intelligence``)."""
+
+    name: str
+    backend: str
+    max_tokens: int
+    timeout_s: float
+    retries: int = 0
 
 
 @dataclass
@@ -65,7 +82,12 @@ class Gate:
     """Admission for one agent of one group."""
 
     def __init__(
-        self, store: Store, agent_id: str, group: AgentGroup, plan: LimitsPlan, model: str | None
+        self,
+        store: Store,
+        agent_id: str,
+        group: AgentGroup | Caller,
+        plan: LimitsPlan,
+        model: str | None,
     ) -> None:
         self.store = store
         self.agent_id = agent_id
@@ -112,9 +134,17 @@ class Gate:
 
         return self.store.update_shared(self.names, change)
 
-    def admit(self, stop: threading.Event, again: Reservation | None = None) -> Reservation | None:
-        """Wait until every limit and budget admits one call; None once ``stop`` is set.
-        Holds no work item while it waits; the wait is a span when it was one."""
+    def admit(
+        self,
+        stop: threading.Event,
+        again: Reservation | None = None,
+        *,
+        give_up_on_budget: bool = False,
+    ) -> Reservation | None:
+        """Wait until every limit and budget admits one call; None once ``stop`` is set
+        (or at once on an exhausted budget with ``give_up_on_budget``: callers that have
+        a plain fallback). Holds no work item while it waits; the wait is a span when it
+        was one."""
         started = time.monotonic()
         start_ns = time.time_ns()
         res_id = again.id if again is not None else uuid.uuid4().hex[:16]
@@ -135,6 +165,9 @@ class Gate:
                 return Reservation(res_id, verdict.asks, waited)
             reasons.add(verdict.reason)
             if verdict.budget_exhausted:
+                if give_up_on_budget:
+                    self.exhausted = verdict.budget_exhausted
+                    return None
                 if self.exhausted != verdict.budget_exhausted:
                     logger.warning(
                         "budget %s is exhausted: not claiming (raise it in swarm.toml)",

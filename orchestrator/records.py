@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator.ids import new_work_id
 
@@ -155,9 +155,9 @@ class Agent:
         return cls(**data)
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimFilter:
-    """Restrict a claim to some work types and/or teams (None = any)."""
+class ClaimFilter(NamedTuple):
+    """Restrict a claim to some work types and/or teams (None = any). A NamedTuple: a
+    frozen dataclass would compile its methods in every process at import."""
 
     work_types: frozenset[str] | None = None
     teams: frozenset[str] | None = None

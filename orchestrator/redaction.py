@@ -52,9 +52,10 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     return sorted((v for v in found if len(v) >= _MIN_LEN), key=len, reverse=True)
 
 
-def redact(text: str) -> str:
-    """``text`` with every secret of this process replaced by ``[redacted]``."""
-    for secret in secret_values():
+def redact(text: str, secrets: list[str] | None = None) -> str:
+    """``text`` with every secret of this process (or of ``secrets``) replaced by
+    ``[redacted]``."""
+    for secret in secret_values() if secrets is None else secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
@@ -69,14 +70,19 @@ def redact_json(data: bytes) -> bytes:
     return data
 
 
-def redact_value(value: Any) -> Any:
-    """Strings inside JSON-like values (a result's output or details), redacted."""
+def redact_value(value: Any, secrets: list[str] | None = None) -> Any:
+    """Strings inside JSON-like values (a result's output or details), redacted. The
+    secrets are read from the environment once per call, not once per string."""
+    if secrets is None:
+        secrets = secret_values()
+    if not secrets:
+        return value
     if isinstance(value, str):
-        return redact(value)
+        return redact(value, secrets)
     if isinstance(value, list):
-        return [redact_value(v) for v in value]
+        return [redact_value(v, secrets) for v in value]
     if isinstance(value, dict):
-        return {k: redact_value(v) for k, v in value.items()}
+        return {k: redact_value(v, secrets) for k, v in value.items()}
     return value
 
 

@@ -44,6 +44,7 @@ from orchestrator.store import locking
 from orchestrator.store.base import Store
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.settings import resolve_settings
+from orchestrator.web import launch as web_launch
 from orchestrator.wiring import open_store
 from orchestrator.workspec import configured_items
 from orchestrator.worktrees import settings as worktree_settings
@@ -415,6 +416,7 @@ class Supervisor:
         return changed
 
     def _serve_metrics(self) -> None:
+        web_launch.start_if_configured(self.config, self.store_target)  # http_port
         port = self.config.supervisor.metrics_port
         if port:
             self.metrics = reporting.serve_metrics(

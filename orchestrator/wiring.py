@@ -7,7 +7,6 @@ It sits one layer above the store and the telemetry, so that neither imports the
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from orchestrator.locations import is_url
@@ -33,6 +32,6 @@ def open_store(
 
     options = settings.options() if settings is not None else StoreOptions()
     if one_shot and options.views_interval_s is not None:
-        options = replace(options, views_interval_s=0.0)
+        options = options._replace(views_interval_s=0.0)
     backend = open_backend(target, options)
     return TracedStore(backend, "postgres" if is_url(target) else "file")

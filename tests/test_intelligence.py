@@ -289,6 +289,48 @@ def test_swarm_analyze_writes_swarmsh_files_and_falls_back(tmp_path: Path) -> No
     assert sum('"swarm.reprioritize"' in s for s in spans) == 1
 
 
+def test_the_models_calls_count_against_limits_and_the_budget(tmp_path: Path) -> None:
+    """An intelligent claim is a metered call: it goes through [[limits]], lands in the
+    ledger as group "intelligence", spends the swarm's budget, and once the budget is
+    gone the claim falls back to priority order without asking the model."""
+    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_ID", "SWARM_STORE")}
+    with FakeLLM() as fake:
+        (tmp_path / "swarm.toml").write_text(
+            f'[intelligence]\nbackend = "ollama"\nhost = "{fake.url}"\ncache_ttl_min = 0\n'
+            '[[limits]]\nname = "local"\nbackend = "ollama"\nrequests_per_minute = 1\n'
+            "[prices.qwen3]\ninput_per_mtok = 100000.0\noutput_per_mtok = 0.0\n"
+            "[budget]\nmax_usd = 1.0\n"
+        )
+
+        def swarm(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [SWARM, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+            )
+
+        swarm("add", "bug_fix", "crash", "high")
+        swarm("add", "bug_fix", "leak", "high")
+        docs = swarm("add", "documentation", "guide", "low", "-q").stdout.strip()
+        fake.replies.append(ollama_ok(json.dumps({"work_item_id": docs})))
+        done = swarm("claim", "--next", "--intelligent", "--agent-id", "agent_w", "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["work_item_id"] == docs
+        cost = json.loads(swarm("cost", "--by", "group", "--json").stdout)
+        (row,) = cost["rows"]
+        # ollama_ok reports 21 prompt tokens: 21 * 100,000 US$ per million = 2.1 US$
+        assert (row["group"], row["calls"], row["input_tokens"]) == ("intelligence", 1, 21)
+        assert row["cost_usd"] == pytest.approx(2.1)
+        limits = json.loads(swarm("limits", "--json").stdout)
+        assert limits["limits"][0]["figures"]["requests"]["used"] == pytest.approx(1, abs=0.1)
+        assert limits["budgets"][0]["exhausted"] is True
+        asked = len(fake.requests)
+        plain = swarm("claim", "--next", "--intelligent", "--agent-id", "agent_w", "--json")
+        assert plain.returncode == 0 and json.loads(plain.stdout)["priority"] == "high"
+        assert len(fake.requests) == asked  # the exhausted budget kept the model out
+    spans = Path(env["TELEMETRY_SPANS_FILE"]).read_text().splitlines()
+    claims = [json.loads(s) for s in spans if "swarmsh.intelligence.claim" in s]
+    assert "budget" in claims[-1]["attributes"]["swarm.intelligence.fallback"]
+
+
 def test_an_intelligent_group_in_swarm_up_claims_the_models_pick(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("AGENT_ID", "SWARM_STORE")}
     env["TELEMETRY_SPANS_FILE"] = str(tmp_path / "spans.jsonl")

@@ -104,6 +104,26 @@ def test_up_on_a_terminal_shows_groups_agents_and_items_and_says_what_ctrl_c_wai
         os.close(term.fd)
 
 
+def test_the_live_view_shows_limits_and_budgets_when_swarm_toml_sets_them(
+    tmp_path: Path,
+) -> None:
+    write_config(
+        tmp_path,
+        '[[agents]]\nname = "nappers"\ncount = 1\nstop_timeout_s = 1\n',
+        SLEEPY + '[[limits]]\nname = "provider-x"\nbackend = "claude"\nrequests_per_minute = 50\n'
+        "[budget]\nmax_usd = 2.5\n",
+    )
+    term = Terminal(tmp_path, "up")
+    try:
+        term.wait_for_text("limits and budgets", "limit provider-x: requests 0/50 used")
+        term.wait_for_text("$0.0000 spent of $2.5")
+        os.kill(term.pid, signal.SIGINT)
+        assert term.wait_exit() == 0
+    finally:
+        _stop(term.pid)
+        os.close(term.fd)
+
+
 def _stop(pid: int) -> None:
     """A supervisor the test started, stopped as an operator would: warm, then cold."""
     for signum in (signal.SIGTERM, signal.SIGQUIT):

@@ -51,7 +51,7 @@ def run(
 
 
 def test_settings_and_config_section_have_the_same_keys() -> None:
-    assert set(TelemetryConfig.model_fields) == set(TelemetrySettings.__dataclass_fields__)
+    assert set(TelemetryConfig.model_fields) == set(TelemetrySettings._fields)
 
 
 def test_many_processes_write_whole_lines(tmp_path: Path) -> None:
@@ -320,6 +320,25 @@ def test_spans_reach_an_otlp_collector_with_its_headers(tmp_path: Path) -> None:
     assert all(h["authorization"] == "Bearer test-token" for h in collector.headers)
     # The span file gets them too.
     assert len(read_spans(tmp_path / "telemetry_spans.jsonl")) == 2
+
+
+def test_an_agent_with_an_endpoint_exports_through_the_sdk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.telemetry.litetrace import LiteTracer
+
+    collector = Collector()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
+    spans_file = tmp_path / "spans.jsonl"
+    try:
+        tracing.configure("agent", TelemetrySettings(spans_file=str(spans_file)), agent_id="a_1")
+        assert not isinstance(tracing.tracer(), LiteTracer)
+        tracing.tracer().start_span("op", attributes={"swarm.work.id": "work_1"}).end()
+        tracing.shutdown()
+    finally:
+        collector.close()
+    assert collector.spans == [("op", {"swarm.work.id": "work_1", "_path": "/v1/traces"})]
+    assert [s["name"] for s in read_spans(spans_file)] == ["op"]
 
 
 def test_otel_traces_exporter_selects_the_exporters(tmp_path: Path) -> None:

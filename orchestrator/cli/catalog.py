@@ -170,6 +170,11 @@ CATALOG: dict[str, Entry] = {
     "restart": Entry(
         "Replace an agent group's processes with new ones", "swarm restart searcher", "control"
     ),
+    "serve": Entry(
+        "HTTP API and dashboard page (127.0.0.1:8080)",
+        "swarm serve --port 8080",
+        "serve",
+    ),
     "health": Entry(
         "Health score 0-100; writes system_health_report.json",
         "swarm health --detailed --window 7d",

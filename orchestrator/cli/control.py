@@ -15,7 +15,7 @@ import typer
 from orchestrator import control, runstate
 from orchestrator.cli import render
 from orchestrator.cli.options import JsonFlag, context_of
-from orchestrator.errors import Conflict, NotFound, SwarmError, Timeout
+from orchestrator.errors import NotFound
 from orchestrator.logs import LOGS_DIR
 
 commands = typer.Typer()
@@ -27,32 +27,11 @@ WaitOpt = Annotated[
 
 
 def _act(ctx: typer.Context, action: str, group: str, timeout: float, as_json: bool) -> None:
-    agents_dir = context_of(ctx).agents_dir
-    state = runstate.require_running(agents_dir)
-    if state.get("status") != "running":
-        raise Conflict(f"the supervisor is {state.get('status')}: it takes no requests now")
-    before = {a["pid"] for a in state.get("agents", []) if a["group"] == group}
-    reply = control.send(agents_dir, {"action": action, "group": group}, timeout)
-    if not reply.get("ok"):
-        message = str(reply.get("message", "refused"))
-        raise (NotFound(message) if message.startswith("no agent group") else SwarmError(message))
-    want = "stopped" if action == "stop" else "running"
-    deadline = time.monotonic() + timeout
-    while True:
-        state = runstate.require_running(agents_dir)
-        rows = [a for a in state.get("agents", []) if a["group"] == group]
-        # A restart has settled once every agent of the group is a new process.
-        fresh = [a for a in rows if action != "restart" or a["pid"] not in before]
-        settled = [a for a in fresh if a["state"] == want and (want != "running" or a["pid"])]
-        if len(settled) == len(rows):
-            break
-        if time.monotonic() > deadline:
-            raise Timeout(f"group {group} is not {want} after {timeout:g}s: see swarm status")
-        time.sleep(0.1)
+    result = control.act(context_of(ctx).agents_dir, action, group, timeout)
     if as_json:
-        render.emit_json({"group": group, "state": want, "agents": rows})
+        render.emit_json(result)
     else:
-        render.echo(f"{group}: {want} ({len(rows)} agent(s))")
+        render.echo(f"{group}: {result['state']} ({len(result['agents'])} agent(s))")
 
 
 @commands.command()

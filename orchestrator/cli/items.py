@@ -8,36 +8,11 @@ without importing typer at all.
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
 from orchestrator.cli import render
 from orchestrator.context import Context
 from orchestrator.errors import InvalidArgument, NotFound
-from orchestrator.ids import new_work_id
-from orchestrator.records import (
-    COMPLETE_STATUSES,
-    PRIORITIES,
-    PROGRESS_STATUSES,
-    ClaimFilter,
-    WorkItem,
-)
-
-
-def payload_of(raw: str | None) -> Any:
-    if raw is None:
-        return None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgument(f"--payload is not valid JSON: {exc}") from None
-
-
-def choice(value: str, allowed: tuple[str, ...] | list[str], what: str) -> str:
-    if value not in allowed:
-        raise InvalidArgument(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
-    return value
+from orchestrator.item_input import choice, new_item
+from orchestrator.records import COMPLETE_STATUSES, PROGRESS_STATUSES, ClaimFilter, WorkItem
 
 
 def show_item(item: WorkItem, as_json: bool, quiet: bool, verb: str) -> None:
@@ -51,28 +26,6 @@ def show_item(item: WorkItem, as_json: bool, quiet: bool, verb: str) -> None:
             f"{verb} {item.work_item_id} ({item.work_type}, {item.priority}){holder}"
             f" — {item.status} {item.progress}%"
         )
-
-
-def new_item(
-    work_type: str,
-    description: str,
-    priority: str,
-    team: str | None,
-    payload: str | None = None,
-    key: str | None = None,
-    parents: list[str] | None = None,
-) -> WorkItem:
-    choice(priority, list(PRIORITIES), "priority")
-    return WorkItem(
-        work_item_id=new_work_id(),
-        work_type=work_type,
-        description=description,
-        priority=priority,
-        team=team,
-        payload=payload_of(payload),
-        key=key,
-        parents=parents,
-    )
 
 
 def claim_new(

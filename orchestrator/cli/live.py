@@ -18,13 +18,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.cli.render import age
+from orchestrator.cli.render import age, limit_lines
+from orchestrator.limits import status_if_configured
 from orchestrator.records import WorkStatus
 
 if TYPE_CHECKING:
     from orchestrator.supervisor import Supervisor
 
 REFRESH_S = 0.5
+# Limits live in the store's shared documents, read under the store's lock: less often.
+LIMITS_REFRESH_S = 2.0
 
 
 class SwarmView:
@@ -43,6 +46,8 @@ class SwarmView:
             self.task = self.progress.add_task("work", total=None, detail="starting")
         self.live = Live(console=self.console, refresh_per_second=4, transient=False)
         self._last = 0.0
+        self._limits_at = 0.0
+        self._limit_lines: list[str] = []
         self.started = time.time()
 
     def __enter__(self) -> SwarmView:
@@ -67,9 +72,20 @@ class SwarmView:
             _agents(snapshot),
             _queue(supervisor.queue_counts()),
         ]
+        limit_lines = self._limits(supervisor, now)
+        if limit_lines:
+            parts.append(_limits(limit_lines))
         if snapshot["recent_failures"]:
             parts.append(_failures(snapshot["recent_failures"]))
         self.live.update(Group(*parts))
+
+    def _limits(self, supervisor: Supervisor, now: float) -> list[str]:
+        """Each limit's use and each budget's spending, when swarm.toml sets any."""
+        if now - self._limits_at >= LIMITS_REFRESH_S and supervisor.store is not None:
+            self._limits_at = now
+            data = status_if_configured(supervisor.store, supervisor.config)
+            self._limit_lines = limit_lines(data) if data else []
+        return self._limit_lines
 
     def _header(self, snapshot: dict[str, Any]) -> Text:
         up = age(snapshot["started_at"], time.time())
@@ -137,6 +153,11 @@ def _queue(counts: Counter[str]) -> Table:
         table.add_column(str(status), justify="right")
     table.add_row(*[str(counts.get(status, 0)) for status in WorkStatus])
     return table
+
+
+def _limits(lines: list[str]) -> Group:
+    title = Text("limits and budgets", style="italic")
+    return Group(title, *(Text(f"  {line}") for line in lines))
 
 
 def _failures(failures: list[dict[str, Any]]) -> Table:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.cli import items
@@ -25,15 +24,30 @@ _GLOBAL = {"--store": "store", "--config": "config", "-c": "config"}
 _GLOBAL_ENV = {"store": "SWARM_STORE", "config": "SWARM_CONFIG"}
 
 
-@dataclass(frozen=True)
 class Spec:
-    run: Callable[..., None]
-    positional: tuple[str, ...]  # names, in order
-    required: int  # how many of them must be given
-    integers: frozenset[str] = frozenset()
-    values: dict[str, str] = field(default_factory=dict)  # option -> parameter
-    flags: dict[str, str] = field(default_factory=dict)  # flag -> parameter
-    env: dict[str, str] = field(default_factory=dict)  # parameter -> envvar (typer's envvar)
+    """One command's form. A plain class, not a dataclass: building a dataclass compiles
+    its methods at import, a cost every one-shot process would pay (bench/cli_bench.py)."""
+
+    __slots__ = ("env", "flags", "integers", "positional", "required", "run", "values")
+
+    def __init__(
+        self,
+        run: Callable[..., None],
+        positional: tuple[str, ...],  # names, in order
+        required: int,  # how many of them must be given
+        *,
+        integers: frozenset[str] = frozenset(),
+        values: dict[str, str] | None = None,  # option -> parameter
+        flags: dict[str, str] | None = None,  # flag -> parameter
+        env: dict[str, str] | None = None,  # parameter -> envvar (typer's envvar)
+    ) -> None:
+        self.run = run
+        self.positional = positional
+        self.required = required
+        self.integers = integers
+        self.values = values or {}
+        self.flags = flags or {}
+        self.env = env or {}
 
 
 def _claim(context: Context, next_item: bool = False, **given: Any) -> None:
@@ -93,11 +107,15 @@ class _Fallback(Exception):
     """Not a form this parser takes: the typer command line handles it."""
 
 
-@dataclass
 class Parsed:
-    spec: Spec
-    context_args: dict[str, str | None]
-    arguments: dict[str, Any]
+    __slots__ = ("arguments", "context_args", "spec")
+
+    def __init__(
+        self, spec: Spec, context_args: dict[str, str | None], arguments: dict[str, Any]
+    ) -> None:
+        self.spec = spec
+        self.context_args = context_args
+        self.arguments = arguments
 
     def __call__(self) -> None:
         context = Context(**self.context_args)

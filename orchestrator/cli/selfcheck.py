@@ -3,7 +3,6 @@ span file. Every check reports instead of raising, so one run lists every proble
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
 import tempfile
@@ -94,7 +93,7 @@ def _scratch_settings(context: Context, schema: str) -> StoreOptions:
     from orchestrator.config import StoreConfig
 
     base = context.store_settings or StoreConfig()
-    return dataclasses.replace(base.options(), schema=schema)
+    return base.options()._replace(schema=schema)
 
 
 def _drop_schema(dsn: str, schema: str) -> None:

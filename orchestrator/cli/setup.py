@@ -34,6 +34,7 @@ max_attempts = 3              # tries before an item is "dead"
 agents_dir = "real_agents"          # per-agent records, supervisor.json and .log
 results_dir = "real_work_results"   # one result file per finished item
 metrics_port = 0                    # Prometheus /metrics on 127.0.0.1:<port>; 0 = off
+http_port = 0                       # HTTP API and dashboard on 127.0.0.1:<port>; 0 = off
 
 # Plain commands: each item's payload gives the argv to run (no shell).
 [[agents]]

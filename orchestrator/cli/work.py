@@ -13,6 +13,7 @@ from orchestrator.cli.options import AgentIdOpt, JsonFlag, QuietFlag, context_of
 from orchestrator.compat import registration
 from orchestrator.errors import InvalidArgument, NotFound
 from orchestrator.ids import nanosecond_agent_id, new_work_id
+from orchestrator.item_input import choice
 from orchestrator.records import (
     AGENT_STATUSES,
     TERMINAL_STATUSES,
@@ -61,7 +62,7 @@ def register(
 ) -> None:
     """Register an agent (AGENT_ID, or a new id that is printed)."""
     form = registration(args, team)
-    items.choice(form.status, AGENT_STATUSES, "agent status")
+    choice(form.status, AGENT_STATUSES, "agent status")
     agent = Agent(
         agent_id=context_of(ctx).agent_id(form.agent_id or agent_id),
         capacity=form.capacity,

@@ -10,6 +10,7 @@ behaviour). Suggested priority changes are applied only when asked (``--apply``)
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,6 +23,7 @@ from orchestrator.telemetry import tracing
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
+    from orchestrator.intelligence.meter import Meter
     from orchestrator.intelligence.settings import IntelligenceSettings
     from orchestrator.records import Agent, WorkItem
 
@@ -155,7 +157,9 @@ def facts(
     return data
 
 
-def analyze(kind: str, settings: IntelligenceSettings, data: dict[str, Any]) -> dict[str, Any]:
+def analyze(
+    kind: str, settings: IntelligenceSettings, data: dict[str, Any], meter: Meter | None = None
+) -> dict[str, Any]:
     """The report of one kind: the facts, the model's answer (or null) and why not."""
     schema, _, task = KINDS[kind]
     with tracing.tracer().start_as_current_span(
@@ -172,6 +176,8 @@ def analyze(kind: str, settings: IntelligenceSettings, data: dict[str, Any]) -> 
             json.dumps(data, indent=1, default=str),
             schema,
             use_cache=True,
+            meter=meter,
+            purpose=f"intelligence.analyze.{kind}",
         )
         span.set_attribute("swarm.intelligence.cached", answer.cached)
         if answer.value is None:
@@ -212,6 +218,7 @@ def run_analysis(context: Context, kind: str, apply: bool = False) -> tuple[dict
     from pathlib import Path
 
     from orchestrator.errors import InvalidArgument
+    from orchestrator.intelligence.meter import Meter
     from orchestrator.intelligence.settings import resolve_intelligence
     from orchestrator.maintenance.tasks import compute_health
     from orchestrator.runstate import write_json
@@ -227,7 +234,9 @@ def run_analysis(context: Context, kind: str, apply: bool = False) -> tuple[dict
     if kind == "health":
         report = compute_health(store, context.telemetry, context.agents_dir, time.time())
         health = report.to_dict()
-    result = analyze(kind, resolve_intelligence(context.config), facts(items, agents, health))
+    settings = resolve_intelligence(context.config)
+    meter = Meter.for_swarm(store, f"analyze-{os.getpid()}", context.config, settings)
+    result = analyze(kind, settings, facts(items, agents, health), meter)
     if kind == "priorities":
         changes = applicable(result, {item.work_item_id: item for item in items})
         result["applied"] = []

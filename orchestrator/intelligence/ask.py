@@ -22,8 +22,10 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator import redaction
 from orchestrator.files import write_atomic
+from orchestrator.intelligence.meter import Usage
 
 if TYPE_CHECKING:
+    from orchestrator.intelligence.meter import Meter
     from orchestrator.intelligence.settings import IntelligenceSettings
 
 logger = logging.getLogger(__name__)
@@ -51,8 +53,10 @@ def _instructions(system: str, schema: type[M]) -> str:
     )
 
 
-def _chat(settings: IntelligenceSettings, system: str, prompt: str, schema: type[M]) -> str:
-    """The model's raw text; raises what the client raises."""
+def _chat(
+    settings: IntelligenceSettings, system: str, prompt: str, schema: type[M]
+) -> tuple[str, Usage]:
+    """The model's raw text and reported usage; raises what the client raises."""
     if settings.backend == "ollama":
         import ollama
 
@@ -68,7 +72,8 @@ def _chat(settings: IntelligenceSettings, system: str, prompt: str, schema: type
             format=schema.model_json_schema(),
             options={"temperature": 0},
         )
-        return str(response.message.content or "")
+        usage = Usage(response.prompt_eval_count, response.eval_count, response.model)
+        return str(response.message.content or ""), usage
     key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
     if not key:
         raise LookupError("ANTHROPIC_API_KEY is not set")
@@ -86,7 +91,9 @@ def _chat(settings: IntelligenceSettings, system: str, prompt: str, schema: type
         system=_instructions(system, schema),
         messages=[{"role": "user", "content": prompt}],
     )
-    return "".join(getattr(block, "text", "") for block in message.content)
+    text = "".join(getattr(block, "text", "") for block in message.content)
+    reported = message.usage
+    return text, Usage(reported.input_tokens, reported.output_tokens, message.model)
 
 
 def _failure(exc: Exception, settings: IntelligenceSettings) -> str:
@@ -102,6 +109,30 @@ def _failure(exc: Exception, settings: IntelligenceSettings) -> str:
     return f"{settings.backend} unavailable: {text[:200]}"
 
 
+def _metered_chat(
+    settings: IntelligenceSettings,
+    system: str,
+    prompt: str,
+    schema: type[M],
+    meter: Meter | None,
+    purpose: str,
+) -> tuple[str | None, str]:
+    """The model's text, or None and why not."""
+    reservation = None
+    if meter is not None:
+        reservation, refused = meter.admit()
+        if reservation is None:
+            return None, refused
+    usage, text, reason = Usage(), None, ""
+    try:
+        text, usage = _chat(settings, system, prompt, schema)
+    except Exception as exc:  # any client failure means: fall back
+        reason = _failure(exc, settings)
+    if meter is not None and reservation is not None:
+        meter.settle(reservation, purpose, usage, ok=text is not None)
+    return text, reason
+
+
 def _strip_fence(text: str) -> str:
     """Models like to wrap JSON in a Markdown fence even when told not to."""
     text = text.strip()
@@ -112,9 +143,17 @@ def _strip_fence(text: str) -> str:
 
 
 def ask(
-    settings: IntelligenceSettings, system: str, prompt: str, schema: type[M], *, use_cache: bool
+    settings: IntelligenceSettings,
+    system: str,
+    prompt: str,
+    schema: type[M],
+    *,
+    use_cache: bool,
+    meter: Meter | None = None,
+    purpose: str = "intelligence",
 ) -> Answer[M]:
-    """The model's answer as ``schema``, or no value and the reason."""
+    """The model's answer as ``schema``, or no value and the reason. With a ``meter``
+    the call waits for the swarm's limits and is entered in its ledger as ``purpose``."""
     key = question_key(settings, system, prompt, schema)
     cache = Path(settings.cache_dir) / f"{key}.json"
     text: str | None = None
@@ -127,10 +166,8 @@ def ask(
         except (OSError, ValueError, KeyError, TypeError):
             pass
     if text is None:
-        try:
-            text = _chat(settings, system, prompt, schema)
-        except Exception as exc:  # any client failure means: fall back
-            reason = _failure(exc, settings)
+        text, reason = _metered_chat(settings, system, prompt, schema, meter, purpose)
+        if text is None:
             logger.warning("intelligence: %s; using the plain behaviour", reason)
             return Answer(None, reason, model=settings.model)
     try:

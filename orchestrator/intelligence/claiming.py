@@ -20,6 +20,7 @@ from orchestrator.telemetry import tracing
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
+    from orchestrator.intelligence.meter import Meter
     from orchestrator.intelligence.settings import IntelligenceSettings
     from orchestrator.store.base import Store
 
@@ -71,6 +72,7 @@ def intelligent_claim(
     specialization: str | None = None,
     team: str | None = None,
     use_cache: bool = True,
+    meter: Meter | None = None,
 ) -> WorkItem | None:
     """Claim the model's choice for this agent, or fall back to priority order."""
     items = candidates(store, filters, settings.top_k)
@@ -92,7 +94,15 @@ def intelligent_claim(
         else:
             agent = {"agent_id": agent_id, "role": role, "specialization": specialization}
             agent["team"] = team
-            answer = ask(settings, SYSTEM, prompt_for(agent, items), Choice, use_cache=use_cache)
+            answer = ask(
+                settings,
+                SYSTEM,
+                prompt_for(agent, items),
+                Choice,
+                use_cache=use_cache,
+                meter=meter,
+                purpose="intelligence.claim",
+            )
             span.set_attribute("swarm.intelligence.cached", answer.cached)
             by_id = {item.work_item_id: item for item in items}
             if answer.value is None:
@@ -127,6 +137,7 @@ def claim_for(
     """``swarm claim --next --intelligent``: the agent's registered role and
     specialization (if it registered) guide the choice."""
     from orchestrator.errors import NotFound
+    from orchestrator.intelligence.meter import Meter
     from orchestrator.intelligence.settings import resolve_intelligence
 
     role: str | None = None
@@ -137,12 +148,14 @@ def claim_for(
         role, specialization, team = agent.role, agent.specialization, agent.team
     except NotFound:
         pass  # an operator claiming for an agent that never registered
+    settings = resolve_intelligence(context.config)
     return intelligent_claim(
         store,
         agent_id,
         filters,
-        resolve_intelligence(context.config),
+        settings,
         role=role,
         specialization=specialization,
         team=team,
+        meter=Meter.for_swarm(store, agent_id, context.config, settings),
     )

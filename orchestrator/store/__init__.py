@@ -8,8 +8,7 @@ turned into ``StoreOptions`` by the configuration.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from orchestrator.locations import is_url
 
@@ -21,9 +20,9 @@ if TYPE_CHECKING:
 DEFAULT_VIEWS_INTERVAL_S = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class StoreOptions:
-    """How a backend behaves; each backend reads the options that concern it."""
+class StoreOptions(NamedTuple):
+    """How a backend behaves; each backend reads the options that concern it. (A
+    NamedTuple: a frozen dataclass compiles its methods in every process at import.)"""
 
     lease_s: float = 60.0
     max_attempts: int = 3

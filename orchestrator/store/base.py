@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, overload
 
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
@@ -19,26 +18,30 @@ from orchestrator.store.shared_docs import Change
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
-class StoreStats:
-    """Counts for dashboards; cheap to compute from the in-memory state."""
-
-    by_status: dict[str, int] = field(default_factory=dict)
-    agents: int = 0
-
-
-@dataclass(slots=True)
 class Enqueued(Sequence[str]):
     """What ``add_many`` did with each item, in the order given.
 
     A sequence of work ids, so a caller that only wants ids uses it as one: the new
     item's id, or, when the item's key was already present in the store (or earlier
     in the same batch), the id of the item holding that key. ``new[i]`` tells which.
-    (Tuples, not frozen: a frozen dataclass costs a microsecond per enqueue.)
+    (A plain class: a dataclass costs every one-shot CLI process its compile at import.)
     """
 
-    ids: tuple[str, ...]
-    new: tuple[bool, ...]
+    __slots__ = ("ids", "new")
+
+    def __init__(self, ids: tuple[str, ...], new: tuple[bool, ...]) -> None:
+        self.ids = ids
+        self.new = new
+
+    def __repr__(self) -> str:
+        return f"Enqueued(ids={self.ids!r}, new={self.new!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Enqueued):
+            return self.ids == other.ids and self.new == other.new
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
 
     @property
     def added(self) -> list[str]:

@@ -4,7 +4,7 @@ Layout of the store directory (default ``agent_coordination/``)::
 
     .lock               the flock every operation holds while it reads and appends
     journal.jsonl       the current generation: a header record, then one record per
-                        operation carrying the new version of each record it changed
+                        operation: a new item whole, a changed one as its changed fields
     work_snapshot.json  snapshot of the live work items at the start of this generation
     agents_snapshot.json  snapshot of the registered agents (both plain JSON arrays)
     work_claims.json, agent_status.json, agents.json, coordination_log.json
@@ -15,9 +15,9 @@ Layout of the store directory (default ``agent_coordination/``)::
 Every process keeps the state in memory and, holding the lock, reads only the bytes
 appended since it last looked, so an operation costs the same whatever the number of
 items. New bytes are also read before taking the lock, which keeps the time under
-the lock short when many processes write. Records are whole new versions (upserts), so
-applying a record twice changes nothing: that makes a compaction interrupted between
-its steps safe to finish or to redo.
+the lock short when many processes write. Records set values (whole versions, or the
+fields that changed: ``journal.item_record``), so applying a record twice changes
+nothing: that makes a compaction interrupted between its steps safe to finish or to redo.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from orchestrator.store import integrity, journal, pipeline
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
 from orchestrator.store.file_choice import FileChosenWork
+from orchestrator.store.file_compaction import FileCompaction
 from orchestrator.store.file_named import FileNamedRecords
 from orchestrator.store.file_pipeline import FilePipeline
 from orchestrator.store.locking import StoreLock, flock_timeout_from_env
@@ -60,9 +61,10 @@ from orchestrator.store.views import SwarmshViews, adopt_legacy_snapshots
 logger = logging.getLogger(__name__)
 
 DURABILITIES = ("os", "fsync")
+_MARKERS = frozenset(("generation", "sealed"))
 
 
-class FileStore(FileChosenWork, FilePipeline, FileSharedDocs, FileNamedRecords):
+class FileStore(FileCompaction, FileChosenWork, FilePipeline, FileSharedDocs, FileNamedRecords):
     JOURNAL = "journal.jsonl"
     WORK = "work_snapshot.json"
     AGENTS = "agents_snapshot.json"
@@ -166,7 +168,7 @@ class FileStore(FileChosenWork, FilePipeline, FileSharedDocs, FileNamedRecords):
         if by is not None:
             event["by"] = by
         if items:
-            event["items"] = items
+            event["items"] = self._item_records(state, items)
         if agents:
             event["agents"] = agents
         if gone:
@@ -178,6 +180,18 @@ class FileStore(FileChosenWork, FilePipeline, FileSharedDocs, FileNamedRecords):
             state.put_agent(agent)
         for agent_id in gone:
             state.drop_agent(agent_id)
+
+    @staticmethod
+    def _item_records(state: State, items: Sequence[WorkItem]) -> list[Any]:
+        """Each item whole if readers do not hold it yet, else its changed fields."""
+        known = state.items
+        written: dict[str, WorkItem] = {}
+        records: list[Any] = []
+        for item in items:
+            work_id = item.work_item_id
+            records.append(journal.item_record(written.get(work_id) or known.get(work_id), item))
+            written[work_id] = item
+        return records
 
     def _append(self, line: bytes) -> None:
         try:
@@ -225,20 +239,30 @@ class FileStore(FileChosenWork, FilePipeline, FileSharedDocs, FileNamedRecords):
             return
         data = os.pread(self._fd, size - self._offset, self._offset)
         pos = 0
-        while (end := data.find(b"\n", pos)) >= 0:
-            event = journal.decode(data[pos : end + 1])
-            if event is None:
-                if not locked:
-                    break  # decide under the lock, where no write can be in flight
-                self.dropped_records += 1
-                logger.warning(
-                    "%s: skipped a corrupt record at byte %d (checksum mismatch)",
-                    self._file(self.JOURNAL),
-                    self._offset + pos,
-                )
-            else:
-                self._apply(event)
-            pos = end + 1
+        # Every process runs this for every record: keep the loop free of calls it can skip.
+        decode, find, apply_event = journal.decode, data.find, self._state_apply()
+        try:
+            while (end := find(b"\n", pos)) >= 0:
+                event = decode(data[pos : end + 1])
+                if event is None:
+                    if not locked:
+                        break  # decide under the lock, where no write can be in flight
+                    self.dropped_records += 1
+                    logger.warning(
+                        "%s: skipped a corrupt record at byte %d (checksum mismatch)",
+                        self._file(self.JOURNAL),
+                        self._offset + pos,
+                    )
+                elif event["op"] in _MARKERS:
+                    self._marker(event)
+                else:
+                    apply_event(event)
+                pos = end + 1
+        except (TypeError, ValueError, KeyError) as exc:
+            raise StoreError(
+                f"{self._file(self.JOURNAL)}: the record at byte {self._offset + pos} does not"
+                f" fit this version of swarmsh ({exc}); upgrade swarmsh"
+            ) from None
         self._offset += pos
         if locked and pos < len(data):
             # Writers hold the lock, so an unterminated tail is a write torn by a crash.
@@ -251,24 +275,19 @@ class FileStore(FileChosenWork, FilePipeline, FileSharedDocs, FileNamedRecords):
             )
             os.ftruncate(self._fd, self._offset)
 
-    def _apply(self, event: dict[str, Any]) -> None:
+    def _state_apply(self) -> Callable[[dict[str, Any]], None]:
         state = self._state
         assert state is not None
-        op = event.get("op")
-        if op == "generation":
+        return state.apply_event
+
+    def _marker(self, event: dict[str, Any]) -> None:
+        """A generation header (purge what the snapshot archived) or a seal."""
+        if event["op"] == "generation":
+            assert self._state is not None
             self._generation = int(event["gen"])
-            state.purge(float(event.get("purge_before", 0.0)))
-            return
-        if op == "sealed":
+            self._state.purge(float(event.get("purge_before", 0.0)))
+        else:
             self._sealed = True
-            return
-        try:
-            state.apply_event(event)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise StoreError(
-                f"{self._file(self.JOURNAL)}: a record near byte {self._offset} does not fit"
-                f" this version of swarmsh ({exc}); upgrade swarmsh"
-            ) from None
 
     def _open_journal(self) -> None:
         if self._fd >= 0:
@@ -370,64 +389,6 @@ class FileStore(FileChosenWork, FilePipeline, FileSharedDocs, FileNamedRecords):
         else:
             size = os.path.getsize(self._file(self.WORK))
             self._compact_at = max(self.compact_bytes, 2 * size)
-
-    # -- compaction ------------------------------------------------------------------
-
-    def compact(self) -> int:
-        """Snapshot now and start a new journal generation; return items archived."""
-        with self._transaction() as state:
-            return self._compact(state)
-
-    def _try_compact(self, state: State) -> None:
-        """Compact after an operation; a failure (a full disk) costs nothing but a warning:
-        the operation is already in the journal, which stays the source of truth."""
-        try:
-            self._compact(state)
-        except (OSError, StoreError) as exc:
-            logger.warning("could not compact %s (%s); will retry later", self.path, exc)
-            # Memory was purged for a generation that did not start: rebuild it from disk.
-            self._state = None
-            self._compact_at = self._offset * 2
-
-    def _compact(self, state: State) -> int:
-        fsync = self.durability == "fsync"
-        now = self.clock()
-        purge_before = now - self.archive_after_s
-        archived = state.purge(purge_before)
-        if archived:
-            # Archive first: a crash before the snapshot only duplicates archive lines.
-            lines = b"".join(orjson.dumps(item) + b"\n" for item in archived)
-            with open(self._file(self.ARCHIVE), "ab") as fh:
-                fh.write(lines)
-                if fsync:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-        items = sorted(state.items.values(), key=lambda i: (i.created_at, i.work_item_id))
-        snapshot = orjson.dumps(items, option=orjson.OPT_INDENT_2)
-        write_atomic(self._file(self.WORK), snapshot, fsync=fsync)
-        agents = orjson.dumps(list(state.agents.values()), option=orjson.OPT_INDENT_2)
-        write_atomic(self._file(self.AGENTS), agents, fsync=fsync)
-        # Seal the finished generation (so other processes know to switch without a stat
-        # per operation), keep it in the history, then swap in the new one.
-        self._append(journal.encode({"op": "sealed", "ts": now, "next": self._generation + 1}))
-        old = os.path.join(self.path, self.HISTORY, f"gen-{self._generation:06d}.jsonl")
-        os.makedirs(os.path.dirname(old), mode=0o755, exist_ok=True)
-        if os.path.exists(old):
-            os.unlink(old)
-        os.link(self._file(self.JOURNAL), old)
-        self._write_header(self._generation + 1, purge_before)
-        self._open_journal()
-        self._sealed = False
-        self._read_new(locked=True)
-        self._compact_at = max(self.compact_bytes, 2 * len(snapshot))
-        logger.info(
-            "compacted %s: generation %d, %d live items, %d archived",
-            self.path,
-            self._generation,
-            len(state.items),
-            len(archived),
-        )
-        return len(archived)
 
     # -- agents ----------------------------------------------------------------------
 

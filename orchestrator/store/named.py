@@ -9,19 +9,18 @@ once (the file store decides under its lock, PostgreSQL by a primary key).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from orchestrator.errors import InvalidArgument
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,199}$")
 
 
-@dataclass(frozen=True, slots=True)
-class NamedRecord:
+class NamedRecord(NamedTuple):
+    # A NamedTuple, not a frozen dataclass: it is built at import by every process.
     namespace: str
     key: str
-    value: dict[str, Any] = field(default_factory=dict)
+    value: dict[str, Any]
     created_at: float = 0.0
     updated_at: float = 0.0
 

@@ -35,7 +35,7 @@ from orchestrator.records import (
     out_of_attempts,
     with_id,
 )
-from orchestrator.store import pipeline
+from orchestrator.store import journal, pipeline
 from orchestrator.store.base import Enqueued
 
 _Key = tuple[str, str | None]
@@ -108,11 +108,11 @@ class State:
         return gone
 
     def apply_event(self, event: dict[str, Any]) -> None:
+        items = self.items
         for raw in event.get("items", ()):
-            # Journal records are checksummed and written by this code: skip __init__.
-            item = object.__new__(WorkItem)
-            item.__dict__ = raw
-            self.put_item(item)
+            item = journal.item_version(raw, items.get(raw["work_item_id"]))
+            if item is not None:
+                self.put_item(item)
         for raw in event.get("agents", ()):
             self.put_agent(Agent.from_dict(raw))
         for agent_id in event.get("gone", ()):

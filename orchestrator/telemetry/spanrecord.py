@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
 from opentelemetry.trace import SpanContext, SpanKind, Status
 
 
@@ -58,20 +59,31 @@ SCHEMA_KEYS = (
 )
 
 
-_second: list[Any] = [None, ""]  # the last second formatted: spans come in bursts
+_second: tuple[int, str] = (-1, "")  # the last second formatted: spans come in bursts
 
 
 def iso(unix_nano: int) -> str:
     """RFC 3339 UTC with microseconds; formatting the seconds once per second halves
-    the exporter's cost."""
+    the exporter's cost. (One tuple, replaced whole: threads never see half of it.)"""
+    global _second
     seconds, nanos = divmod(unix_nano, 1_000_000_000)
-    if _second[0] != seconds:
-        _second[0] = seconds
-        _second[1] = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{_second[1]}.{nanos // 1000:06d}Z"
+    cached = _second
+    if cached[0] != seconds:
+        cached = _second = (
+            seconds,
+            datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        )
+    return f"{cached[1]}.{nanos // 1000:06d}Z"
 
 
 def span_record(span: SpanLike, resource: dict[str, Any]) -> dict[str, Any]:
+    record = _fields(span)
+    record["resource"] = resource
+    return record
+
+
+def _fields(span: SpanLike) -> dict[str, Any]:
+    """Every key of a line but the resource, in the schema's order."""
     context = span.context
     parent = span.parent
     start = span.start_time or 0
@@ -91,5 +103,10 @@ def span_record(span: SpanLike, resource: dict[str, Any]) -> dict[str, Any]:
         "status": status.status_code.name,
         "status_message": status.description,
         "attributes": dict(span.attributes or {}),
-        "resource": resource,
     }
+
+
+def span_line(span: SpanLike, resource_json: bytes) -> bytes:
+    """``span_record`` as one encoded line, with the resource serialised beforehand
+    (it is the same for every span of a process, and the biggest part of a line)."""
+    return orjson.dumps(_fields(span))[:-1] + b',"resource":' + resource_json + b"}\n"

@@ -73,6 +73,7 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
         # (a failed operation returns no item to read the trace from).
         self._held: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
+        self._commons: dict[str, dict[str, Any]] = {}  # per span name: never changed
 
     # -- span helpers ------------------------------------------------------------------
 
@@ -92,7 +93,13 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
         span.end()
 
     def _common(self, name: str) -> dict[str, Any]:
-        return {"swarm.operation": name.removeprefix("swarm."), "swarm.store.backend": self.backend}
+        common = self._commons.get(name)
+        if common is None:
+            common = self._commons[name] = {
+                "swarm.operation": name.removeprefix("swarm."),
+                "swarm.store.backend": self.backend,
+            }
+        return common
 
     def _timed(self, name: str, attributes: dict[str, Any], call: Callable[[], T]) -> T:
         """An operation not tied to one item: a span in the caller's trace."""

@@ -1,0 +1,57 @@
+"""Reading the store's operation log from a position onwards: what changed since a
+client last looked, without listing the whole store (the HTTP API's event stream).
+
+Read-only, and apart from the backends' write paths: each backend has a reader in its
+own module (``file_changes``, ``pg_changes``) over the log it already keeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from orchestrator.store.base import Store
+
+
+@dataclass(slots=True)
+class Change:
+    """One record of the operation log: ``pos`` orders it and resumes after it; the
+    items and agents carry whatever the backend's log keeps of each (the file journal:
+    whole records; PostgreSQL: id, status, holder)."""
+
+    pos: str
+    op: str
+    ts: float
+    items: list[dict[str, Any]] = field(default_factory=list)
+    agents: list[dict[str, Any]] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+
+
+class ChangeReader(Protocol):
+    def seek_end(self) -> None:
+        """Start at the end of the log: only changes from now on."""
+        ...
+
+    def seek(self, pos: str) -> bool:
+        """Start at ``pos``: the record there is read again (a caller resuming inside a
+        record skips what it had); False when it is not a position of this log."""
+        ...
+
+    def poll(self) -> list[Change]:
+        """The changes appended since the last poll (bounded; call again for more)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def reader_for(store: Store) -> ChangeReader:
+    """A reader of ``store``'s operation log (the traced wrapper is looked through)."""
+    backend: Any = getattr(store, "inner", store)
+    if hasattr(backend, "dsn"):
+        from orchestrator.store.pg_changes import PgChanges
+
+        return PgChanges(backend)
+    from orchestrator.store.file_changes import FileChanges
+
+    return FileChanges(backend.path)

@@ -1,0 +1,100 @@
+"""Compaction of the file store: snapshot the live state, archive finished items, seal
+the journal generation and start the next one (mixed into ``FileStore``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import orjson
+
+from orchestrator.errors import StoreError
+from orchestrator.files import write_atomic
+from orchestrator.store import journal
+from orchestrator.store.state import State
+
+logger = logging.getLogger(__name__)
+
+
+class FileCompaction:
+    """Uses FileStore's transaction, journal descriptor and generation bookkeeping."""
+
+    WORK: str
+    AGENTS: str
+    ARCHIVE: str
+    HISTORY: str
+    JOURNAL: str
+    path: str
+    durability: str
+    archive_after_s: float
+    compact_bytes: int
+    clock: Callable[[], float]
+    _state: State | None
+    _generation: int
+    _offset: int
+    _compact_at: int
+    _sealed: bool
+    _transaction: Callable[[], AbstractContextManager[State]]
+    _file: Callable[[str], str]
+    _append: Callable[[bytes], None]
+    _write_header: Callable[[int, float], None]
+    _open_journal: Callable[[], None]
+    _read_new: Callable[[bool], None]
+
+    def compact(self) -> int:
+        """Snapshot now and start a new journal generation; return items archived."""
+        with self._transaction() as state:
+            return self._compact(state)
+
+    def _try_compact(self, state: State) -> None:
+        """Compact after an operation; a failure (a full disk) costs nothing but a warning:
+        the operation is already in the journal, which stays the source of truth."""
+        try:
+            self._compact(state)
+        except (OSError, StoreError) as exc:
+            logger.warning("could not compact %s (%s); will retry later", self.path, exc)
+            # Memory was purged for a generation that did not start: rebuild it from disk.
+            self._state = None
+            self._compact_at = self._offset * 2
+
+    def _compact(self, state: State) -> int:
+        fsync = self.durability == "fsync"
+        now = self.clock()
+        purge_before = now - self.archive_after_s
+        archived = state.purge(purge_before)
+        if archived:
+            # Archive first: a crash before the snapshot only duplicates archive lines.
+            lines = b"".join(orjson.dumps(item) + b"\n" for item in archived)
+            with open(self._file(self.ARCHIVE), "ab") as fh:
+                fh.write(lines)
+                if fsync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        items = sorted(state.items.values(), key=lambda i: (i.created_at, i.work_item_id))
+        snapshot = orjson.dumps(items, option=orjson.OPT_INDENT_2)
+        write_atomic(self._file(self.WORK), snapshot, fsync=fsync)
+        agents = orjson.dumps(list(state.agents.values()), option=orjson.OPT_INDENT_2)
+        write_atomic(self._file(self.AGENTS), agents, fsync=fsync)
+        # Seal the finished generation (so other processes know to switch without a stat
+        # per operation), keep it in the history, then swap in the new one.
+        self._append(journal.encode({"op": "sealed", "ts": now, "next": self._generation + 1}))
+        old = os.path.join(self.path, self.HISTORY, f"gen-{self._generation:06d}.jsonl")
+        os.makedirs(os.path.dirname(old), mode=0o755, exist_ok=True)
+        if os.path.exists(old):
+            os.unlink(old)
+        os.link(self._file(self.JOURNAL), old)
+        self._write_header(self._generation + 1, purge_before)
+        self._open_journal()
+        self._sealed = False
+        self._read_new(True)
+        self._compact_at = max(self.compact_bytes, 2 * len(snapshot))
+        logger.info(
+            "compacted %s: generation %d, %d live items, %d archived",
+            self.path,
+            self._generation,
+            len(state.items),
+            len(archived),
+        )
+        return len(archived)

@@ -1,0 +1,413 @@
+"""The HTTP API through an HTTP client against real `swarm serve` and `swarm up`
+processes: work, agents, groups, the token, errors, and the event stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from orchestrator.store.file import FileStore
+
+from .conftest import SWARM
+from .test_layers import offenders
+from .test_supervisor import write_config
+from .web_helpers import TOKEN, Events, Served, env, free_port, swarm, wait_for
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Served:
+    server = Served(tmp_path)
+    yield server
+    server.close()
+
+
+def test_work_through_the_api_is_the_cli_s_work(served: Served, tmp_path: Path) -> None:
+    # Enqueue: the CLI's checks and one line of JSON on bad input.
+    added = served.post("/api/work", {"work_type": "feature", "description": SCRIPT})
+    assert added.status_code == 201, added.text
+    first = added.json()["item"]
+    assert first["description"] == SCRIPT and first["status"] == "pending"
+    urgent = served.post("/api/work", {"work_type": "x", "description": "y", "priority": "urgent"})
+    assert urgent.status_code == 400
+    assert urgent.json() == {
+        "error": "unknown priority 'urgent': use one of critical, high, medium, low"
+    }
+    for bad, message in [
+        (b"{nope", "the body is not valid JSON"),
+        (b'{"work_type": "x"}', "description is required"),
+        (b'{"work_type": "x", "description": "y", "colour": 1}', "unknown field(s) colour"),
+    ]:
+        answer = served.client.post("/api/work", content=bad, headers=served.auth())
+        assert answer.status_code == 400 and answer.json()["error"].startswith(message)
+        assert "\n" not in answer.json()["error"]
+    missing = served.post("/api/work", {"work_type": "x", "description": "y", "after": ["nope"]})
+    assert missing.status_code == 400 and "unknown parent work: nope" in missing.json()["error"]
+    # The same key twice: the holder, 200, nothing added (swarm add --key).
+    keyed = {"work_type": "report", "description": "daily", "priority": "high", "key": "daily"}
+    assert served.post("/api/work", keyed).status_code == 201
+    again = served.post("/api/work", keyed)
+    assert again.status_code == 200 and again.json()["added"] is False
+    child = served.post(
+        "/api/work", {"work_type": "t", "description": "after", "after": [first["work_item_id"]]}
+    ).json()["item"]
+    assert child["status"] == "blocked"
+    swarm(tmp_path, "add", "bug_fix", "from the cli", "critical", "core")
+
+    # Listing: list-work's order and filters, paged.
+    cli = json.loads(swarm(tmp_path, "list-work", "--json").stdout)
+    listed = served.get("/api/work").json()
+    assert [i["work_item_id"] for i in listed["items"]] == [i["work_item_id"] for i in cli]
+    assert listed["total"] == 4 and listed["limit"] == 100
+    page = served.get("/api/work", params={"limit": 2, "offset": 1}).json()
+    assert [i["work_item_id"] for i in page["items"]] == [i["work_item_id"] for i in cli[1:3]]
+    typed = served.get("/api/work?type=report,bug_fix").json()["items"]
+    assert [i["work_type"] for i in typed] == ["bug_fix", "report"]
+    assert served.get("/api/work?status=blocked").json()["total"] == 1
+    assert served.get("/api/work?team=core").json()["total"] == 1
+    for query, message in [
+        ("status=done", "unknown status 'done'"),
+        ("limit=0", "limit 0 is out of range"),
+        ("limit=ten", "limit 'ten' is not a whole number"),
+    ]:
+        answer = served.get(f"/api/work?{query}")
+        assert answer.status_code == 400 and answer.json()["error"].startswith(message)
+
+    # One item: its parents, children and the spans of its trace.
+    detail = served.get(f"/api/work/{first['work_item_id']}").json()
+    assert detail["item"]["description"] == SCRIPT
+    assert [c["work_item_id"] for c in detail["children"]] == [child["work_item_id"]]
+    assert "swarm.add_work" in {s["name"] for s in detail["spans"]}
+    parents = served.get(f"/api/work/{child['work_item_id']}").json()["parents"]
+    assert [p["work_item_id"] for p in parents] == [first["work_item_id"]]
+    assert served.get("/api/work/work_nope").status_code == 404
+
+    # Cancel, retry: the store's rules, the CLI's messages.
+    cancelled = served.post(f"/api/work/{first['work_item_id']}/cancel", {"reason": "no"})
+    assert cancelled.status_code == 200 and cancelled.json()["item"]["status"] == "cancelled"
+    assert served.get(f"/api/work/{child['work_item_id']}").json()["item"]["status"] == "cancelled"
+    twice = served.post(f"/api/work/{first['work_item_id']}/cancel")
+    cli_twice = swarm(tmp_path, "cancel", first["work_item_id"])
+    assert twice.status_code == 409 and cli_twice.returncode == 3
+    assert f"swarm: error: {twice.json()['error']}" in cli_twice.stderr
+    retried = served.post(f"/api/work/{first['work_item_id']}/retry")
+    assert retried.status_code == 200 and retried.json()["item"]["status"] == "pending"
+    assert served.post(f"/api/work/{first['work_item_id']}/retry").status_code == 409
+    assert served.post("/api/work/work_nope/cancel").status_code == 404
+
+    # Counts, throughput, health, stats, cost, limits, metrics, the schema, the page.
+    assert served.get("/api/queue").json()["work"] == {"blocked": 1, "pending": 3}
+    assert len(served.get("/api/throughput?window=1h&bucket=60").json()["buckets"]) == 60
+    assert served.get("/api/throughput?window=1h&bucket=1").status_code == 400
+    assert 0 <= served.get("/api/health").json()["health_score"] <= 100
+    assert "swarm.add_work" in served.get("/api/stats?window=1h").json()["operations"]
+    assert served.get("/api/stats?window=soon").status_code == 400
+    assert served.get("/api/cost?by=colour").status_code == 400
+    assert served.get("/api/limits").json() == {"limits": [], "budgets": []}
+    assert served.get("/api/worktrees").json() == {"worktrees": []}
+    assert "swarm_work_items" in served.get("/metrics").text
+    schema = served.get("/api/openapi.json").json()
+    assert {"/api/work", "/api/work/{id}", "/api/events", "/api/groups/{name}/{action}"} <= set(
+        schema["paths"]
+    )
+    assert served.get("/").headers["content-type"].startswith("text/html")
+    assert served.get("/api/nope").json() == {"error": "no such route: GET /api/nope"}
+    assert served.client.delete("/api/work", headers=served.auth()).status_code == 405
+
+
+def test_changes_need_the_token_and_loopback_needs_a_loopback_host(
+    served: Served, tmp_path: Path
+) -> None:
+    refused = [
+        served.post("/api/work", {"work_type": "x", "description": "y"}, token=False),
+        served.client.post(
+            "/api/work",
+            content=b'{"work_type": "x", "description": "y"}',
+            headers={"Authorization": "Bearer wrong-token-wrong-token"},
+        ),
+        # A cookie is no token: a cross-site form cannot act.
+        served.client.post(
+            "/api/work",
+            content=b'{"work_type": "x", "description": "y"}',
+            headers={"Cookie": f"token={TOKEN}; Authorization=Bearer {TOKEN}"},
+        ),
+        served.post("/api/work/work_x/cancel", token=False),
+        served.post("/api/groups/w/stop", token=False),
+    ]
+    assert [r.status_code for r in refused] == [401] * 5
+    assert "Authorization: Bearer" in refused[0].json()["error"]
+    assert served.get("/api/work").json()["total"] == 0  # nothing was enqueued
+    # DNS rebinding: a page of another name resolved to 127.0.0.1 cannot read.
+    rebound = served.get("/api/work", headers={"Host": "evil.example:80"})
+    assert rebound.status_code == 400
+    assert served.get("/api/work", headers={"Host": "localhost"}).status_code == 200
+
+
+def test_off_loopback_every_request_needs_the_token_printed_once(tmp_path: Path) -> None:
+    server = Served(tmp_path, "--host", "0.0.0.0", token=None)
+    try:
+        assert server.token and len(server.token) >= 16
+        assert server.proc.stdout is not None
+        assert "token generated for this run" in server.proc.stdout.readline()
+        assert server.get("/api/work").status_code == 401
+        assert server.get("/metrics").status_code == 401
+        assert server.get("/api/work", headers=server.auth()).status_code == 200
+        assert server.post("/api/work", {"work_type": "a", "description": "b"}).status_code == 201
+        assert server.get("/").status_code == 200  # the page itself holds no data
+    finally:
+        err = server.close()
+    written = [
+        p for p in tmp_path.rglob("*") if p.is_file() and server.token in p.read_text("latin-1")
+    ]
+    assert written == [] and server.token not in err
+
+
+def test_a_short_token_is_refused_in_one_line(tmp_path: Path) -> None:
+    done = swarm(tmp_path, "serve", "--port", "0", SWARM_HTTP_TOKEN="short")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "swarm: error: SWARM_HTTP_TOKEN is too short (5 characters): use at least 16"
+        " (for instance: python3 -c 'import secrets; print(secrets.token_urlsafe())')"
+    ]
+
+
+def test_events_follow_the_store_and_resume_from_last_event_id(
+    served: Served, tmp_path: Path
+) -> None:
+    stream = Events(served.client)
+    try:
+        work = served.post("/api/work", {"work_type": "t", "description": "one"}).json()["item"]
+        claim = swarm(tmp_path, "claim", "--next", "--json", AGENT_ID="agent_web")
+        assert claim.returncode == 0, claim.stderr
+        swarm(tmp_path, "progress", work["work_item_id"], "50", AGENT_ID="agent_web")
+        swarm(tmp_path, "complete", work["work_item_id"], AGENT_ID="agent_web")
+        seen = stream.take(4)
+    finally:
+        stream.close()
+    assert [e["event"] for e in seen] == ["enqueued", "claimed", "progress", "completed"]
+    assert {e["data"]["work_item_id"] for e in seen} == {work["work_item_id"]}
+    assert seen[1]["data"]["agent_id"] == "agent_web" and seen[2]["data"]["progress"] == 50
+    attempts = served.get(f"/api/work/{work['work_item_id']}").json()["attempts"]
+    assert [(a["span"], a["agent_id"]) for a in attempts] == [("swarm.claim", "agent_web")]
+
+    # While nobody listens: more changes, and a compaction that starts a new journal.
+    swarm(tmp_path, "register", "100", "active", "tests", "--agent-id", "agent_two")
+    swarm(tmp_path, "add", "t", "two")
+    assert swarm(tmp_path, "compact").returncode == 0
+    swarm(tmp_path, "add", "t", "three")
+    swarm(tmp_path, "deregister", "agent_two")
+    resumed = Events(served.client, last_event_id=seen[1]["id"])
+    try:
+        again = resumed.take(6)
+    finally:
+        resumed.close()
+    assert [e["event"] for e in again] == [
+        "progress",
+        "completed",
+        "agent_up",
+        "enqueued",
+        "enqueued",
+        "agent_down",
+    ]
+    assert [e["id"] for e in again[:2]] == [e["id"] for e in seen[2:]]
+    assert [e["data"]["description"] for e in again[3:5]] == ["two", "three"]
+
+    # A stream still open does not hold the server's stop until its timeout.
+    Events(served.client)
+    assert served.close() == ""
+
+
+def test_swarm_up_serves_the_api_on_http_port_and_controls_groups(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(
+        tmp_path,
+        '[[agents]]\nname = "w"\ncount = 2\nstop_timeout_s = 1\n',
+        '[[work]]\nwork_type = "t"\ndescription = "nap {n}"\ncount = 2\n'
+        'payload = { argv = ["sleep", "300"] }\n',
+    )
+    config.write_text(config.read_text() + f"\n[supervisor]\nhttp_port = {port}\n")
+    up_env = env(SWARM_HTTP_TOKEN=TOKEN, LOG=str(tmp_path / "log"), PIDS=str(tmp_path / "pids"))
+    up = subprocess.run(
+        [SWARM, "up", "--detach"], cwd=tmp_path, env=up_env, capture_output=True, text=True
+    )
+    assert up.returncode == 0, up.stderr
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+
+        def busy() -> bool:
+            rows = client.get("/api/agents").json()["agents"]
+            return len(rows) == 2 and all(a["current"] for a in rows)
+
+        wait_for(busy, timeout=30)
+        agents = client.get("/api/agents").json()
+        assert sorted(a["name"] for a in agents["agents"]) == ["w-1", "w-2"]
+        assert agents["supervisor"]["alive"] is True and len(agents["registered"]) == 2
+        held = {a["agent_id"]: a["current"] for a in agents["agents"]}
+        assert {a["agent_id"]: a["holding"] for a in agents["registered"]} == {
+            agent_id: [current] for agent_id, current in held.items()
+        }
+        groups = client.get("/api/groups").json()["groups"]
+        assert [(g["name"], g["state"], g["running"]) for g in groups] == [("w", "running", 2)]
+
+        assert client.post("/api/groups/w/stop").status_code == 401
+        stopped = client.post("/api/groups/w/stop", headers=auth)
+        assert stopped.status_code == 200, stopped.text
+        assert stopped.json()["state"] == "stopped"
+        assert client.get("/api/groups").json()["groups"][0]["state"] == "stopped"
+        started = client.post("/api/groups/w/start", headers=auth)
+        assert started.status_code == 200 and started.json()["state"] == "running"
+        missing = client.post("/api/groups/nope/restart", headers=auth)
+        assert missing.status_code == 404 and "no agent group 'nope'" in missing.json()["error"]
+        assert client.post("/api/groups/w/explode", headers=auth).status_code == 404
+    finally:
+        client.close()
+        down = subprocess.run(
+            [SWARM, "down", "--timeout", "30"], cwd=tmp_path, env=up_env, capture_output=True
+        )
+        assert down.returncode == 0, down.stderr
+
+
+def test_the_api_on_postgresql(tmp_path: Path, pg_dsn: str, pg_schema: str) -> None:
+    (tmp_path / "swarm.toml").write_text(
+        f'[store]\nbackend = "postgres"\ndsn = "{pg_dsn}"\nschema = "{pg_schema}"\n'
+    )
+    server = Served(tmp_path)
+    try:
+        stream = Events(server.client)
+        try:
+            added = server.post("/api/work", {"work_type": "pg", "description": "on postgres"})
+            assert added.status_code == 201, added.text
+            work_id = added.json()["item"]["work_item_id"]
+            claim = swarm(tmp_path, "claim", "--next", "--json", AGENT_ID="agent_pg")
+            assert claim.returncode == 0, claim.stderr
+            seen = stream.take(2)
+        finally:
+            stream.close()
+        assert [(e["event"], e["data"]["work_item_id"]) for e in seen] == [
+            ("enqueued", work_id),
+            ("claimed", work_id),
+        ]
+        assert seen[1]["data"]["agent_id"] == "agent_pg"
+        listed = server.get("/api/work").json()
+        assert [i["work_item_id"] for i in listed["items"]] == [work_id]
+        swarm(tmp_path, "complete", work_id, AGENT_ID="agent_pg")
+        resumed = Events(server.client, last_event_id=seen[0]["id"])
+        try:
+            again = resumed.take(2)
+        finally:
+            resumed.close()
+        assert [e["event"] for e in again] == ["claimed", "completed"]
+        assert server.post(f"/api/work/{work_id}/cancel").status_code == 409
+    finally:
+        server.close()
+
+
+def test_the_web_layer_stays_off_the_item_commands_path(tmp_path: Path) -> None:
+    assert offenders("orchestrator/web", ("orchestrator.cli",)) == []
+    profile = subprocess.run(
+        [SWARM, "add", "t", "quick"],
+        cwd=tmp_path,
+        env=env(PYTHONPROFILEIMPORTTIME="1"),
+        capture_output=True,
+        text=True,
+    )
+    assert profile.returncode == 0, profile.stderr
+    imported = {line.split("|")[-1].strip() for line in profile.stderr.splitlines()}
+    assert not {m for m in imported if m.split(".")[0] in ("starlette", "uvicorn", "yaml")}
+    assert "orchestrator.web" not in imported and len(imported) > 50
+    assert os.path.exists(Path(SWARM))
+
+
+def test_the_listing_follows_other_processes_through_a_compaction(
+    served: Served, tmp_path: Path
+) -> None:
+    def same_as_cli(*args: str) -> None:
+        cli = json.loads(swarm(tmp_path, "list-work", *args, "--json").stdout)
+        query = "?all=true" if "--all" in args else ""
+        api = served.get(f"/api/work{query}").json()
+        assert [(i["work_item_id"], i["status"]) for i in api["items"]] == [
+            (i["work_item_id"], i["status"]) for i in cli
+        ]
+        assert api["total"] == len(cli)
+
+    for n, priority in enumerate(["low", "high", "medium", "critical", "high"]):
+        swarm(tmp_path, "add", "t", f"item {n}", priority)
+    same_as_cli()
+    done = json.loads(swarm(tmp_path, "claim", "--next", "--json", AGENT_ID="agent_a").stdout)
+    swarm(tmp_path, "complete", done["work_item_id"], AGENT_ID="agent_a")
+    swarm(tmp_path, "claim", "--next", AGENT_ID="agent_b")
+    same_as_cli()
+    same_as_cli("--all")
+    assert served.get("/api/queue").json()["work"] == {
+        "claimed": 1,
+        "completed": 1,
+        "pending": 3,
+    }
+    assert swarm(tmp_path, "compact").returncode == 0
+    swarm(tmp_path, "add", "t", "after the compaction", "critical")
+    same_as_cli("--all")
+    same_as_cli()
+
+
+def test_each_logged_change_is_one_event_and_heartbeats_none() -> None:
+    from orchestrator.store.changes import Change
+    from orchestrator.web.events import events_of
+
+    def types(op: str, *statuses: str, agents: int = 0, gone: int = 0) -> list[str]:
+        change = Change(
+            pos="1.10",
+            op=op,
+            ts=1.0,
+            items=[{"work_item_id": f"w{n}", "status": s} for n, s in enumerate(statuses)],
+            agents=[{"agent_id": f"a{n}"} for n in range(agents)],
+            gone=[f"g{n}" for n in range(gone)],
+        )
+        found = list(events_of(change))
+        assert [event_id for event_id, _, _ in found] == [f"1.10.{n}" for n in range(len(found))]
+        return [event_type for _, event_type, _ in found]
+
+    assert types("add", "pending", "blocked") == ["enqueued", "enqueued"]
+    assert types("claim", "claimed") == ["claimed"]
+    assert types("progress", "in_progress") == ["progress"]
+    assert types("progress", "blocked") == ["progress"]
+    # A completion moves the children that waited for it: one event each.
+    assert types("complete", "completed", "pending") == ["completed", "updated"]
+    assert types("fail", "failed") == ["failed"]
+    assert types("expire", "pending", "dead") == ["requeued", "dead"]
+    assert types("cancel", "cancelled") == ["cancelled"]
+    assert types("retry", "pending") == ["retried"]
+    assert types("heartbeat", "claimed", "in_progress", agents=1) == []
+    assert types("register", agents=1) == ["agent_up"]
+    assert types("deregister", "pending", gone=1) == ["requeued", "agent_down"]
+
+
+def test_http_port_in_use_stops_swarm_up_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = write_config(
+            tmp_path,
+            '[[agents]]\nname = "a"\ncount = 1\n',
+            '[[work]]\nwork_type = "w"\ndescription = "d"\ncount = 3\n',
+        )
+        config.write_text(config.read_text() + f"\n[supervisor]\nhttp_port = {port}\n")
+        proc = swarm(tmp_path, "up")
+    assert proc.returncode == 3
+    assert proc.stderr.strip().splitlines() == [
+        f"swarm: error: [supervisor] http_port = {port}: cannot listen on 127.0.0.1:{port}"
+        " (Address already in use); choose a free port, or 0 to turn it off"
+    ]
+    store = FileStore(tmp_path / "agent_coordination")
+    try:
+        assert store.list_work() == []  # stopped before anything was enqueued
+    finally:
+        store.close()
