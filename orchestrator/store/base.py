@@ -198,3 +198,24 @@ class Store(NamedRecords, Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def claim_many(
+    store: Store,
+    agent_id: str,
+    filters: ClaimFilter = ANY,
+    count: int = 1,
+    lease_s: float | None = None,
+) -> list[WorkItem]:
+    """Claim up to ``count`` pending items in queue order (fewer, or none, when fewer are
+    pending), each held exactly as one ``claim`` would hold it.
+
+    A backend that claims several per round trip (PostgreSQL) has its own ``claim_many``;
+    any other store claims one: with the embedded store a claim costs no round trip, so
+    holding more would only keep items from other agents."""
+    native = getattr(store, "claim_many", None)
+    if native is not None and count > 1:
+        items: list[WorkItem] = native(agent_id, filters, count, lease_s)
+        return items
+    item = store.claim(agent_id, filters, lease_s)
+    return [] if item is None else [item]

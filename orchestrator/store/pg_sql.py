@@ -1,5 +1,5 @@
-"""The SQL of the PostgreSQL store: column lists and statement builders (the claim and
-lease expiry themselves live in the schema: migrations/0002_claim_functions.sql)."""
+"""The SQL of the PostgreSQL store: column lists and statement builders (the claims and
+lease expiry themselves live in the schema: migrations 0002 and 0009)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,9 @@ def returned(error_sql: str) -> str:
 # Both live in the schema (migration 0002): one round trip each.
 EXPIRE = f"SELECT {COLS} FROM swarm_expire()"
 CLAIM = f"SELECT {COLS} FROM swarm_claim(%(by)s, %(lease)s, %(types)s, %(teams)s)"
+CLAIM_MANY = (
+    f"SELECT {COLS} FROM swarm_claim_many(%(by)s, %(lease)s, %(types)s, %(teams)s, %(count)s)"
+)
 
 CLAIM_ID = logged(
     "UPDATE work_items w SET status = 'claimed', agent_id = %(by)s, progress = 0,"

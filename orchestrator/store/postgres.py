@@ -32,17 +32,17 @@ from orchestrator.errors import (
     Timeout,
 )
 from orchestrator.ids import check_id
-from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
+from orchestrator.records import Agent, WorkItem, WorkStatus
 from orchestrator.store import pipeline
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
 from orchestrator.store.pg_choice import ChosenWork
+from orchestrator.store.pg_claim import PgClaims
 from orchestrator.store.pg_named import PgNamedRecords
 from orchestrator.store.pg_pipeline import PgPipeline, insert_edges, link
 from orchestrator.store.pg_schema import apply_migrations
 from orchestrator.store.pg_sql import (
     AGENT_COLS,
-    CLAIM,
     COLS,
     EXPIRE,
     HELD,
@@ -66,7 +66,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class PostgresStore(ChosenWork, PgPipeline, PgSharedDocs, PgNamedRecords):
+class PostgresStore(PgClaims, ChosenWork, PgPipeline, PgSharedDocs, PgNamedRecords):
     def __init__(
         self,
         dsn: str,
@@ -347,24 +347,6 @@ class PostgresStore(ChosenWork, PgPipeline, PgSharedDocs, PgNamedRecords):
             ([row["work_item_id"] for row in rows],),
         )
         cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
-
-    def claim(
-        self, agent_id: str, filters: ClaimFilter = ANY, lease_s: float | None = None
-    ) -> WorkItem | None:
-        check_id(agent_id, "agent id")
-        params = {
-            "by": agent_id,
-            "lease": lease_s or self.lease_s,
-            "types": sorted(filters.work_types) if filters.work_types is not None else None,
-            "teams": sorted(filters.teams) if filters.teams is not None else None,
-        }
-
-        def attempt(retrying: bool) -> WorkItem | None:
-            with self._pool.connection() as conn:
-                row = conn.execute(CLAIM, params).fetchone()
-            return WorkItem(*row) if row else None
-
-        return self._retrying(attempt)
 
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         check_id(agent_id, "agent id")

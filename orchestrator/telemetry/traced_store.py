@@ -21,7 +21,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, Status, StatusCode, get_current_span
 
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus, with_id
-from orchestrator.store.base import Enqueued, Store
+from orchestrator.store.base import Enqueued, Store, claim_many
 from orchestrator.store.shared_docs import Change
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.traced_named import TracedNamedRecords
@@ -296,6 +296,33 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
         attributes.update(item_attributes(item))
         self._span("swarm.claim", start, attributes, tracing.context_of(item.trace_context))
         return item
+
+    def claim_many(
+        self,
+        agent_id: str,
+        filters: ClaimFilter = ANY,
+        count: int = 1,
+        lease_s: float | None = None,
+    ) -> list[WorkItem]:
+        """Several claims in one round trip: one ``swarm.claim`` span per item, in the
+        item's own trace, as if each were claimed alone."""
+        if not tracing.enabled():
+            return claim_many(self.inner, agent_id, filters, count, lease_s)
+        start = time.time_ns()
+        attributes: dict[str, Any] = {"swarm.agent.id": agent_id}
+        try:
+            items = claim_many(self.inner, agent_id, filters, count, lease_s)
+        except Exception as exc:
+            self._span("swarm.claim", start, attributes, error=exc)
+            raise
+        now = time.time()
+        for item in items:
+            self._hold(item)
+            one = attributes | item_attributes(item)
+            one["swarm.claim.wait_ms"] = round((now - item.created_at) * 1000, 1)
+            one["swarm.claim.batch"] = len(items)
+            self._span("swarm.claim", start, one, tracing.context_of(item.trace_context))
+        return items
 
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
         if not tracing.enabled():
