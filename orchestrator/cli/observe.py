@@ -49,20 +49,11 @@ def _observe_once(context: Context) -> Observation:
 
 
 def _health(context: Context, window: str | None) -> Any:
-    from orchestrator.telemetry.observe import health_of
-    from orchestrator.telemetry.reader import newest_span_ns
-    from orchestrator.telemetry.stats import collect
+    from orchestrator.telemetry.observe import window_health
 
     label, window_s = context.window(window)
     observation = _observe_once(context)
-    stats = collect(context.telemetry.spans_file, window_s)
-    report = health_of(
-        observation,
-        stats,
-        context.telemetry,
-        newest_span_ns=newest_span_ns(context.telemetry.spans_file),
-        window=label,
-    )
+    stats, report = window_health(observation, context.telemetry, label, window_s)
     return observation, stats, report
 
 

@@ -120,6 +120,25 @@ def health_of(
     )
 
 
+def window_health(
+    observation: Observation, settings: TelemetrySettings, label: str, window_s: float | None
+) -> tuple[SpanStats, HealthReport]:
+    """The spans of a window and the health score of them with ``observation``: what
+    ``swarm health``, ``swarm metrics`` and the HTTP API's ``/api/health`` report."""
+    from orchestrator.telemetry.reader import newest_span_ns
+    from orchestrator.telemetry.stats import collect
+
+    stats = collect(settings.spans_file, window_s)
+    report = health_of(
+        observation,
+        stats,
+        settings,
+        newest_span_ns=newest_span_ns(settings.spans_file),
+        window=label,
+    )
+    return stats, report
+
+
 class SpanTail:
     """Statistics of a span file kept current by reading only what was appended since
     the last poll; starts over when the file is rotated (archive) or truncated."""

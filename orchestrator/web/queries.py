@@ -364,21 +364,12 @@ def throughput(sources: Sources, window: str, bucket_s: float) -> dict[str, Any]
 def _observed(sources: Sources, window: str | None) -> tuple[Any, Any, HealthReport]:
     """The store, the supervisor and the spans of the window, and the health score of
     them: as ``swarm health`` and ``swarm metrics`` compute it."""
-    from orchestrator.telemetry.observe import health_of, observe
-    from orchestrator.telemetry.reader import newest_span_ns
-    from orchestrator.telemetry.stats import collect
+    from orchestrator.telemetry.observe import observe, window_health
 
     context = sources.context
     label, window_s = context.window(window)
     observation = sources.read(lambda store: observe(store, context.agents_dir))
-    collected = collect(context.telemetry.spans_file, window_s)
-    report = health_of(
-        observation,
-        collected,
-        context.telemetry,
-        newest_span_ns=newest_span_ns(context.telemetry.spans_file),
-        window=label,
-    )
+    collected, report = window_health(observation, context.telemetry, label, window_s)
     return observation, collected, report
 
 
