@@ -5,6 +5,7 @@ exist, an item taken meanwhile, the cache; and the store's claim of a chosen id.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -15,7 +16,8 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import Conflict, InvalidArgument, NotFound
-from orchestrator.intelligence.claiming import intelligent_claim
+from orchestrator.intelligence.ask import ask
+from orchestrator.intelligence.claiming import Choice, intelligent_claim
 from orchestrator.intelligence.settings import IntelligenceSettings
 from orchestrator.records import ANY, WorkItem, WorkStatus
 from orchestrator.store.file import FileStore
@@ -166,6 +168,20 @@ def test_no_server_and_no_key_fall_back(
     item = choose(queue, settings(tmp_path, "claude", "http://127.0.0.1:9"))
     assert item is not None and item.work_item_id == "w_high"
     assert "ANTHROPIC_API_KEY" in claim_span(spans)["swarm.intelligence.fallback"]
+
+
+def test_the_same_fallback_again_is_logged_once_as_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An agent asks at every claim: a key that stays missing warns once, not per claim."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setattr("orchestrator.intelligence.ask._last_fallback", "")  # this process's
+    config = settings(tmp_path, "claude", "http://127.0.0.1:9")
+    caplog.set_level(logging.DEBUG, logger="orchestrator.intelligence.ask")
+    for _ in range(3):
+        assert ask(config, "s", "p", Choice, use_cache=False).value is None
+    levels = [r.levelno for r in caplog.records if "plain behaviour" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG]
 
 
 def test_an_item_taken_meanwhile_gives_the_next_choice(

@@ -133,6 +133,18 @@ def _metered_chat(
     return text, reason
 
 
+_last_fallback = ""
+
+
+def _fell_back(reason: str) -> None:
+    """Log a fallback; the same reason again (an exhausted budget, a server that stays
+    down: an agent asks at every claim) only at debug level, so it cannot flood the log."""
+    global _last_fallback
+    level = logging.DEBUG if reason == _last_fallback else logging.WARNING
+    _last_fallback = reason
+    logger.log(level, "intelligence: %s; using the plain behaviour", reason)
+
+
 def _strip_fence(text: str) -> str:
     """Models like to wrap JSON in a Markdown fence even when told not to."""
     text = text.strip()
@@ -168,7 +180,7 @@ def ask(
     if text is None:
         text, reason = _metered_chat(settings, system, prompt, schema, meter, purpose)
         if text is None:
-            logger.warning("intelligence: %s; using the plain behaviour", reason)
+            _fell_back(reason)
             return Answer(None, reason, model=settings.model)
     try:
         value = schema.model_validate_json(_strip_fence(text))
@@ -176,7 +188,7 @@ def ask(
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "answer"
         reason = f"invalid answer: {where}: {first['msg']}"
-        logger.warning("intelligence: %s; using the plain behaviour", reason)
+        _fell_back(reason)
         return Answer(None, reason, model=settings.model)
     if not cached and settings.cache_ttl_s > 0:
         try:
