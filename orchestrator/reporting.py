@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from orchestrator.telemetry import tracing
 
 if TYPE_CHECKING:
     from orchestrator.config import StoreConfig, SwarmConfig
+    from orchestrator.store.base import Store
     from orchestrator.telemetry.metrics import MetricsServer
     from orchestrator.telemetry.settings import TelemetrySettings
 
@@ -154,3 +156,20 @@ def serve_metrics(
     )
     logger.info("metrics on http://127.0.0.1:%d/metrics", server.port)
     return server
+
+
+def work_counts(
+    store: Store | None, enqueued: Iterable[str] | None = None
+) -> tuple[Counter[str], Counter[str]]:
+    """From one listing of the store: every item counted by status, and (given the ids a
+    run enqueued from swarm.toml) that run's items and their follow-ups, items made later
+    that wait for them."""
+    items = store.list_work() if store is not None else []
+    every = Counter(str(i.status) for i in items)
+    if enqueued is None:
+        return every, Counter()
+    mine = set(enqueued)
+    for item in sorted(items, key=lambda i: i.created_at):
+        if item.parents and not mine.isdisjoint(item.parents):
+            mine.add(item.work_item_id)
+    return every, Counter(str(i.status) for i in items if i.work_item_id in mine)

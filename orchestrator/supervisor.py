@@ -599,20 +599,5 @@ class Supervisor:
             "recent_failures": self.activity.recent_failures(),
         }
 
-    def queue_counts(self) -> Counter[str]:
-        """Every item in the store, counted by status."""
-        items = self.store.list_work() if self.store else []
-        return Counter(str(i.status) for i in items)
-
-    def enqueued_by_status(self) -> Counter[str]:
-        """The items this run enqueued from swarm.toml and their follow-ups (items that
-        wait for them, made later), counted by status."""
-        mine = set(self.enqueued)
-        items = self.store.list_work() if self.store else []
-        for item in sorted(items, key=lambda i: i.created_at):
-            if item.parents and not mine.isdisjoint(item.parents):
-                mine.add(item.work_item_id)
-        return Counter(str(i.status) for i in items if i.work_item_id in mine)
-
     def _write_state(self) -> None:
         runstate.write_json(runstate.state_path(self.agents_dir), self.snapshot())

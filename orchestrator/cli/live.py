@@ -21,6 +21,7 @@ from rich.text import Text
 from orchestrator.cli.render import age, limit_lines
 from orchestrator.limits import status_if_configured
 from orchestrator.records import WorkStatus
+from orchestrator.reporting import work_counts
 
 if TYPE_CHECKING:
     from orchestrator.supervisor import Supervisor
@@ -64,14 +65,12 @@ class SwarmView:
         self._last = now
         snapshot = supervisor.snapshot()
         parts: list[Any] = [self._header(snapshot)]
+        enqueued = supervisor.enqueued if self.progress is not None else None
+        every, this_run = work_counts(supervisor.store, enqueued)
         if self.progress is not None:
-            self._advance(supervisor.enqueued_by_status(), len(supervisor.enqueued))
+            self._advance(this_run, len(supervisor.enqueued))
             parts.append(self.progress)
-        parts += [
-            _groups(snapshot),
-            _agents(snapshot),
-            _queue(supervisor.queue_counts()),
-        ]
+        parts += [_groups(snapshot), _agents(snapshot), _queue(every)]
         limit_lines = self._limits(supervisor, now)
         if limit_lines:
             parts.append(_limits(limit_lines))
@@ -186,7 +185,7 @@ def print_outcome(supervisor: Supervisor, console: Console) -> None:
 
 def print_summary(supervisor: Supervisor, console: Console, started: float) -> None:
     """`swarm demo`'s closing lines: this run's items by outcome, per group, where to look."""
-    counts = supervisor.enqueued_by_status()
+    counts = work_counts(supervisor.store, supervisor.enqueued)[1]
     snapshot = supervisor.snapshot()
     unfinished = counts["pending"] + counts["claimed"] + counts["in_progress"] + counts["blocked"]
     console.print(
