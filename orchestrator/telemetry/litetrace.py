@@ -1,18 +1,19 @@
 """A tracer without the OpenTelemetry SDK: the API's ``Tracer``, writing the span file
 lines the SDK writes with ``JsonlSpanExporter`` (``spanrecord``).
 
-SwarmSH users run one ``swarm`` process per operation, and importing and configuring the
-SDK (resources, metrics, psutil, thread pools) cost about a fifth of such a process
-(bench/cli_bench.py), to record one or two spans. Agents pay the SDK per span instead:
-~15-55 µs to create and end one (locks, span limits, processors), six spans an item,
-against ~5 µs here. This tracer keeps what a line holds: same ids, parentage, sampling
-(parent-based, always on for new traces: the SDK's default), attribute rules (the SDK's
-default limit of 128, values cleaned as ``BoundedAttributes`` does) and resource.
+Importing and configuring the SDK (resources, metrics, psutil, thread pools) cost a
+process about 20 ms (bench/cli_bench.py); the item commands do without even the API
+(``oneshot``). Agents pay the SDK per span instead: ~15-55 µs to create and end one
+(locks, span limits, processors), six spans an item, against ~5 µs here. This tracer
+keeps what a line holds: same ids, parentage, sampling (parent-based, always on for new
+traces: the SDK's default), attribute rules (the SDK's default limit of 128, values
+cleaned as ``BoundedAttributes`` does) and resource.
 
-A short-lived process writes each span as it ends; a long-lived one (agents, the
-supervisor) queues it, and a background thread writes the queue in one locked append
-every ``OTEL_BSP_SCHEDULE_DELAY`` ms (a kill -9 loses at most that much, as with the
-SDK's batch processor) or sooner when it fills. Secrets are redacted from every batch.
+A short-lived process that asks for the API's tracer writes each span as it ends; a
+long-lived one (agents, the supervisor) queues it, and a background thread writes the
+queue in one locked append every ``OTEL_BSP_SCHEDULE_DELAY`` ms (a kill -9 loses at
+most that much, as with the SDK's batch processor) or sooner when it fills. Secrets are
+redacted from every batch.
 
 ``tracing.configure`` uses it only when nothing else needs the SDK: no OTLP endpoint,
 exporter, sampler, limits or resource variables (``needs_sdk``).
@@ -27,71 +28,32 @@ import logging
 import os
 import threading
 import time
-import uuid
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import orjson
 from opentelemetry import context as context_api
 from opentelemetry import trace
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
-from opentelemetry.sdk.version import __version__ as SDK_VERSION
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
 
-from orchestrator.redaction import redact_json
-from orchestrator.telemetry.spanfile import SpanFileWriter
-from orchestrator.telemetry.spanrecord import span_line
+from orchestrator.telemetry.litecore import (
+    LineWriter,
+    cleaned,
+    needs_sdk,
+    resource_attributes,
+    set_attribute,
+    urandom_bits,
+)
+
+__all__ = ["LiteTracer", "needs_sdk", "resource_attributes"]
 
 logger = logging.getLogger(__name__)
 
-# Variables this tracer honours or that do not concern it; any other OTEL_* one
-# (exporters, sampler, limits, resource) needs the SDK.
-_HANDLED = ("OTEL_SERVICE_NAME", "OTEL_INSTRUMENTATION_GENAI_", "OTEL_BSP_")
-_MAX_ATTRIBUTES = 128  # the SDK's default OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT
-_PLAIN = (str, int, float)  # values the SDK keeps as they are (bool is an int; enums of str)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _UNSET = Status(StatusCode.UNSET)
-
-
-def needs_sdk(environ: Mapping[str, str] = os.environ) -> bool:
-    return any(
-        key.startswith("OTEL_") and value and not key.startswith(_HANDLED)
-        for key, value in environ.items()
-    )
-
-
-def resource_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """What ``Resource.create(attributes)`` holds when no OTEL_* variable adds to it
-    (a test compares the two, so that an SDK release that changes it is noticed)."""
-    return {
-        "telemetry.sdk.language": "python",
-        "telemetry.sdk.name": "opentelemetry",
-        "telemetry.sdk.version": SDK_VERSION,
-        "service.instance.id": str(uuid.uuid4()),
-        **attributes,
-    }
-
-
-def _urandom_bits(bits: int) -> int:
-    return int.from_bytes(os.urandom(bits // 8), "big")
-
-
-def _cleaned(attributes: types.Attributes) -> dict[str, Any]:
-    """The attributes as the SDK would keep them. Strings and numbers, nearly all of
-    ours, go as they are; anything else through the API's own cleaning."""
-    if not attributes:
-        return {}
-    if len(attributes) <= _MAX_ATTRIBUTES:
-        for value in attributes.values():
-            if not isinstance(value, _PLAIN):
-                break
-        else:
-            return dict(attributes)
-    return dict(BoundedAttributes(_MAX_ATTRIBUTES, attributes, immutable=False))
 
 
 class LiteSpan(trace.Span):
@@ -124,7 +86,7 @@ class LiteSpan(trace.Span):
         self.context = context
         self.parent = parent
         self.kind = kind
-        self.attributes = _cleaned(attributes)
+        self.attributes = cleaned(attributes)
         self.start_time: int | None = start_time if start_time is not None else time.time_ns()
         self.end_time: int | None = None
         self.status = _UNSET
@@ -140,18 +102,8 @@ class LiteSpan(trace.Span):
             self.set_attribute(key, value)
 
     def set_attribute(self, key: str, value: types.AnyValue) -> None:
-        if self.end_time is not None:
-            return
-        attributes = self.attributes
-        if not isinstance(value, _PLAIN) or not key or type(key) is not str:
-            cleaned = BoundedAttributes(None, {key: value}, immutable=False)
-            if key not in cleaned:
-                return  # an invalid key, dropped as the SDK drops it
-            value = cleaned[key]
-        attributes.pop(key, None)  # a new value moves to the end, as in the SDK
-        if len(attributes) >= _MAX_ATTRIBUTES:
-            del attributes[next(iter(attributes))]  # the SDK drops the oldest
-        attributes[key] = value
+        if self.end_time is None:
+            set_attribute(self.attributes, key, value)
 
     def update_name(self, name: str) -> None:
         if self.end_time is None:
@@ -230,16 +182,14 @@ class LiteTracer(trace.Tracer):
         max_queue: int = 65536,
         batch_size: int = 512,
     ) -> None:
-        self.writer = SpanFileWriter(spans_file)
-        self.resource = dict(resource)
-        self._resource_json = orjson.dumps(self.resource)
+        self.lines = LineWriter(spans_file, resource)
         self.batched = batched
         if batched:  # long-lived: ~50 ns an id
             import random
 
             self._bits: Callable[[int], int] = random.getrandbits
         else:  # a span or two: ~0.5 us an id, and no random module to import (~1% of a claim)
-            self._bits = _urandom_bits
+            self._bits = urandom_bits
         self.delay_s = delay_s
         self.max_queue = max_queue
         self._queue: collections.deque[LiteSpan] = collections.deque()
@@ -305,7 +255,7 @@ class LiteTracer(trace.Tracer):
 
     def export(self, span: LiteSpan) -> None:
         if not self.batched:
-            self._write([span])
+            self.lines.write([span])
             return
         queue = self._queue
         if len(queue) >= self.max_queue:
@@ -342,26 +292,10 @@ class LiteTracer(trace.Tracer):
                 while True:
                     spans.append(queue.popleft())
             if spans:
-                self._write(spans)
+                self.lines.write(spans)
             if self._dropped:
                 logger.warning("span queue full: %d span(s) dropped", self._dropped)
                 self._dropped = 0
-
-    def _write(self, spans: list[LiteSpan]) -> None:
-        resource = self._resource_json
-        try:
-            data = b"".join(span_line(span, resource) for span in spans)
-        except TypeError:  # a value the API lets through that JSON cannot hold (bytes)
-            data = b"".join(self._lines_that_encode(spans))
-        # An error text echoing a key must not reach the file.
-        self.writer.append(redact_json(data))
-
-    def _lines_that_encode(self, spans: list[LiteSpan]) -> Iterator[bytes]:
-        for span in spans:
-            try:
-                yield span_line(span, self._resource_json)
-            except TypeError as exc:
-                logger.warning("span %s not written: %s", span.name, exc)
 
     def shutdown(self) -> None:
         if self.batched:
@@ -372,7 +306,7 @@ class LiteTracer(trace.Tracer):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=10)
             self.flush()
-        self.writer.close()
+        self.lines.close()
 
     def _forked(self) -> None:
         """In a forked child: the parent writes what it queued; the child starts afresh."""

@@ -6,8 +6,8 @@
      "start_unix_nano": 1795600000000001000, "end_unix_nano": …, "duration_ms": 0.412,
      "status": "OK", "status_message": null, "attributes": {…}, "resource": {…}}
 
-Apart from the exporter so that the CLI's tracer (``litetrace``), which does without the
-OpenTelemetry SDK, writes the same lines.
+Apart from the exporter so that the tracers that do without the OpenTelemetry SDK
+(``litetrace``, ``oneshot``) write the same lines; nothing here imports OpenTelemetry.
 """
 
 from __future__ import annotations
@@ -17,26 +17,48 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
-from opentelemetry.trace import SpanContext, SpanKind, Status
+
+
+class Named(Protocol):
+    """An enum member (``SpanKind``, ``StatusCode``) or anything with its name."""
+
+    @property
+    def name(self) -> str: ...
+
+
+class Ids(Protocol):
+    """A ``SpanContext``, as far as a line needs it."""
+
+    @property
+    def trace_id(self) -> int: ...
+    @property
+    def span_id(self) -> int: ...
+
+
+class StatusLike(Protocol):
+    @property
+    def status_code(self) -> Named: ...
+    @property
+    def description(self) -> str | None: ...
 
 
 class SpanLike(Protocol):
-    """What a line is made of: the SDK's ReadableSpan, or litetrace's span."""
+    """What a line is made of: the SDK's ReadableSpan, or a span of litetrace or oneshot."""
 
     @property
     def name(self) -> str: ...
     @property
-    def context(self) -> SpanContext | None: ...
+    def context(self) -> Ids | None: ...
     @property
-    def parent(self) -> SpanContext | None: ...
+    def parent(self) -> Ids | None: ...
     @property
-    def kind(self) -> SpanKind: ...
+    def kind(self) -> Named: ...
     @property
     def start_time(self) -> int | None: ...
     @property
     def end_time(self) -> int | None: ...
     @property
-    def status(self) -> Status: ...
+    def status(self) -> StatusLike: ...
     @property
     def attributes(self) -> Mapping[str, Any] | None: ...
 

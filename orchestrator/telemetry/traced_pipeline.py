@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import Span
-
 from orchestrator.records import WorkItem
 from orchestrator.store.base import Enqueued
 from orchestrator.telemetry import tracing
+from orchestrator.telemetry.tracing import Span
 
 if TYPE_CHECKING:
     from orchestrator.store.base import Store
@@ -59,7 +58,7 @@ class TracedPipeline:
             done = self._on_item("swarm.complete", work_id, agent_id, call)
         except Exception as exc:
             for span, _ in started:
-                span.set_status(tracing.error_status(str(exc)[:500]))
+                tracing.set_error(span, str(exc))
             raise
         finally:
             for span, _ in started:

@@ -17,18 +17,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, Status, StatusCode, get_current_span
-
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus, with_id
 from orchestrator.store.base import Enqueued, Store, claim_many
 from orchestrator.store.shared_docs import Change
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.traced_named import TracedNamedRecords
 from orchestrator.telemetry.traced_pipeline import TracedPipeline
+from orchestrator.telemetry.tracing import Span
 
 T = TypeVar("T")
-_ROOT = Context()  # an empty context: a span started in it begins a new trace
 
 
 def item_attributes(item: WorkItem) -> dict[str, Any]:
@@ -55,7 +52,7 @@ def _mark_present(span: Span, work_id: str) -> None:
 
 
 def mark_error(span: Span, exc: BaseException) -> None:
-    span.set_status(Status(StatusCode.ERROR, str(exc)[:500]))
+    tracing.set_error(span, str(exc))
     span.set_attribute("error.type", type(exc).__name__)
     exit_code = getattr(exc, "exit_code", None)
     if isinstance(exit_code, int):
@@ -82,12 +79,10 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
         name: str,
         start_ns: int,
         attributes: dict[str, Any],
-        parent: Context | None = None,
+        parent: Any = None,
         error: BaseException | None = None,
     ) -> None:
-        span = tracing.tracer().start_span(
-            name, context=parent, start_time=start_ns, attributes=attributes | self._common(name)
-        )
+        span = tracing.start_span(name, parent, start_ns, attributes | self._common(name))
         if error is not None:
             mark_error(span, error)
         span.end()
@@ -136,7 +131,7 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
         self._span(name, start, attributes, self._parent(item))
         return item
 
-    def _trace_of(self, work_id: str) -> Context | None:
+    def _trace_of(self, work_id: str) -> Any:
         """The trace of an item an operation failed on (it returned no item)."""
         with self._lock:
             carrier = self._held.get(work_id)
@@ -145,33 +140,24 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
                 carrier = self.inner.get(work_id).trace_context
             except Exception:  # unknown id, store down: the span starts its own trace
                 return None
-        return tracing.context_of(carrier)
+        return tracing.parent_of(carrier)
 
     @staticmethod
-    def _parent(item: WorkItem) -> Context | None:
+    def _parent(item: WorkItem) -> Any:
         """The item's trace; the caller's span when it is already in that trace (an
         agent's ``invoke_agent`` span), so the operation nests under it."""
-        context = tracing.context_of(item.trace_context)
-        if context is None:
+        parent = tracing.parent_of(item.trace_context)
+        if parent is None or tracing.nests_in_caller(parent):
             return None
-        current = get_current_span().get_span_context()
-        stored = get_current_span(context).get_span_context()
-        return None if current.is_valid and current.trace_id == stored.trace_id else context
+        return parent
 
     def _begin_trace(self, name: str, item: WorkItem) -> tuple[Span, WorkItem]:
         """Start the item's trace (unless it brings one) with its enqueue span, linked
         to what the caller is doing (``swarm up``, a script's own trace). The id is
         given here, not by the store, so that the span names the item."""
         item = with_id(item)
-        parent = tracing.context_of(item.trace_context)
-        caller = get_current_span().get_span_context()
-        links = [Link(caller)] if parent is None and caller.is_valid else None
-        span = tracing.tracer().start_span(
-            name,
-            context=parent or _ROOT,
-            links=links,
-            attributes=item_attributes(item) | self._common(name),
-        )
+        parent = tracing.parent_of(item.trace_context)
+        span = tracing.begin_trace(name, parent, item_attributes(item) | self._common(name))
         if parent is None:
             item = item.evolve(trace_context=tracing.carrier_of(span))
         return span, item
@@ -227,9 +213,8 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
     def add_many(self, items: Sequence[WorkItem]) -> Enqueued:
         if not tracing.enabled():
             return self.inner.add_many(items)
-        with tracing.tracer().start_as_current_span(
-            "swarm.add_many",
-            attributes={"swarm.work.count": len(items)} | self._common("swarm.add_many"),
+        with tracing.current_span(
+            "swarm.add_many", {"swarm.work.count": len(items)} | self._common("swarm.add_many")
         ) as batch:
             started = [self._begin_trace("swarm.add_work", item) for item in items]
             traced = [item for _, item in started]
@@ -275,7 +260,7 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
         self._hold(item)
         attributes.update(item_attributes(item))
         attributes["swarm.claim.wait_ms"] = round((time.time() - item.created_at) * 1000, 1)
-        self._span("swarm.claim", start, attributes, tracing.context_of(item.trace_context))
+        self._span("swarm.claim", start, attributes, tracing.parent_of(item.trace_context))
         return item
 
     def claim_id(
@@ -294,7 +279,7 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
             return None  # taken meanwhile: the caller falls back to its next choice
         self._hold(item)
         attributes.update(item_attributes(item))
-        self._span("swarm.claim", start, attributes, tracing.context_of(item.trace_context))
+        self._span("swarm.claim", start, attributes, tracing.parent_of(item.trace_context))
         return item
 
     def claim_many(
@@ -321,7 +306,7 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
             one = attributes | item_attributes(item)
             one["swarm.claim.wait_ms"] = round((now - item.created_at) * 1000, 1)
             one["swarm.claim.batch"] = len(items)
-            self._span("swarm.claim", start, one, tracing.context_of(item.trace_context))
+            self._span("swarm.claim", start, one, tracing.parent_of(item.trace_context))
         return items
 
     def claim_new(self, agent_id: str, item: WorkItem) -> WorkItem:
@@ -408,7 +393,7 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
         now = time.time_ns()
         for item in items:
             self._span(
-                name, now, item_attributes(item) | extra, tracing.context_of(item.trace_context)
+                name, now, item_attributes(item) | extra, tracing.parent_of(item.trace_context)
             )
 
     def get(self, work_id: str) -> WorkItem:
