@@ -54,6 +54,14 @@ PREFETCH_MAX = 8
 PREFETCH_WINDOW_S = 0.05
 
 
+@dataclass(frozen=True)
+class Working:
+    """The item an agent works on and the event that stops it."""
+
+    work_id: str
+    stop: threading.Event
+
+
 @dataclass
 class AgentSpec:
     """Everything an agent process needs; picklable, built by the supervisor."""
@@ -85,10 +93,10 @@ class AgentRunner:
         self.events = events
         self.stopping = threading.Event()
         self.cancel = threading.Event()
-        # The item being worked on, and its own stop: set on a warm stop's deadline, or
-        # when a heartbeat finds the item no longer held (cancelled by an operator).
-        self.current: str | None = None
-        self.abort = threading.Event()
+        # The item being worked on, with a stop of its own: set on a warm stop's deadline,
+        # or when a heartbeat finds the item no longer held (cancelled by an operator). One
+        # event per item, so a verdict on an item that has just ended cannot stop the next.
+        self.working: Working | None = None
         self.store: Store = open_store(spec.store_path, spec.store)
         self.filters = self.group.claim_filter()
         self.gate: Gate | None = None
@@ -119,7 +127,9 @@ class AgentRunner:
 
     def _cancel_now(self) -> None:
         self.cancel.set()
-        self.abort.set()
+        working = self.working
+        if working is not None:
+            working.stop.set()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -165,18 +175,24 @@ class AgentRunner:
     def _heartbeat(self) -> None:
         interval = max(0.05, self.spec.store.lease_s / 3)
         while not self.stopping.wait(interval):
-            working = self.current
             try:
-                held = self.store.heartbeat(self.spec.agent_id)
+                self._beat()
             except SwarmError as exc:
                 logger.warning("agent %s: heartbeat failed: %s", self.spec.agent_id, exc)
-                continue
-            if working is not None and self.current == working and self._lost(working, held):
-                # Holding nothing while working: the item was cancelled (or its lease lost).
-                logger.warning(
-                    "agent %s: %s is no longer held; stopping it", self.spec.agent_id, working
-                )
-                self.abort.set()
+
+    def _beat(self) -> None:
+        """Renew the leases; stop the item being worked on if it is no longer ours."""
+        working = self.working
+        held = self.store.heartbeat(self.spec.agent_id)
+        if working is None or self.working is not working:
+            return
+        if self._lost(working.work_id, held) and self.working is working:
+            # Holding nothing while working: the item was cancelled (or its lease lost).
+            # Were it to end meanwhile, this stops only that ended item, never the next.
+            logger.warning(
+                "agent %s: %s is no longer held; stopping it", self.spec.agent_id, working.work_id
+            )
+            working.stop.set()
 
     def supervisor_gone(self) -> bool:
         pid = self.spec.supervisor_pid
@@ -311,25 +327,28 @@ class AgentRunner:
     def _work(
         self, backend: Backend, item: WorkItem, reservation: Reservation | None = None
     ) -> None:
-        self.abort.clear()
-        self.current = item.work_item_id
+        stop = threading.Event()
+        if self.cancel.is_set():  # claimed as the stop's deadline passed
+            stop.set()
+        self.working = Working(item.work_item_id, stop)
         try:
             parents = pipeline.parents_of(self.store, item) if item.parents else []
             with spans.invoke_agent(self.spec.agent_id, self.group, item, parents) as span:
                 if reservation is not None:
                     metering.attach(backend, self.gate, reservation, self.stopping)
-                outcome = self._work_traced(backend, item, parents, reservation)
+                outcome = self._work_traced(backend, item, stop, parents, reservation)
                 if outcome is not None and not outcome.ok:
                     spans.mark_failed(span, outcome)
                 if outcome is not None and "usage" in outcome.details:
                     metering.annotate(span, outcome.details["usage"])
         finally:
-            self.current = None
+            self.working = None
 
     def _work_traced(
         self,
         backend: Backend,
         item: WorkItem,
+        stop: threading.Event,
         parents: list[WorkItem],
         reservation: Reservation | None = None,
     ) -> Outcome | None:
@@ -339,7 +358,7 @@ class AgentRunner:
         children: list[WorkItem] = []
         try:
             self.store.progress(item.work_item_id, 10, agent_id=agent_id)
-            outcome = pipeline.run_item(backend, self.group, item, parents, self.abort, capture)
+            outcome = pipeline.run_item(backend, self.group, item, parents, stop, capture)
             if outcome.ok:
                 children = pipeline.follow_ups(item, outcome, self.group)
         except Conflict:
@@ -363,7 +382,7 @@ class AgentRunner:
                 )
             self._release(item)
             return outcome
-        if self.abort.is_set():
+        if stop.is_set():
             return self._abandoned(item, outcome)
         # The result is written (pending) before the store records the outcome, and put
         # in place after: see agents/results.py for why and how a kill in between is
@@ -426,12 +445,22 @@ class AgentRunner:
         return outcome
 
     def _abandoned(self, item: WorkItem, outcome: Outcome) -> Outcome:
-        """The item stopped because it is no longer ours: say why, record nothing."""
+        """The item stopped because it is no longer ours: say why, record nothing. Should
+        the store say it is ours after all, it goes back to the queue, no attempt used:
+        held by a live agent, it would otherwise never run again."""
         try:
             now = self.store.get(item.work_item_id)
             why = f"{now.status}" + (f" ({now.error})" if now.error else "")
         except SwarmError as exc:
-            why = str(exc)
+            now, why = None, str(exc)
+        if now is not None and now.held and now.agent_id == self.spec.agent_id:
+            logger.warning(
+                "agent %s: stopped %s though it is still held; released",
+                self.spec.agent_id,
+                item.work_item_id,
+            )
+            self._release(item)
+            return Outcome(False, output=outcome.output, error="stopped; released")
         logger.warning("agent %s: stopped %s: it is %s", self.spec.agent_id, item.work_item_id, why)
         self._notify("cancelled", item.work_item_id, why)
         return Outcome(False, output=outcome.output, error=f"stopped: the item is {why}")
