@@ -21,6 +21,7 @@ import pytest
 
 from agents.results import reconcile
 from orchestrator.records import Agent, WorkItem
+from orchestrator.store.base import claim_many
 from orchestrator.store.pg_schema import migrations
 from orchestrator.store.pg_sql import SWEEP_LOCK, SWEEP_TRY_LOCK, SWEEP_UNLOCK
 from orchestrator.store.postgres import PostgresStore
@@ -422,3 +423,62 @@ def test_a_migration_numbered_below_the_latest_applied_one_is_still_applied(
     with psycopg.connect(pg_dsn) as conn:
         rows = conn.execute(f"SELECT version, name FROM {pg_schema}.schema_version").fetchall()
     assert sorted(rows) == [(version, name) for version, name, _sql in wanted]
+
+
+def test_a_schema_at_0009_migrates_and_its_claims_still_expire_leases(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """Migration 0010 gives swarm_claim and swarm_claim_many one shared lease check:
+    items held at version 9 whose leases run out are returned by either claim after."""
+    wanted = migrations()
+    assert [name for _number, name, _sql in wanted][8:10] == [
+        "0009_claim_many.sql",
+        "0010_expire_due.sql",
+    ]
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {pg_schema}")
+        conn.execute(f"SET search_path = {pg_schema}")
+        conn.execute(
+            "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, name, sql in wanted[:9]:
+            conn.execute(sql.encode())
+            conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, name))
+        for n in range(1, 5):
+            conn.execute(
+                "INSERT INTO work_items (work_item_id, work_type, description, priority,"
+                " priority_rank, status, max_attempts, created_at, updated_at)"
+                " VALUES (%s, 't', 'from version 9', 'medium', 2, 'pending', 3, %s, %s)",
+                (f"old_{n}", n, n),
+            )
+        held = conn.execute(
+            "SELECT work_item_id FROM swarm_claim_many('old', 30, NULL, NULL, 2)"
+        ).fetchall()
+        assert held == [("old_1",), ("old_2",)]
+    clock = PgClock(pg_dsn, pg_schema)
+    clock.advance(60)  # both leases taken at version 9 have run out
+    store = PostgresStore(pg_dsn, schema=pg_schema, lease_s=30)
+    with psycopg.connect(pg_dsn) as conn:
+        versions = conn.execute(f"SELECT version FROM {pg_schema}.schema_version").fetchall()
+    assert sorted(versions) == [(number,) for number, _name, _sql in wanted]
+    # swarm_claim returns both expired items to the queue, then claims the first.
+    claimed = store.claim("a1")
+    assert claimed is not None and (claimed.work_item_id, claimed.attempts) == ("old_1", 1)
+    back = store.get("old_2")
+    assert (back.status, back.agent_id, back.attempts) == ("pending", None, 1)
+    # swarm_claim_many does the same: a1's lease runs out, and old_1 heads the batch again.
+    clock.advance(60)
+    batch = claim_many(store, "a2", count=4)
+    assert [(i.work_item_id, i.attempts) for i in batch] == [
+        ("old_1", 2),
+        ("old_2", 1),
+        ("old_3", 0),
+        ("old_4", 0),
+    ]
+    with psycopg.connect(pg_dsn) as conn:
+        expired = conn.execute(
+            f"SELECT work_item_id, agent_id FROM {pg_schema}.events WHERE op = 'expire' ORDER BY id"
+        ).fetchall()
+    assert expired == [("old_1", None), ("old_2", None), ("old_1", None)]
+    store.close()

@@ -368,3 +368,32 @@ def test_another_handle_sees_the_key(make_store: StoreFactory) -> None:
     work_id = one.add_work(item(key="shared"))
     assert two.add_many([item(key="shared")]).present == [work_id]
     assert len(two.list_work()) == 1
+
+
+def test_a_change_reader_declares_whether_its_log_rebuilds_items(store: Any) -> None:
+    """``whole_records`` (what the API's listing asks before it follows the log rather
+    than list the store) holds exactly when an item folded from the log alone is the
+    item the store has."""
+    from orchestrator.store import journal
+    from orchestrator.store.changes import Change, reader_for
+
+    reader = reader_for(store)
+    try:
+        reader.seek_end()
+        added = store.add_work(item())
+        assert store.claim("agent_a") is not None
+        changes: list[Change] = []
+
+        def both_read() -> bool:
+            changes.extend(reader.poll())
+            return sum(raw["work_item_id"] == added for c in changes for raw in c.items) >= 2
+
+        wait_for(both_read)
+        folded: WorkItem | None = None
+        for change in changes:
+            for raw in change.items:
+                if raw["work_item_id"] == added:
+                    folded = journal.item_version(raw, folded)
+        assert (folded is not None and folded == store.get(added)) is reader.whole_records
+    finally:
+        reader.close()

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections import Counter
@@ -316,6 +317,38 @@ def test_up_refuses_bad_config_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "swarm.toml").unlink()
     missing = swarm(tmp_path, "up", timeout=60)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "hint"),
+    [("http_port", "0 to turn it off"), ("metrics_port", "0 to turn /metrics off")],
+)
+def test_a_listening_port_in_use_stops_up_in_one_line(
+    tmp_path: Path, setting: str, hint: str
+) -> None:
+    """Either server of `swarm up` (the HTTP API, /metrics) on a busy port: one line
+    naming the setting, exit 3, before anything is enqueued."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = write_config(
+            tmp_path,
+            '[[agents]]\nname = "a"\ncount = 1\n',
+            '[[work]]\nwork_type = "w"\ndescription = "d"\ncount = 3\n',
+        )
+        config.write_text(config.read_text() + f"\n[supervisor]\n{setting} = {port}\n")
+        proc = swarm(tmp_path, "up", timeout=60)
+    assert proc.returncode == 3
+    assert proc.stderr.strip().splitlines() == [
+        f"swarm: error: [supervisor] {setting} = {port}: cannot listen on 127.0.0.1:{port}"
+        f" (Address already in use); choose a free port, or {hint}"
+    ]
+    store = FileStore(tmp_path / "agent_coordination")
+    try:
+        assert store.list_work() == []  # stopped before anything was enqueued
+    finally:
+        store.close()
 
 
 @pytest.mark.slow

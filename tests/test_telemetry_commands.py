@@ -395,26 +395,6 @@ def test_supervisor_serves_metrics_on_loopback_only(tmp_path: Path) -> None:
         assert swarm(tmp_path, "down", "--force").returncode == 0
 
 
-def test_metrics_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        config = write_config(
-            tmp_path,
-            '[[agents]]\nname = "a"\ncount = 1\n',
-            '[[work]]\nwork_type = "w"\ndescription = "d"\ncount = 3\n',
-        )
-        config.write_text(config.read_text() + f"\n[supervisor]\nmetrics_port = {port}\n")
-        proc = swarm(tmp_path, "up")
-    assert proc.returncode == 3
-    assert proc.stderr.strip().splitlines() == [
-        f"swarm: error: [supervisor] metrics_port = {port}: cannot listen on 127.0.0.1:{port}"
-        " (Address already in use); choose a free port, or 0 to turn /metrics off"
-    ]
-    assert not FileStore(tmp_path / "store").list_work()  # nothing enqueued
-
-
 # -- diagrams ------------------------------------------------------------------------------
 
 MERMAID_LINE = {

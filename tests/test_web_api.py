@@ -4,7 +4,6 @@ processes: work, agents, groups, the token, errors, and the event stream."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,6 @@ import psycopg
 import pytest
 
 from orchestrator.locations import DEFAULT_AGENTS_DIR, without_password
-from orchestrator.store.file import FileStore
 
 from .conftest import SWARM
 from .test_layers import offenders
@@ -448,30 +446,6 @@ def test_each_logged_change_is_one_event_and_heartbeats_none() -> None:
     assert types("heartbeat", "claimed", "in_progress", agents=1) == []
     assert types("register", agents=1) == ["agent_up"]
     assert types("deregister", "pending", gone=1) == ["requeued", "agent_down"]
-
-
-def test_http_port_in_use_stops_swarm_up_in_one_line(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        config = write_config(
-            tmp_path,
-            '[[agents]]\nname = "a"\ncount = 1\n',
-            '[[work]]\nwork_type = "w"\ndescription = "d"\ncount = 3\n',
-        )
-        config.write_text(config.read_text() + f"\n[supervisor]\nhttp_port = {port}\n")
-        proc = swarm(tmp_path, "up")
-    assert proc.returncode == 3
-    assert proc.stderr.strip().splitlines() == [
-        f"swarm: error: [supervisor] http_port = {port}: cannot listen on 127.0.0.1:{port}"
-        " (Address already in use); choose a free port, or 0 to turn it off"
-    ]
-    store = FileStore(tmp_path / "agent_coordination")
-    try:
-        assert store.list_work() == []  # stopped before anything was enqueued
-    finally:
-        store.close()
 
 
 def test_any_loopback_address_is_served_under_its_own_name(tmp_path: Path) -> None:

@@ -30,6 +30,13 @@ class Change:
 
 class ChangeReader(Protocol):
     poll_s: float  # how often polling pays: what one poll costs this backend
+    # Whether each change's items carry enough (whole records, or their changed fields
+    # over the previous version: ``journal.item_version``) to keep a listing of the
+    # store up to date from the log alone, after one ``list_work``.
+    whole_records: bool
+    # Moves when the log starts over (a new journal generation, which archives finished
+    # items): a listing kept from it is rebuilt. Constant where the log never does.
+    gen: int
 
     def seek_end(self) -> None:
         """Start at the end of the log: only changes from now on."""

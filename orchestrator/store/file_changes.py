@@ -23,6 +23,7 @@ _MAX_READ = 4 << 20  # bytes per poll: a reader far behind catches up in steps
 
 class FileChanges:
     poll_s = 0.02  # one fstat per poll
+    whole_records = True  # the journal logs each changed item (whole, or its changes)
 
     def __init__(self, path: str, sweep: Callable[[], object] | None = None) -> None:
         self.path = path

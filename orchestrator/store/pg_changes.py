@@ -38,6 +38,8 @@ _OLDEST_OPEN = (
 
 class PgChanges:
     poll_s = 0.05  # two indexed queries per poll
+    whole_records = False  # events keep an item's id, status and holder only
+    gen = 0  # one log, never started over
 
     def __init__(self, store: PostgresStore) -> None:
         self.store = store

@@ -1,8 +1,8 @@
 """The PostgreSQL store's claims of the next pending items: one, or several in one
 round trip for agents that run short items. Both are one server-side call (migrations
-0002 and 0009) that first returns expired leases, claims with ``FOR UPDATE SKIP LOCKED``
-and writes one ``claim`` event per item, in one transaction. A mixin, so that
-``postgres.py`` stays within the module size cap."""
+0002 and 0009, sharing one lease check since 0010) that first returns expired leases,
+claims with ``FOR UPDATE SKIP LOCKED`` and writes one ``claim`` event per item, in one
+transaction. A mixin, so that ``postgres.py`` stays within the module size cap."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The SQL of the PostgreSQL store: column lists and statement builders (the claims and
-lease expiry themselves live in the schema: migrations 0002 and 0009)."""
+lease expiry themselves live in the schema: migrations 0002, 0009 and 0010)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def returned(error_sql: str) -> str:
     )
 
 
-# Both live in the schema (migration 0002): one round trip each.
+# They live in the schema (migrations 0002, 0009, 0010): one round trip each.
 EXPIRE = f"SELECT {COLS} FROM swarm_expire()"
 CLAIM = f"SELECT {COLS} FROM swarm_claim(%(by)s, %(lease)s, %(types)s, %(teams)s)"
 CLAIM_MANY = (

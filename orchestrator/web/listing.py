@@ -1,12 +1,12 @@
 """The work listing the API pages through, kept in list-work's order as the store
 changes, so that a page of 100 out of 100,000 items does not sort 100,000 items.
 
-The file store's operation log carries each changed item (whole, or its changed
-fields: ``journal.item_version`` reads both): the listing is built
-once from ``list_work`` and then follows the log (``store.changes``), moving only the
-items that changed. A new journal generation (a compaction, which also archives
-finished items) rebuilds it. PostgreSQL sorts in the database: there the listing is
-``list_work`` each time.
+Where the store's change reader has ``whole_records`` (the file store's operation log
+carries each changed item, whole or its changed fields: ``journal.item_version`` reads
+both), the listing is built once from ``list_work`` and then follows the log, moving
+only the items that changed; a new log generation (``gen``: the file store's
+compaction, which also archives finished items) rebuilds it. Other readers
+(PostgreSQL, which sorts in the database): the listing is ``list_work`` each time.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from orchestrator.store import journal
 
 if TYPE_CHECKING:
     from orchestrator.store.base import Store
-    from orchestrator.store.file_changes import FileChanges
+    from orchestrator.store.changes import ChangeReader
 
 Key = tuple[int, float, str]
 
@@ -35,7 +35,7 @@ def _key(item: WorkItem) -> Key:
 
 class Listing:
     def __init__(self) -> None:
-        self._reader: FileChanges | None = None
+        self._reader: ChangeReader | None = None
         self._items: dict[str, WorkItem] = {}
         self._live: list[Key] = []  # sorted keys of unfinished items
         self._done: list[Key] = []  # sorted keys of finished ones
@@ -47,11 +47,10 @@ class Listing:
         """Bring the listing up to date; False when this backend cannot be followed
         (the caller lists the store itself)."""
         from orchestrator.store.changes import reader_for
-        from orchestrator.store.file_changes import FileChanges
 
         if self._reader is None:
             reader = reader_for(store)
-            if not isinstance(reader, FileChanges):
+            if not reader.whole_records:
                 reader.close()
                 return False
             self._rebuild(store, reader)
@@ -70,7 +69,7 @@ class Listing:
                     self._put(item)
         return True
 
-    def _rebuild(self, store: Store, reader: FileChanges) -> None:
+    def _rebuild(self, store: Store, reader: ChangeReader) -> None:
         # The position first: a change made while listing is applied again (records set
         # values, so that changes nothing).
         reader.seek_end()
