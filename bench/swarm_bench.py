@@ -11,7 +11,7 @@ the local server; a fresh schema per run, dropped after) at 4 and 10 agents, wit
 ``claim_batch = 1`` (one claim per item) and with the default (claiming ahead once items
 prove short), in alternating rounds, and prints items/s and the ratio on/off:
 
-    python -m bench.swarm_bench --postgres [--items 600] [--rounds 3] [--write-results]
+    python -m bench.swarm_bench --postgres [--items 600] [--rounds 5] [--write-results]
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def main() -> None:
     parser.add_argument(
         "--postgres", action="store_true", help="claim_batch = 1 against the default on PG"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="with --postgres")
+    parser.add_argument("--rounds", type=int, default=5, help="with --postgres")
     args = parser.parse_args()
     if args.postgres:
         postgres_main(args.items, args.rounds, args.write_results)
