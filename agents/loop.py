@@ -49,8 +49,8 @@ IDLE_MIN_S = 0.05
 IDLE_MAX_S = 1.0
 EXIT_BAD_BACKEND = 3
 # Agents whose items are short claim several per round trip (a backend that can, such
-# as PostgreSQL): at most this many, and no more than about this much work ahead.
-PREFETCH_MAX = 8
+# as PostgreSQL): at most their group's claim_batch, and no more than about this much
+# work ahead.
 PREFETCH_WINDOW_S = 0.05
 
 
@@ -277,11 +277,12 @@ class AgentRunner:
         )
 
     def _batch(self) -> int:
-        """How many items to claim at once: one until items prove short; never with
-        limits, whose admission is per item."""
+        """How many items to claim at once: one until items prove short, then up to the
+        group's ``claim_batch``; never more than one with limits, whose admission is per
+        item."""
         if self.gate is not None or not self.item_s:
             return 1
-        return max(1, min(PREFETCH_MAX, int(PREFETCH_WINDOW_S / self.item_s)))
+        return max(1, min(self.group.claim_batch, int(PREFETCH_WINDOW_S / self.item_s)))
 
     def _return_prefetched(self) -> None:
         """A stop gives back the items claimed ahead and not started: no attempt used."""

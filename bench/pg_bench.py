@@ -26,8 +26,8 @@ from typing import Any
 
 import psycopg
 
-from agents.loop import PREFETCH_MAX
 from bench.common import percentile_ms, prefill_file_store, run_processes, write_section
+from orchestrator.config import DEFAULT_CLAIM_BATCH
 from orchestrator.store.base import claim_many
 
 DSN = os.environ.get("SWARM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -148,7 +148,10 @@ def main() -> None:
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 10, 32])
     parser.add_argument("--items", type=int, default=60_000)
     parser.add_argument(
-        "--batch", type=int, default=PREFETCH_MAX, help="items per batched claim (the agents' cap)"
+        "--batch",
+        type=int,
+        default=DEFAULT_CLAIM_BATCH,
+        help="items per batched claim (the agents' default claim_batch)",
     )
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()

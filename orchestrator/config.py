@@ -62,6 +62,10 @@ Backend = Literal["command", "python", "ollama", "claude"]
 Restart = Literal["never", "on-failure", "always"]
 Priority = Literal["critical", "high", "medium", "low"]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# Items an agent may claim in one round trip once its items prove short (PostgreSQL;
+# agents/loop.py decides how many up to this); 1 claims one at a time.
+DEFAULT_CLAIM_BATCH = 8
+MAX_CLAIM_BATCH = 64
 
 
 class AgentGroup(Section):
@@ -91,6 +95,7 @@ class AgentGroup(Section):
     work_types: list[str] | None = None
     teams: list[str] | None = None
     claim: Literal["priority", "intelligent"] = "priority"  # intelligent: [intelligence]
+    claim_batch: int = Field(default=DEFAULT_CLAIM_BATCH, ge=1, le=MAX_CLAIM_BATCH, strict=True)
     # how it is kept alive
     restart: Restart = "on-failure"
     backoff_initial_s: float = Field(default=0.1, ge=0)

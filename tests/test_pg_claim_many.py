@@ -18,6 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from orchestrator.config import DEFAULT_CLAIM_BATCH, load_config
+from orchestrator.errors import ConfigError
 from orchestrator.records import ClaimFilter, WorkItem
 from orchestrator.store.base import claim_many
 from orchestrator.store.file import FileStore
@@ -353,3 +355,102 @@ def test_cancelling_the_running_item_stops_it_though_items_are_claimed_ahead(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err
+
+
+# -- claim_batch: how many items an agent of a group may claim at once ------------------
+
+
+def _most_held(dsn: str, schema: str) -> dict[str, int]:
+    """Work type -> the most items one agent held at once while working it, replaying
+    the operation log (every change of every item, in the order they were made)."""
+    with psycopg.connect(dsn, options=f"-c search_path={schema}") as conn:
+        rows = conn.execute(
+            "SELECT e.work_item_id, e.agent_id, e.status, w.work_type FROM events e"
+            " JOIN work_items w USING (work_item_id) ORDER BY e.id"
+        ).fetchall()
+    holder: dict[str, str | None] = {}
+    held: Counter[str] = Counter()
+    most: dict[str, int] = {}
+    for work_id, agent, status, work_type in rows:
+        before = holder.get(work_id)
+        if before is not None:
+            held[before] -= 1
+        now = agent if status in ("claimed", "in_progress", "blocked") else None
+        holder[work_id] = now
+        if now is not None:
+            held[now] += 1
+            most[work_type] = max(most.get(work_type, 0), held[now])
+    return most
+
+
+@pytest.mark.slow
+def test_claim_batch_1_holds_one_item_at_a_time_where_the_default_claims_ahead(
+    pg_dsn: str, pg_schema: str, tmp_path: Path
+) -> None:
+    # Two groups side by side on the same short items, each claiming its own work type:
+    # the default group shows the items are short enough to claim ahead in this run.
+    store = PostgresStore(pg_dsn, schema=pg_schema, lease_s=60)
+    payload = {"log": str(tmp_path / "ran.log"), "hold": str(tmp_path / "hold")}
+    for work_type in ("one", "ahead"):
+        store.add_many(
+            [
+                WorkItem(
+                    work_item_id="",
+                    work_type=work_type,
+                    description=f"{work_type} {i}",
+                    payload=payload,
+                )
+                for i in range(400)
+            ]
+        )
+    groups = "".join(
+        f'[[agents]]\nname = "{name}"\ncount = 1\nbackend = "python"\n'
+        f'function = "tests.pg_claim_workers:gated"\nwork_types = ["{name}"]\n{extra}\n'
+        for name, extra in (("one", "claim_batch = 1\n"), ("ahead", ""))
+    )
+    (tmp_path / "swarm.toml").write_text(
+        f'[store]\nbackend = "postgres"\ndsn = "{pg_dsn}"\nschema = "{pg_schema}"\n\n{groups}'
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("SWARM_STORE", "AGENT_ID")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)  # tests.*
+    run = subprocess.run(
+        [SWARM, "up", "--until-drained"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert {i.status for i in store.list_work()} == {"completed"}
+    most = _most_held(pg_dsn, pg_schema)
+    assert most["one"] == 1, most
+    assert most["ahead"] > 1, most
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "be greater than or equal to 1 (got 0)"),
+        ("65", "be less than or equal to 64 (got 65)"),
+        ('"8"', "be a valid integer (got '8')"),
+        ("2.5", "be a valid integer (got 2.5)"),
+        ("true", "be a valid integer (got True)"),
+    ],
+)
+def test_a_bad_claim_batch_is_one_clear_line(tmp_path: Path, value: str, message: str) -> None:
+    path = tmp_path / "swarm.toml"
+    path.write_text(f'[[agents]]\nname = "w"\nclaim_batch = {value}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}:3: [[agents]] #1 claim_batch: Input should {message}"
+    run = subprocess.run([SWARM, "status"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and str(caught.value) in run.stderr
+
+
+def test_claim_batch_defaults_to_the_one_default(tmp_path: Path) -> None:
+    path = tmp_path / "swarm.toml"
+    path.write_text('[[agents]]\nname = "a"\n\n[[agents]]\nname = "b"\nclaim_batch = 64\n')
+    assert [g.claim_batch for g in load_config(path).agents] == [DEFAULT_CLAIM_BATCH, 64]

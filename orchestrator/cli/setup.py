@@ -45,6 +45,7 @@ specialization = "shell"
 work_types = ["shell"]        # claim only these work types (leave out: any)
 timeout_s = 60                # per item
 restart = "on-failure"        # never | on-failure | always
+# claim_batch = 8             # PostgreSQL: items claimed at once when short (1 = one at a time)
 
 # Local models served by Ollama (ollama serve; ollama pull qwen3). Set count to start.
 # OLLAMA_HOST and OLLAMA_MODEL apply when host/model are not set here.
