@@ -5,8 +5,8 @@ The file store's operation log carries each changed item (whole, or its changed
 fields: ``journal.item_version`` reads both): the listing is built
 once from ``list_work`` and then follows the log (``store.changes``), moving only the
 items that changed. A new journal generation (a compaction, which also archives
-finished items) rebuilds it. PostgreSQL sorts in the database: there the listing is
-``list_work`` each time.
+finished items) rebuilds it. PostgreSQL is not followed: it answers each page in SQL
+(``store.base.page_work``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.records import PRIORITIES, WorkItem
+from orchestrator.records import WorkItem, list_order
 from orchestrator.store import journal
 
 if TYPE_CHECKING:
@@ -26,11 +26,7 @@ if TYPE_CHECKING:
     from orchestrator.store.file_changes import FileChanges
 
 Key = tuple[int, float, str]
-
-
-def _key(item: WorkItem) -> Key:
-    """list_work's order: priority, then oldest first, then id."""
-    return (PRIORITIES.get(item.priority, 9), item.created_at, item.work_item_id)
+_key = list_order  # list-work's order; the id, last, finds the item
 
 
 class Listing:
