@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -127,6 +128,20 @@ class WorkItem:
         return self.status in TERMINAL_STATUSES
 
 
+def list_order(item: WorkItem) -> tuple[int, float, str]:
+    """list-work's order, the one every listing of items follows (the file store's
+    ``list_work``, the HTTP API's listing): priority, then oldest first, then the id.
+    PostgreSQL sorts in SQL: ``pg_sql.LIST_ORDER`` mirrors this (ids are ASCII, compared
+    there in the "C" collation: code points, as here)."""
+    return (PRIORITIES.get(item.priority, 9), item.created_at, item.work_item_id)
+
+
+def includes_finished(include_all: bool, statuses: Iterable[str] | None) -> bool:
+    """list-work's rule for finished items: listed when asked for (``--all``), or when
+    the filter names a finished status."""
+    return include_all or any(s in TERMINAL_STATUSES for s in statuses or ())
+
+
 def with_id(item: WorkItem) -> WorkItem:
     """The item, with a generated id when it has none."""
     return item if item.work_item_id else item.evolve(work_item_id=new_work_id())
@@ -169,3 +184,32 @@ class ClaimFilter(NamedTuple):
 
 
 ANY = ClaimFilter()
+
+
+class WorkFilter(NamedTuple):
+    """Which items a listing shows: each set restricts one field (None = any), and
+    finished items are left out unless ``includes_finished`` says otherwise."""
+
+    statuses: frozenset[str] | None = None
+    work_types: frozenset[str] | None = None
+    teams: frozenset[str] | None = None
+    priorities: frozenset[str] | None = None
+    include_all: bool = False
+
+    @property
+    def include_terminal(self) -> bool:
+        return includes_finished(self.include_all, self.statuses)
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether a field is restricted (beyond live or all)."""
+        return any(f is not None for f in self[:4])
+
+    def accepts(self, item: WorkItem) -> bool:
+        return (
+            (self.include_terminal or not item.terminal)
+            and (self.statuses is None or item.status in self.statuses)
+            and (self.work_types is None or item.work_type in self.work_types)
+            and (self.teams is None or item.team in self.teams)
+            and (self.priorities is None or item.priority in self.priorities)
+        )

@@ -366,6 +366,22 @@ def test_the_api_on_postgresql(tmp_path: Path, pg_dsn: str, pg_schema: str) -> N
             resumed.close()
         assert [e["event"] for e in again] == ["claimed", "completed"]
         assert server.post(f"/api/work/{work_id}/cancel").status_code == 409
+        # Pages answered in SQL: list-work's order, filters and totals.
+        for n, (priority, team) in enumerate([("low", "web"), ("high", None), ("high", "web")]):
+            swarm(tmp_path, "add", f"t{n % 2}", f"item {n}", priority, *([team] if team else []))
+        cli = json.loads(swarm(tmp_path, "list-work", "--json").stdout)
+        ids = [i["work_item_id"] for i in cli]
+        assert [i["work_item_id"] for i in server.get("/api/work").json()["items"]] == ids
+        page = server.get("/api/work", params={"limit": 2, "offset": 1}).json()
+        assert [i["work_item_id"] for i in page["items"]] == ids[1:3] and page["total"] == 3
+        webbed = server.get("/api/work?team=web&priority=high,low").json()
+        assert [(i["priority"], i["team"]) for i in webbed["items"]] == [
+            ("high", "web"),
+            ("low", "web"),
+        ]
+        done = server.get("/api/work?status=completed").json()
+        assert [i["work_item_id"] for i in done["items"]] == [work_id]
+        assert server.get("/api/work?all=true").json()["total"] == 4
     finally:
         server.close()
 

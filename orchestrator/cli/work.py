@@ -16,9 +16,9 @@ from orchestrator.ids import nanosecond_agent_id, new_work_id
 from orchestrator.item_input import choice, parents_of
 from orchestrator.records import (
     AGENT_STATUSES,
-    TERMINAL_STATUSES,
     Agent,
     ClaimFilter,
+    includes_finished,
 )
 
 commands = typer.Typer()
@@ -308,8 +308,8 @@ def list_work(
     if store is None:
         _show_no_store(context.store_target, [], as_json)
         return
-    finished = filter_ in TERMINAL_STATUSES
-    items = store.list_work(include_terminal=show_all or finished)
+    finished = includes_finished(show_all, [filter_] if filter_ else None)
+    items = store.list_work(include_terminal=finished)
     if filter_:
         items = [i for i in items if filter_ in (i.status, i.work_type, i.priority, i.team)]
     if as_json:

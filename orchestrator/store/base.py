@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, NamedTuple, Protocol, TypeVar, overload
 
-from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus
+from orchestrator.records import ANY, Agent, ClaimFilter, WorkFilter, WorkItem, WorkStatus
 from orchestrator.store.named import NamedRecords
 from orchestrator.store.shared_docs import Change
 
@@ -219,3 +219,26 @@ def claim_many(
         return items
     item = store.claim(agent_id, filters, lease_s)
     return [] if item is None else [item]
+
+
+class WorkPage(NamedTuple):
+    """One page of a listing, and how many items the whole listing holds."""
+
+    items: list[WorkItem]
+    total: int
+
+
+def page_work(store: Store, filters: WorkFilter, offset: int, limit: int) -> WorkPage:
+    """The items ``filters`` accepts, in list-work's order (``records.list_order``),
+    from ``offset``, at most ``limit`` of them, and their count.
+
+    A backend that pages in its own query (PostgreSQL) has its own ``page_work``; any
+    other store lists everything and filters here (the file store lists from memory)."""
+    native = getattr(store, "page_work", None)
+    if native is not None:
+        page: WorkPage = native(filters, offset, limit)
+        return page
+    items = store.list_work(include_terminal=filters.include_terminal)
+    if filters.narrowed:
+        items = [i for i in items if filters.accepts(i)]
+    return WorkPage(items[offset : offset + limit], len(items))

@@ -44,7 +44,7 @@ from orchestrator.errors import (
 )
 from orchestrator.files import write_atomic
 from orchestrator.ids import check_id
-from orchestrator.records import ANY, PRIORITIES, Agent, ClaimFilter, WorkItem, WorkStatus
+from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus, list_order
 from orchestrator.store import integrity, journal, pipeline
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
@@ -550,8 +550,7 @@ class FileStore(FileCompaction, FileChosenWork, FilePipeline, FileSharedDocs, Fi
     def list_work(self, include_terminal: bool = True) -> list[WorkItem]:
         with self._transaction() as state:
             items = [i for i in state.items.values() if include_terminal or not i.terminal]
-        rank = PRIORITIES.get
-        return sorted(items, key=lambda i: (rank(i.priority, 9), i.created_at, i.work_item_id))
+        return sorted(items, key=list_order)
 
     def sweep(self) -> list[WorkItem]:
         with self._transaction():

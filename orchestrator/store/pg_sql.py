@@ -24,6 +24,7 @@ AGENT_COLS = (
     " last_heartbeat"
 )
 HELD = "('claimed', 'in_progress', 'blocked')"
+LIVE = "('pending', 'claimed', 'in_progress', 'blocked')"  # as in migration 0011's index
 SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 MIGRATION_LOCK = 0x5157_4D53  # advisory lock keys: "SWMS"
 SWEEP_LOCK = 0x5157_4D54
@@ -34,6 +35,16 @@ SWEEP_UNLOCK = "SELECT pg_advisory_unlock(%s, hashtext(current_schema()))"
 # Work keys are locked in the two-int4 advisory key space (separate from the bigint one
 # above): (this class, a 32-bit hash of the key).
 KEY_LOCK_CLASS = 0x5157_4B59
+
+
+def list_order(table: str = "") -> str:
+    """list-work's order (``records.list_order``) over ``table``'s columns; migration
+    0011 indexes it for the live items."""
+    at = f"{table}." if table else ""
+    return f'{at}priority_rank, {at}created_at, {at}work_item_id COLLATE "C"'
+
+
+LIST_ORDER = list_order()
 
 
 def logged(update: str, op: str) -> str:

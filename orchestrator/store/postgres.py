@@ -39,6 +39,7 @@ from orchestrator.store.base import Enqueued
 from orchestrator.store.pg_choice import ChosenWork
 from orchestrator.store.pg_claim import PgClaims
 from orchestrator.store.pg_named import PgNamedRecords
+from orchestrator.store.pg_pages import PgPages
 from orchestrator.store.pg_pipeline import PgPipeline, insert_edges, link
 from orchestrator.store.pg_schema import apply_migrations
 from orchestrator.store.pg_sql import (
@@ -49,6 +50,8 @@ from orchestrator.store.pg_sql import (
     HOLDER,
     INSERT,
     KEY_HOLDERS,
+    LIST_ORDER,
+    LIVE,
     LOCK_KEYS,
     SCHEMA_RE,
     SWEEP_LOCK,
@@ -66,7 +69,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class PostgresStore(PgClaims, ChosenWork, PgPipeline, PgSharedDocs, PgNamedRecords):
+class PostgresStore(PgClaims, ChosenWork, PgPages, PgPipeline, PgSharedDocs, PgNamedRecords):
     def __init__(
         self,
         dsn: str,
@@ -515,16 +518,10 @@ class PostgresStore(PgClaims, ChosenWork, PgPipeline, PgSharedDocs, PgNamedRecor
         return self._run(work)
 
     def list_work(self, include_terminal: bool = True) -> list[WorkItem]:
-        where = (
-            ""
-            if include_terminal
-            else " WHERE status IN ('pending', 'claimed', 'in_progress', 'blocked')"
-        )
+        where = "" if include_terminal else f" WHERE status IN {LIVE}"
 
         def work(cur: psycopg.Cursor[Any], retrying: bool) -> list[WorkItem]:
-            cur.execute(
-                f"SELECT {COLS} FROM work_items{where} ORDER BY priority_rank, created_at, seq"
-            )
+            cur.execute(f"SELECT {COLS} FROM work_items{where} ORDER BY {LIST_ORDER}")
             return [WorkItem(*row) for row in cur.fetchall()]
 
         return self._run(work)

@@ -17,8 +17,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from orchestrator.records import ANY, Agent, ClaimFilter, WorkItem, WorkStatus, with_id
-from orchestrator.store.base import Enqueued, Store, claim_many
+from orchestrator.records import (
+    ANY,
+    Agent,
+    ClaimFilter,
+    WorkFilter,
+    WorkItem,
+    WorkStatus,
+    with_id,
+)
+from orchestrator.store.base import Enqueued, Store, WorkPage, claim_many, page_work
 from orchestrator.store.shared_docs import Change
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.traced_named import TracedNamedRecords
@@ -401,6 +409,10 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
 
     def list_work(self, include_terminal: bool = True) -> list[WorkItem]:
         return self.inner.list_work(include_terminal)
+
+    def page_work(self, filters: WorkFilter, offset: int, limit: int) -> WorkPage:
+        # A read, untraced like list_work: dashboards poll it (see the module).
+        return page_work(self.inner, filters, offset, limit)
 
     def compact(self) -> int:
         return self._timed("swarm.compact", {}, self.inner.compact)

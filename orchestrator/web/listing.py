@@ -5,8 +5,8 @@ Where the store's change reader has ``whole_records`` (the file store's operatio
 carries each changed item, whole or its changed fields: ``journal.item_version`` reads
 both), the listing is built once from ``list_work`` and then follows the log, moving
 only the items that changed; a new log generation (``gen``: the file store's
-compaction, which also archives finished items) rebuilds it. Other readers
-(PostgreSQL, which sorts in the database): the listing is ``list_work`` each time.
+compaction, which also archives finished items) rebuilds it. Other stores are not
+followed: PostgreSQL answers each page in SQL (``store.base.page_work``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.records import PRIORITIES, WorkItem
+from orchestrator.records import WorkItem, list_order
 from orchestrator.store import journal
 
 if TYPE_CHECKING:
@@ -26,11 +26,7 @@ if TYPE_CHECKING:
     from orchestrator.store.changes import ChangeReader
 
 Key = tuple[int, float, str]
-
-
-def _key(item: WorkItem) -> Key:
-    """list_work's order: priority, then oldest first, then id."""
-    return (PRIORITIES.get(item.priority, 9), item.created_at, item.work_item_id)
+_key = list_order  # list-work's order; the id, last, finds the item
 
 
 class Listing:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from orchestrator import runstate
 from orchestrator.errors import InvalidArgument, NotFound
 from orchestrator.locations import without_password
-from orchestrator.records import TERMINAL_STATUSES, WorkItem, WorkStatus
+from orchestrator.records import WorkFilter, WorkItem, WorkStatus
+from orchestrator.store.base import page_work
 from orchestrator.web.listing import Listing
 
 if TYPE_CHECKING:
@@ -72,28 +73,21 @@ class Sources:
 
     # -- work ------------------------------------------------------------------------
 
-    def work(
-        self,
-        include_terminal: bool,
-        keep: Callable[[WorkItem], bool] | None,
-        offset: int,
-        limit: int,
-    ) -> tuple[list[WorkItem], int]:
-        """A page of the items in list-work's order that ``keep`` accepts, and how
-        many there are in all."""
+    def work(self, filters: WorkFilter, offset: int, limit: int) -> tuple[list[WorkItem], int]:
+        """A page of the items in list-work's order that ``filters`` accepts, and how
+        many there are in all: from the listing that follows the store's log, or else
+        from the store's own page (PostgreSQL pages in SQL)."""
         with self._lock:
             store = self._open(create=False)
             if store is None:
                 return [], 0
             listing = self._listing
-            if listing.refresh(store):
-                if keep is None:
-                    page = listing.page(include_terminal, offset, limit)
-                    return page, listing.total(include_terminal)
-                chosen = [i for i in listing.ordered(include_terminal) if keep(i)]
-            else:
-                items = store.list_work(include_terminal=include_terminal)
-                chosen = items if keep is None else [i for i in items if keep(i)]
+            if not listing.refresh(store):
+                return page_work(store, filters, offset, limit)
+            terminal = filters.include_terminal
+            if not filters.narrowed:
+                return listing.page(terminal, offset, limit), listing.total(terminal)
+            chosen = [i for i in listing.ordered(terminal) if filters.accepts(i)]
         return chosen[offset : offset + limit], len(chosen)
 
     def all_work(self) -> tuple[list[WorkItem], Counter[str]]:
@@ -136,19 +130,14 @@ def list_work(
     for value in sorted(statuses):
         if value not in _STATUSES:
             raise InvalidArgument(f"unknown status {value!r}: use one of {', '.join(_STATUSES)}")
-    # As list-work: finished items only when asked for, or when a filter names them.
-    terminal = include_all or bool(statuses & set(TERMINAL_STATUSES))
-    tests: list[Callable[[WorkItem], bool]] = []
-    if statuses:
-        tests.append(lambda i: i.status in statuses)
-    if types:
-        tests.append(lambda i: i.work_type in types)
-    if teams:
-        tests.append(lambda i: i.team in teams)
-    if priorities:
-        tests.append(lambda i: i.priority in priorities)
-    keep = (lambda i: all(test(i) for test in tests)) if tests else None
-    page, total = sources.work(terminal, keep, offset, limit)
+    filters = WorkFilter(
+        frozenset(statuses) or None,
+        frozenset(types) or None,
+        frozenset(teams) or None,
+        frozenset(priorities) or None,
+        include_all,
+    )
+    page, total = sources.work(filters, offset, limit)
     # Items as they are: orjson writes dataclasses ~10x faster than asdict copies them.
     return {"items": page, "total": total, "limit": limit, "offset": offset}
 
