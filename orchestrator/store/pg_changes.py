@@ -2,16 +2,22 @@
 
 An event's ``ts`` is its transaction's start (``now()``) and its id is taken from a
 sequence when it inserts, so neither orders commits: a slow transaction's rows appear
-after rows with later times and higher ids. The reader reads by time, which the BRIN
-index on ``ts`` serves, leaving out the rows it has already returned, from a lower
-bound that no row yet to appear can be below: a little before the newest row returned,
-and the start of every transaction open in the database at this poll or the one before
-(a row committed in between was open at one of them). Transactions of other roles are
-hidden from ``pg_stat_activity``: theirs are covered by the horizon alone.
+after rows with later times and higher ids. A row yet to appear is either recent (a
+little before the newest row returned: the horizon) or written by a transaction open in
+the database at this poll or the one before (a row committed in between was open at
+one of them), and then its ``ts`` is exactly that transaction's start, which
+``pg_stat_activity`` shows. So a poll reads, by the BRIN index on ``ts``, the recent
+rows and the rows at those exact starts, leaving out the ones it has already returned.
+Reading from the oldest start on instead re-sent every row since it whenever an old
+start showed up after those rows had been returned — and PostgreSQL briefly reports a
+LISTEN connection's last statement start as an open transaction's while it takes a
+notification. Transactions of other roles are hidden from ``pg_stat_activity``: theirs
+are covered by the horizon alone.
 
-Positions are ``<id>@<ts>@<bound>``, the bound being the one of the poll that read the
-row. Resuming reads from that bound again: at-least-once (the rows between the bound
-and the position are sent again, except the position's own), never a loss.
+Positions are ``<id>@<ts>@<bound>``, the bound being the oldest time a row yet to appear
+could have at the poll that read the row. Resuming reads from that bound once:
+at-least-once (the rows between the bound and the position are sent again, except the
+position's own), never a loss.
 """
 
 from __future__ import annotations
@@ -28,11 +34,23 @@ if TYPE_CHECKING:
 _HORIZON_S = 2.0
 _LONGEST_S = 600.0
 _BATCH = 5000
-_OLDEST_OPEN = (
-    "SELECT swarm_now(), extract(epoch FROM min(xact_start))::double precision"
+_OPEN_STARTS = (
+    "SELECT swarm_now(),"
+    " array_agg(DISTINCT extract(epoch FROM xact_start)::double precision)"
     " FROM pg_stat_activity WHERE datname = current_database()"
     " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
     " AND xact_start IS NOT NULL"
+)
+
+# Two reads, each on the BRIN index of ts (an OR of the two conditions is a full scan).
+_READ = (
+    "SELECT * FROM ("
+    " SELECT id, ts, op, work_item_id, agent_id, status FROM events"
+    " WHERE ts >= %(recent)s AND id <> ALL(%(seen)s)"
+    " UNION ALL"
+    " SELECT id, ts, op, work_item_id, agent_id, status FROM events"
+    " WHERE ts = ANY(%(starts)s) AND ts < %(recent)s AND id <> ALL(%(seen)s)"
+    f") AS due ORDER BY ts, id LIMIT {_BATCH}"
 )
 
 
@@ -44,30 +62,47 @@ class PgChanges:
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
         self.since = 0.0  # the newest ts returned
-        self.open_before: float | None = None  # the oldest open start at the last poll
-        self.seen: dict[int, float] = {}  # ids returned at or above the bound
+        self.open_before: list[float] = []  # the open transactions' starts at the last poll
+        self.floor: float | None = None  # resuming: read from here once
+        self.seen: dict[int, float] = {}  # ids returned that a next poll may read again
 
-    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def _rows(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
         with self.store._pool.connection() as conn, conn.cursor() as cur:
             cur.execute(sql, params)
             rows: list[tuple[Any, ...]] = cur.fetchall()
             return rows
 
-    def _bound(self) -> float:
-        """The lower bound of this poll's read (see the module's docstring)."""
-        now, oldest = self._rows(_OLDEST_OPEN, ())[0]
-        bound = self.since - _HORIZON_S
-        for start in (oldest, self.open_before):
-            if start is not None:
-                bound = min(bound, float(start))
-        self.open_before = None if oldest is None else float(oldest)
-        return max(bound, float(now) - _LONGEST_S)
+    def _open_starts(self) -> tuple[float, list[float]]:
+        """The database's time, and the starts of the transactions open in it."""
+        now, starts = self._rows(_OPEN_STARTS, ())[0]
+        return float(now), [float(start) for start in starts or ()]
+
+    def _window(self) -> tuple[float, list[float], float]:
+        """What this poll reads (see the module's docstring): rows from ``recent`` on
+        and rows at the exact ``starts``; and ``bound``, the oldest of them."""
+        now, open_now = self._open_starts()
+        recent = self.since - _HORIZON_S
+        if self.floor is not None:
+            recent, self.floor = min(recent, self.floor), None
+        recent = max(recent, now - _LONGEST_S)
+        starts = sorted(
+            {
+                start
+                for start in (*open_now, *self.open_before)
+                if now - _LONGEST_S <= start < recent
+            }
+        )
+        self.open_before = open_now
+        return recent, starts, min([recent, *starts])
 
     def seek_end(self) -> None:
         self.since = float(self._rows("SELECT swarm_now()", ())[0][0])
-        bound = self._bound()
-        rows = self._rows("SELECT id, ts FROM events WHERE ts >= %s", (bound,))
-        self.seen = {int(i): float(ts) for i, ts in rows}
+        recent, starts, _ = self._window()
+        self.seen = {}
+        while rows := self._rows(
+            _READ, {"recent": recent, "starts": starts, "seen": list(self.seen)}
+        ):
+            self.seen.update((int(row[0]), float(row[1])) for row in rows)
 
     def seek(self, pos: str) -> bool:
         parts = pos.split("@")
@@ -81,17 +116,14 @@ class PgChanges:
         # Only the row at the position is known to have been delivered: the others
         # from its poll's bound on are read again (a repeat, never a loss).
         self.since = last_ts
-        self.open_before = bound
+        self.floor = bound
+        self.open_before = []
         self.seen = {last_id: last_ts}
         return True
 
     def poll(self) -> list[Change]:
-        bound = self._bound()
-        rows = self._rows(
-            "SELECT id, ts, op, work_item_id, agent_id, status FROM events"
-            " WHERE ts >= %s AND id <> ALL(%s) ORDER BY ts, id LIMIT %s",
-            (bound, list(self.seen), _BATCH),
-        )
+        recent, starts, bound = self._window()
+        rows = self._rows(_READ, {"recent": recent, "starts": starts, "seen": list(self.seen)})
         changes: list[Change] = []
         for event_id, ts, op, work_id, agent_id, status in rows:
             self.seen[event_id] = ts
@@ -106,7 +138,10 @@ class PgChanges:
             elif agent_id is not None:
                 change.agents.append({"agent_id": agent_id, "status": status})
             changes.append(change)
-        self.seen = {i: ts for i, ts in self.seen.items() if ts >= bound}
+        # The next poll reads from this recent on (since only grows) and at starts
+        # that were open now: the rows it may read again.
+        at_starts = set(starts)
+        self.seen = {i: ts for i, ts in self.seen.items() if ts >= recent or ts in at_starts}
         return changes
 
     def sweep(self) -> None:
