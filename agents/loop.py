@@ -329,9 +329,9 @@ class AgentRunner:
         self, backend: Backend, item: WorkItem, reservation: Reservation | None = None
     ) -> None:
         stop = threading.Event()
+        self.working = Working(item.work_item_id, stop)
         if self.cancel.is_set():  # claimed as the stop's deadline passed
             stop.set()
-        self.working = Working(item.work_item_id, stop)
         try:
             parents = pipeline.parents_of(self.store, item) if item.parents else []
             with spans.invoke_agent(self.spec.agent_id, self.group, item, parents) as span:
@@ -454,11 +454,13 @@ class AgentRunner:
             why = f"{now.status}" + (f" ({now.error})" if now.error else "")
         except SwarmError as exc:
             now, why = None, str(exc)
-        if now is not None and now.held and now.agent_id == self.spec.agent_id:
+        # Unknown (the store did not answer) is released too: only the holder can.
+        if now is None or (now.held and now.agent_id == self.spec.agent_id):
             logger.warning(
-                "agent %s: stopped %s though it is still held; released",
+                "agent %s: stopped %s, which may still be ours (%s); released",
                 self.spec.agent_id,
                 item.work_item_id,
+                "held" if now is not None else why,
             )
             self._release(item)
             return Outcome(False, output=outcome.output, error="stopped; released")

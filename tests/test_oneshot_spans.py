@@ -130,11 +130,16 @@ def test_secrets_never_reach_the_span_file(tmp_path: Path, monkeypatch: pytest.M
         span = tracing.start_span("call", attributes={"url": f"http://x/?k={secret}"})
         tracing.set_error(span, f"401: bad key {secret}")
         span.end()
+        # A secret across the point where a long error is cut: no part of it is kept.
+        cut = tracing.start_span("long")
+        tracing.set_error(cut, "x" * 490 + secret)
+        cut.end()
     finally:
         tracing.shutdown()
-    assert secret not in spans.read_text()
-    (line,) = [json.loads(raw) for raw in spans.read_text().splitlines()]
+    assert secret not in spans.read_text() and secret[:10] not in spans.read_text()
+    line, long = [json.loads(raw) for raw in spans.read_text().splitlines()]
     assert line["status_message"] == "401: bad key [redacted]"
+    assert long["status_message"] == "x" * 490 + "[redacted]"
 
 
 @pytest.mark.parametrize(

@@ -91,3 +91,39 @@ def test_rows_at_an_open_transactions_start_come_when_it_commits(
     finally:
         slow.close()
         store.close()
+
+
+def test_a_big_transaction_is_read_whole_past_the_batch_limit(
+    pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg_changes, "_HORIZON_S", 0.2)
+    monkeypatch.setattr(pg_changes, "_BATCH", 10)
+    store = PostgresStore(pg_dsn, schema=pg_schema)
+    big = psycopg.connect(pg_dsn, options=f"-c search_path={pg_schema}")
+    try:
+        reader = PgChanges(store)
+        reader.seek_end()
+        row = big.execute(
+            "INSERT INTO events (ts, op, work_item_id, status)"
+            " SELECT swarm_now(), 'add', 'big_' || n, 'pending' FROM generate_series(1, 35) n"
+            " RETURNING ts"
+        ).fetchone()
+        assert row is not None
+        began = float(row[0])
+        seen: list[str] = []
+
+        def moved_on() -> bool:
+            store.add_work(WorkItem(f"x{len(seen)}", "t", "meanwhile"))
+            seen.extend(_ids(reader))
+            return reader.since > began + 1
+
+        wait_for(moved_on, timeout=30)
+        big.commit()
+        # Committed between two polls: only the poll before this one saw it open.
+        late: list[str] = []
+        wait_for(lambda: _gather(reader, late, 35), timeout=30)
+        assert sorted(late) == sorted(f"big_{n}" for n in range(1, 36))
+        assert _ids(reader) == []
+    finally:
+        big.close()
+        store.close()

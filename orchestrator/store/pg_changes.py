@@ -50,7 +50,11 @@ _READ = (
     " UNION ALL"
     " SELECT id, ts, op, work_item_id, agent_id, status FROM events"
     " WHERE ts = ANY(%(starts)s) AND ts < %(recent)s AND id <> ALL(%(seen)s)"
-    f") AS due ORDER BY ts, id LIMIT {_BATCH}"
+    ") AS due ORDER BY ts, id LIMIT %(batch)s"
+)
+_SEEN_AT_START = (
+    "SELECT id, ts FROM events WHERE ts >= %(recent)s"
+    " UNION ALL SELECT id, ts FROM events WHERE ts = ANY(%(starts)s) AND ts < %(recent)s"
 )
 
 
@@ -77,9 +81,10 @@ class PgChanges:
         now, starts = self._rows(_OPEN_STARTS, ())[0]
         return float(now), [float(start) for start in starts or ()]
 
-    def _window(self) -> tuple[float, list[float], float]:
+    def _window(self) -> tuple[float, float, list[float], float]:
         """What this poll reads (see the module's docstring): rows from ``recent`` on
-        and rows at the exact ``starts``; and ``bound``, the oldest of them."""
+        and rows at the exact ``starts``; ``bound``, the oldest of them; and ``now``,
+        the database's time when the starts were taken."""
         now, open_now = self._open_starts()
         recent = self.since - _HORIZON_S
         if self.floor is not None:
@@ -93,16 +98,13 @@ class PgChanges:
             }
         )
         self.open_before = open_now
-        return recent, starts, min([recent, *starts])
+        return now, recent, starts, min([recent, *starts])
 
     def seek_end(self) -> None:
         self.since = float(self._rows("SELECT swarm_now()", ())[0][0])
-        recent, starts, _ = self._window()
-        self.seen = {}
-        while rows := self._rows(
-            _READ, {"recent": recent, "starts": starts, "seen": list(self.seen)}
-        ):
-            self.seen.update((int(row[0]), float(row[1])) for row in rows)
+        _, recent, starts, _ = self._window()
+        rows = self._rows(_SEEN_AT_START, {"recent": recent, "starts": starts})
+        self.seen = {int(i): float(ts) for i, ts in rows}
 
     def seek(self, pos: str) -> bool:
         parts = pos.split("@")
@@ -122,12 +124,17 @@ class PgChanges:
         return True
 
     def poll(self) -> list[Change]:
-        recent, starts, bound = self._window()
-        rows = self._rows(_READ, {"recent": recent, "starts": starts, "seen": list(self.seen)})
+        now, recent, starts, bound = self._window()
+        rows = self._rows(
+            _READ, {"recent": recent, "starts": starts, "seen": list(self.seen), "batch": _BATCH}
+        )
         changes: list[Change] = []
         for event_id, ts, op, work_id, agent_id, status in rows:
             self.seen[event_id] = ts
-            self.since = max(self.since, ts)
+            # Not past the time the starts were taken: a transaction that began after
+            # that and is still open is in no list of starts, and its rows must stay
+            # within the next poll's recent rows however late this read ran.
+            self.since = max(self.since, min(ts, now))
             change = Change(pos=f"{event_id}@{ts!r}@{bound!r}", op=op, ts=ts)
             if work_id is not None:
                 change.items.append(
@@ -138,6 +145,9 @@ class PgChanges:
             elif agent_id is not None:
                 change.agents.append({"agent_id": agent_id, "status": status})
             changes.append(change)
+        if len(rows) >= _BATCH:
+            # Cut short: the rest may be at starts that are no longer open; read them next.
+            self.open_before = sorted({*self.open_before, *starts})
         # The next poll reads from this recent on (since only grows) and at starts
         # that were open now: the rows it may read again.
         at_starts = set(starts)

@@ -15,6 +15,8 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from orchestrator.telemetry.litecore import error_text
+
 _propagator = TraceContextTextMapPropagator()
 _ROOT = Context()  # an empty context: a span started in it begins a new trace
 _contexts: dict[str, Context | None] = {}
@@ -38,7 +40,7 @@ def context_of(carrier: Mapping[str, str] | None) -> Context | None:
 
 
 def error_status(message: str) -> trace.Status:
-    return trace.Status(trace.StatusCode.ERROR, message[:500])
+    return trace.Status(trace.StatusCode.ERROR, error_text(message))
 
 
 class ApiSpans:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from orchestrator.redaction import redact_json
+from orchestrator.redaction import redact, redact_json
 from orchestrator.telemetry.spanfile import SpanFileWriter
 from orchestrator.telemetry.spanrecord import SpanLike, span_line
 
@@ -54,6 +54,12 @@ def resource_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
         "service.instance.id": str(uuid.uuid4()),
         **attributes,
     }
+
+
+def error_text(message: str) -> str:
+    """A span's error description: redacted before it is cut, so that no part of a
+    secret crossing the cut survives."""
+    return redact(message)[:500]
 
 
 def urandom_bits(bits: int) -> int:

@@ -20,7 +20,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from orchestrator.telemetry.litecore import LineWriter, cleaned, set_attribute, urandom_bits
+from orchestrator.telemetry.litecore import (
+    LineWriter,
+    cleaned,
+    error_text,
+    set_attribute,
+    urandom_bits,
+)
 
 # The W3C traceparent as the API's propagator reads it.
 _TRACEPARENT = re.compile(
@@ -107,7 +113,7 @@ class OneShotSpan:
 
     def set_error(self, message: str) -> None:
         if self.recording and self.end_time is None:
-            self.status = _Status(_ERROR, message[:500])
+            self.status = _Status(_ERROR, error_text(message))
 
     def end(self, end_time: int | None = None) -> None:
         if self.end_time is None:
