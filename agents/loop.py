@@ -62,6 +62,18 @@ class Working:
     stop: threading.Event
 
 
+@dataclass(frozen=True)
+class Ended:
+    """An item's end as the store is to record it, with its pending result file."""
+
+    item: WorkItem
+    outcome: Outcome
+    children: list[WorkItem]
+    path: str | None
+    final: WorkStatus | None
+    started: float
+
+
 @dataclass
 class AgentSpec:
     """Everything an agent process needs; picklable, built by the supervisor."""
@@ -104,6 +116,8 @@ class AgentRunner:
         # Items claimed ahead and not started (given back on a stop), and how long an item
         # takes here, smoothed: the two decide how many the next claim asks for.
         self.prefetched: deque[WorkItem] = deque()
+        # Items that ended while the store could not record it: still held by us.
+        self.unrecorded: deque[Ended] = deque()
         self.item_s: float | None = None
 
     # -- signals -----------------------------------------------------------------------
@@ -165,6 +179,7 @@ class AgentRunner:
             self._loop(backend)
         finally:
             self.stopping.set()
+            self._record_unrecorded()
             self._return_prefetched()
             try:
                 self.store.deregister(self.spec.agent_id)
@@ -219,6 +234,7 @@ class AgentRunner:
                 self.request_stop()
                 break
             reservation = None
+            self._record_unrecorded()
             try:
                 # Admission first: waiting for the swarm's limits holds no work item.
                 if self.gate is not None:
@@ -301,8 +317,8 @@ class AgentRunner:
     def _lost(self, working: str, held: int) -> bool:
         """Whether the item being worked on is no longer ours (cancelled, lease lost),
         the heartbeat having found ``held`` items held: fewer than this one and those
-        claimed ahead means one is gone; the store says which."""
-        ahead = len(self.prefetched)
+        claimed ahead or not yet recorded means one is gone; the store says which."""
+        ahead = len(self.prefetched) + len(self.unrecorded)
         if held > ahead:
             return False
         if not ahead:
@@ -404,10 +420,23 @@ class AgentRunner:
             record["parents"] = item.parents or []
             record["children"] = [child.work_item_id for child in children]
             path = write_pending(self.spec.results_dir, record)
+        ended = Ended(item, outcome, children, path, final, started)
+        if self._record(ended) is None:
+            # The store could not record it (lock timeout, lost connection). The item stays
+            # held (our heartbeat keeps its lease), so the agent tells the store again
+            # before its next claim and as it stops; the pending result waits for that.
+            self.unrecorded.append(ended)
+            self._notify("lost", item.work_item_id, "not recorded yet")
+        return outcome
+
+    def _record(self, ended: Ended) -> bool | None:
+        """Tell the store how an item ended: True once recorded, False when the item is
+        no longer ours (its result is dropped), None when the store could not be used."""
+        item, outcome, agent_id = ended.item, ended.outcome, self.spec.agent_id
         try:
-            if outcome.ok and children:
+            if outcome.ok and ended.children:
                 self.store.complete_and_enqueue(
-                    item.work_item_id, children, _summary(outcome), agent_id
+                    item.work_item_id, ended.children, _summary(outcome), agent_id
                 )
             elif outcome.ok:
                 self.store.complete(
@@ -422,28 +451,31 @@ class AgentRunner:
             logger.warning(
                 "agent %s: result for %s discarded: %s", agent_id, item.work_item_id, exc
             )
-            if path is not None:
-                discard_result(path)
+            if ended.path is not None:
+                discard_result(ended.path)
             self._notify("lost", item.work_item_id, str(exc))
-            return outcome
+            return False
         except SwarmError as exc:
-            # The store could not record it (lock timeout, lost connection): the item stays
-            # held until its lease ends and is then run again; the pending result is left
-            # for reconcile to settle by what the store says. The agent itself goes on.
             logger.error("agent %s: could not record %s: %s", agent_id, item.work_item_id, exc)
-            self._notify("lost", item.work_item_id, str(exc))
-            return outcome
-        if path is not None:
-            finalize(path)
+            return None
+        if ended.path is not None:
+            finalize(ended.path)
         self._count(0 if outcome.ok else 1)
-        ended = final or "retrying"
-        took = time.time() - started
+        status = ended.final or "retrying"
+        took = time.time() - ended.started
         if outcome.ok:
             logger.info("completed %s in %.2fs", item.work_item_id, took)
         else:
-            logger.warning("%s %s after %.2fs: %s", ended, item.work_item_id, took, outcome.error)
-        self._notify(str(ended), item.work_item_id, outcome.error)
-        return outcome
+            logger.warning("%s %s after %.2fs: %s", status, item.work_item_id, took, outcome.error)
+        self._notify(str(status), item.work_item_id, outcome.error)
+        return True
+
+    def _record_unrecorded(self) -> None:
+        """Tell the store, again, how the items it could not record ended."""
+        while self.unrecorded:
+            if self._record(self.unrecorded[0]) is None:
+                return  # still unusable: at the next turn
+            self.unrecorded.popleft()
 
     def _abandoned(self, item: WorkItem, outcome: Outcome) -> Outcome:
         """The item stopped because it is no longer ours: say why, record nothing. Should

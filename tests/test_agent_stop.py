@@ -13,6 +13,7 @@ import pytest
 from agents.backends import load_backend
 from agents.loop import AgentRunner, AgentSpec, Working
 from orchestrator.config import AgentGroup, StoreConfig
+from orchestrator.errors import LockTimeout
 from orchestrator.records import Agent, WorkItem, WorkStatus
 from orchestrator.store.base import Store
 
@@ -88,3 +89,30 @@ def test_an_item_stopped_while_still_ours_is_released_without_using_an_attempt(
     now = store.get(item)
     assert (now.status, now.agent_id, now.attempts) == (WorkStatus.PENDING, None, 0)
     assert not list((tmp_path / "results").glob("*.json"))  # nothing recorded for it
+
+
+def test_an_end_the_store_could_not_record_is_recorded_before_the_next_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner, store = _runner(tmp_path)
+    item = _add(store, "finished while the store was busy")
+    claimed = store.claim(runner.spec.agent_id)
+    assert claimed is not None
+    real_complete = store.complete
+    calls: list[str] = []
+
+    def busy_once(work_id: str, *args: object, **kwargs: object) -> object:
+        calls.append(work_id)
+        if len(calls) == 1:
+            raise LockTimeout("the store is busy")
+        return real_complete(work_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "complete", busy_once)
+    outcome = runner._work_traced(load_backend(runner.group), claimed, threading.Event(), [])
+    assert outcome is not None and outcome.ok
+    # Still held by us, its lease kept by our heartbeat: nobody else would finish it.
+    assert store.get(item).held and list(runner.unrecorded)
+    assert not list((tmp_path / "results").glob("*.json"))  # the result waits, pending
+    runner._record_unrecorded()
+    assert store.get(item).status == WorkStatus.COMPLETED and not runner.unrecorded
+    assert [p.name for p in (tmp_path / "results").glob("*.json")] == [f"{item}.json"]
