@@ -11,8 +11,9 @@ rows and the rows at those exact starts, leaving out the ones it has already ret
 Reading from the oldest start on instead re-sent every row since it whenever an old
 start showed up after those rows had been returned — and PostgreSQL briefly reports a
 LISTEN connection's last statement start as an open transaction's while it takes a
-notification. Transactions of other roles are hidden from ``pg_stat_activity``: theirs
-are covered by the horizon alone.
+notification (its state stays ``idle``: idle backends are left out). Transactions of
+other roles are hidden from ``pg_stat_activity``: theirs are covered by the horizon
+alone.
 
 Positions are ``<id>@<ts>@<bound>``, the bound being the oldest time a row yet to appear
 could have at the poll that read the row. Resuming reads from that bound once:
@@ -40,6 +41,9 @@ _OPEN_STARTS = (
     " FROM pg_stat_activity WHERE datname = current_database()"
     " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
     " AND xact_start IS NOT NULL"
+    # Idle is outside any transaction: an idle backend with a start is a LISTEN
+    # connection taking a notification, which shows its last statement's start.
+    " AND state IS DISTINCT FROM 'idle'"
 )
 
 # Two reads, each on the BRIN index of ts (an OR of the two conditions is a full scan).
