@@ -45,15 +45,19 @@ def _env() -> dict[str, str]:
     return env
 
 
-# `swarm serve` as it was before PostgreSQL paged in SQL: base.page_work's generic
-# path, which lists every item and filters, sorts and pages in Python.
+# `swarm serve` as it was before PostgreSQL paged and summed in SQL: store.base's
+# generic paths, which list every item and filter, sort, page and count in Python.
 FULL_LIST_SERVE = """
 import sys
 from orchestrator.cli import main
-from orchestrator.store import pg_pages
+from orchestrator.store import pg_pages, pg_summary
 del pg_pages.PgPages.page_work
+del pg_summary.PgSummary.work_counts, pg_summary.PgSummary.holdings
+del pg_summary.PgSummary.finished_since
 sys.exit(main(["serve", "--port", "0"]))
 """
+# The views a dashboard polls besides the page, summed over the whole store.
+SUMMARIES = ("/api/queue", "/api/agents", "/api/throughput?window=1h")
 
 
 def _serve(
@@ -194,6 +198,8 @@ def pg_listing(items: int, requests: int, writers: int) -> dict[str, Any]:
                     _timed(client, PAGE, 3)  # open the store, warm up
                     found[name, "unchanged"] = _timed(client, PAGE, counts[name])
                     found[name, "all"] = _timed(client, PAGE + "&all=true", counts[name])
+                    for path in SUMMARIES:
+                        found[name, path] = _timed(client, path, counts[name])
                     changed = []
                     for n in range(counts[name]):
                         store.add_work(
@@ -246,6 +252,7 @@ def _pg_rows(pg: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [
         (f"`GET {PAGE}`, {where}, store unchanged", *both("unchanged")),
         (f"`GET {PAGE}&all=true`, {where}, store unchanged", *both("all")),
+        *[(f"`GET {path}`, {where}, store unchanged", *both(path)) for path in SUMMARIES],
         (f"`GET {PAGE}`, {where}, a change before each", *both("changed")),
         (
             f"`GET {PAGE}`, {where}, {pg['writers']} agents claiming and completing"
@@ -398,8 +405,10 @@ def main() -> None:
             " (web/listing.py), so a page does not sort the store; an event is read from"
             " the log by a reader polling every 20 ms (one fstat), so the stream's cost"
             " does not grow with the number of items. On PostgreSQL a page is one SQL"
-            " statement over migration 0011's indexes (store/pg_pages.py); its baseline,"
-            " the full-list path it replaced, is a second server in the same run.",
+            " statement over migration 0011's indexes (store/pg_pages.py), and the"
+            " queue counts, holdings and finished items are aggregates in SQL"
+            " (store/pg_summary.py); their baseline, the full-list path they replaced,"
+            " is a second server in the same run.",
         )
 
 

@@ -6,6 +6,7 @@ creation time broken by the id in code-point order), the same offsets and totals
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 
 from orchestrator.records import WorkFilter, WorkItem, list_order
-from orchestrator.store.base import page_work
+from orchestrator.store.base import finished_since, holdings, page_work, work_counts
 from orchestrator.store.file import FileStore
 from orchestrator.store.pg_pages import page_sql
 from orchestrator.store.postgres import PostgresStore
@@ -210,3 +211,28 @@ def _node(plan: dict[str, Any], kind: str) -> dict[str, Any]:
         except LookupError:
             continue
     raise LookupError(kind)
+
+
+def test_postgresql_summaries_are_the_file_store_s_without_listing_it(
+    both: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files, pg = both
+
+    def listed(*args: Any) -> Any:
+        raise AssertionError("the summaries aggregate in SQL, not from list_work")
+
+    monkeypatch.setattr(pg, "list_work", listed)
+    expected = Counter(
+        pending=len(ITEMS) - len(CANCELLED) - len(CLAIMED) - 1,
+        cancelled=len(CANCELLED),
+        claimed=len(CLAIMED),
+        completed=1,
+    )
+    for store in (files, pg, TracedStore(pg, "postgres")):
+        assert work_counts(store) == expected
+        assert {a: sorted(ids) for a, ids in holdings(store).items()} == {
+            "agent_1": sorted(CLAIMED)
+        }
+        (finished,) = finished_since(store, 0.0)
+        assert finished[1] == "completed" and finished[0] > 0
+        assert finished_since(store, finished[0] + 1) == []

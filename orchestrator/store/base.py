@@ -8,7 +8,8 @@ contract suite in ``tests/test_store_contract.py``. The records it stores live i
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar, overload
 
 from orchestrator.records import ANY, Agent, ClaimFilter, WorkFilter, WorkItem, WorkStatus
@@ -242,3 +243,50 @@ def page_work(store: Store, filters: WorkFilter, offset: int, limit: int) -> Wor
     if filters.narrowed:
         items = [i for i in items if filters.accepts(i)]
     return WorkPage(items[offset : offset + limit], len(items))
+
+
+# The HTTP API's polled summaries. As with page_work, a backend that aggregates in its
+# own query (PostgreSQL: store/pg_summary.py) has its own method; others list here.
+
+
+def work_counts(store: Store) -> Counter[str]:
+    """How many items there are in each status."""
+    native = getattr(store, "work_counts", None)
+    if native is not None:
+        counts: Counter[str] = native()
+        return counts
+    return Counter(str(item.status) for item in store.list_work(include_terminal=True))
+
+
+def holdings(store: Store) -> dict[str, list[str]]:
+    """The ids of the items each agent holds."""
+    native = getattr(store, "holdings", None)
+    if native is not None:
+        held: dict[str, list[str]] = native()
+        return held
+    found: dict[str, list[str]] = {}
+    for item in store.list_work(include_terminal=False):
+        if item.held and item.agent_id:
+            found.setdefault(item.agent_id, []).append(item.work_item_id)
+    return found
+
+
+def finished_since(store: Store, start: float) -> list[tuple[float, str]]:
+    """When and how each item that finished (completed, failed, dead) from ``start`` on
+    did: its ``completed_at``, else the time it last changed."""
+    native = getattr(store, "finished_since", None)
+    if native is not None:
+        done: list[tuple[float, str]] = native(start)
+        return done
+    return finished_of(store.list_work(include_terminal=True), start)
+
+
+def finished_of(items: Iterable[WorkItem], start: float) -> list[tuple[float, str]]:
+    """``finished_since`` of a listing already in hand."""
+    found = []
+    for item in items:
+        if item.status in (WorkStatus.COMPLETED, WorkStatus.FAILED, WorkStatus.DEAD):
+            done = item.completed_at or item.updated_at
+            if done is not None and done >= start:
+                found.append((done, str(item.status)))
+    return found

@@ -62,6 +62,7 @@ from orchestrator.store.pg_sql import (
     logged,
     returned,
 )
+from orchestrator.store.pg_summary import PgSummary
 from orchestrator.store.shared_docs import PgSharedDocs
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class PostgresStore(PgClaims, ChosenWork, PgPages, PgPipeline, PgSharedDocs, PgNamedRecords):
+class PostgresStore(
+    PgClaims, ChosenWork, PgPages, PgSummary, PgPipeline, PgSharedDocs, PgNamedRecords
+):
     def __init__(
         self,
         dsn: str,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from orchestrator.records import (
     WorkStatus,
     with_id,
 )
+from orchestrator.store import base
 from orchestrator.store.base import Enqueued, Store, WorkPage, claim_many, page_work
 from orchestrator.store.shared_docs import Change
 from orchestrator.telemetry import tracing
@@ -413,6 +415,16 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
     def page_work(self, filters: WorkFilter, offset: int, limit: int) -> WorkPage:
         # A read, untraced like list_work: dashboards poll it (see the module).
         return page_work(self.inner, filters, offset, limit)
+
+    # The API's polled summaries: reads, untraced likewise.
+    def work_counts(self) -> Counter[str]:
+        return base.work_counts(self.inner)
+
+    def holdings(self) -> dict[str, list[str]]:
+        return base.holdings(self.inner)
+
+    def finished_since(self, start: float) -> list[tuple[float, str]]:
+        return base.finished_since(self.inner, start)
 
     def compact(self) -> int:
         return self._timed("swarm.compact", {}, self.inner.compact)

@@ -17,7 +17,13 @@ from orchestrator import runstate
 from orchestrator.errors import InvalidArgument, NotFound
 from orchestrator.locations import without_password
 from orchestrator.records import WorkFilter, WorkItem, WorkStatus
-from orchestrator.store.base import page_work
+from orchestrator.store.base import (
+    finished_of,
+    finished_since,
+    holdings,
+    page_work,
+    work_counts,
+)
 from orchestrator.web.listing import Listing
 
 if TYPE_CHECKING:
@@ -90,16 +96,22 @@ class Sources:
             chosen = [i for i in listing.ordered(terminal) if filters.accepts(i)]
         return chosen[offset : offset + limit], len(chosen)
 
-    def all_work(self) -> tuple[list[WorkItem], Counter[str]]:
-        """Every item (in no order) and the counts by status."""
+    def summary(
+        self,
+        of_listing: Callable[[Listing], T],
+        of_store: Callable[[Store], T],
+        empty: T,
+    ) -> T:
+        """A summary of the work (counts, holdings, …) from the listing where it follows
+        the store (held in memory), else from the store (which aggregates in its own
+        query where it can: ``store.base``'s summaries); ``empty`` without a store."""
         with self._lock:
             store = self._open(create=False)
             if store is None:
-                return [], Counter()
+                return empty
             if self._listing.refresh(store):
-                return self._listing.snapshot(), Counter(self._listing.counts)
-            items = store.list_work(include_terminal=True)
-        return items, Counter(str(i.status) for i in items)
+                return of_listing(self._listing)
+        return of_store(store)
 
 
 def _values(raw: Iterable[str]) -> set[str]:
@@ -270,13 +282,20 @@ def _supervisor(sources: Sources) -> tuple[dict[str, Any] | None, bool]:
     return state, state is not None and runstate.is_alive(state)
 
 
+def _holdings_of(listing: Listing) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for item in listing.snapshot():
+        if item.held and item.agent_id:
+            found.setdefault(item.agent_id, []).append(item.work_item_id)
+    return found
+
+
 def agents(sources: Sources) -> dict[str, Any]:
     state, alive = _supervisor(sources)
 
-    holding: dict[str, list[str]] = {}  # as agent-status, from the listing (no sort)
-    for item in sources.all_work()[0]:
-        if item.held and item.agent_id:
-            holding.setdefault(item.agent_id, []).append(item.work_item_id)
+    holding: dict[str, list[str]] = sources.summary(
+        _holdings_of, holdings, {}
+    )  # as agent-status, no sort
 
     def use(store: Store | None) -> list[dict[str, Any]]:
         if store is None:
@@ -318,13 +337,15 @@ def group_action(sources: Sources, name: str, action: str, timeout_s: float) -> 
 
 
 def queue(sources: Sources) -> dict[str, Any]:
-    items, counts = sources.all_work()
+    counts: Counter[str] = sources.summary(
+        lambda listing: Counter(listing.counts), work_counts, Counter()
+    )
     agents_count = sources.read(lambda store: len(store.list_agents()) if store else 0)
     return {
         # Served to anyone on loopback: a DSN's password stays out.
         "store": without_password(sources.context.store_target),
         "work": dict(sorted(counts.items())),
-        "work_total": len(items),
+        "work_total": sum(counts.values()),
         "agents": agents_count,
     }
 
@@ -341,12 +362,14 @@ def throughput(sources: Sources, window: str, bucket_s: float) -> dict[str, Any]
     buckets = [
         {"t": start + n * bucket_s, "completed": 0, "failed": 0, "dead": 0} for n in range(count)
     ]
-    for item in sources.all_work()[0]:
-        done = item.completed_at or (item.updated_at if item.terminal else None)
-        if done is None or done < start or item.status not in ("completed", "failed", "dead"):
-            continue
+    finished: list[tuple[float, str]] = sources.summary(
+        lambda listing: finished_of(listing.snapshot(), start),
+        lambda store: finished_since(store, start),
+        [],
+    )
+    for done, status in finished:
         index = min(int((done - start) // bucket_s), count - 1)
-        buckets[index][str(item.status)] += 1
+        buckets[index][status] += 1
     return {"window_s": window_s, "bucket_s": bucket_s, "start": start, "buckets": buckets}
 
 
