@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from orchestrator.records import WorkFilter, WorkItem, list_order
-from orchestrator.store.base import finished_since, holdings, page_work, work_counts
+from orchestrator.store.base import children_of, finished_since, holdings, page_work, work_counts
 from orchestrator.store.file import FileStore
 from orchestrator.store.pg_pages import page_sql
 from orchestrator.store.postgres import PostgresStore
@@ -236,3 +236,27 @@ def test_postgresql_summaries_are_the_file_store_s_without_listing_it(
         (finished,) = finished_since(store, 0.0)
         assert finished[1] == "completed" and finished[0] > 0
         assert finished_since(store, finished[0] + 1) == []
+
+
+def test_an_item_s_children_come_from_the_edges_on_postgresql(
+    tmp_path: Path, pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    family = [
+        WorkItem("p", "t", "parent"),
+        WorkItem("c2", "t", "second child", parents=["p"]),
+        WorkItem("c1", "t", "first child", parents=["p", "q"]),
+        WorkItem("q", "t", "another parent"),
+    ]
+    files = FileStore(tmp_path / "store")
+    pg = PostgresStore(pg_dsn, schema=pg_schema)
+    try:
+        for store in (files, pg):
+            store.add_many(family)
+        monkeypatch.setattr(pg, "list_work", lambda *a: pytest.fail("listed the store"))
+        for store in (files, pg, TracedStore(pg, "postgres")):
+            assert sorted(_ids(children_of(store, "p"))) == ["c1", "c2"]
+            assert _ids(children_of(store, "q")) == ["c1"]
+            assert children_of(store, "c1") == []
+    finally:
+        files.close()
+        pg.close()

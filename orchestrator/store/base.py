@@ -290,3 +290,12 @@ def finished_of(items: Iterable[WorkItem], start: float) -> list[tuple[float, st
             if done is not None and done >= start:
                 found.append((done, str(item.status)))
     return found
+
+
+def children_of(store: Store, work_id: str) -> list[WorkItem]:
+    """The items that name ``work_id`` among their parents."""
+    native = getattr(store, "children_of", None)
+    if native is not None:
+        children: list[WorkItem] = native(work_id)
+        return children
+    return [i for i in store.list_work() if work_id in (i.parents or ())]

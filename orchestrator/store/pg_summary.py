@@ -1,8 +1,9 @@
-"""The PostgreSQL store's summaries for the HTTP API's polled views (queue counts, who
-holds what, what finished when): aggregates in the database, so that a dashboard polling
-them on a store of 100,000 items reads counts, not 100,000 rows (``store.base``'s
-``work_counts``, ``holdings`` and ``finished_since`` fall back to a full listing
-elsewhere). A mixin, so that ``postgres.py`` stays within the module size cap."""
+"""The PostgreSQL store's summaries for the HTTP API's views (queue counts, who holds
+what, what finished when, an item's children): computed in the database, so that a
+dashboard polling them on a store of 100,000 items reads counts, not 100,000 rows
+(``store.base``'s ``work_counts``, ``holdings``, ``finished_since`` and ``children_of``
+fall back to a full listing elsewhere). A mixin, so that ``postgres.py`` stays within
+the module size cap."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from orchestrator.store.pg_sql import HELD
+from orchestrator.records import WorkItem
+from orchestrator.store.pg_sql import HELD, W_COLS
 
 T = TypeVar("T")
 
@@ -50,5 +52,16 @@ class PgSummary:
                 (start,),
             ).fetchall()
             return [(float(done), str(status)) for done, status in rows]
+
+        return self._run(work)
+
+    def children_of(self, work_id: str) -> list[WorkItem]:
+        def work(cur: psycopg.Cursor[Any], retrying: bool) -> list[WorkItem]:
+            rows = cur.execute(
+                f"SELECT {W_COLS} FROM work_edges e JOIN work_items w"
+                " ON w.work_item_id = e.child WHERE e.parent = %s ORDER BY w.work_item_id",
+                (work_id,),
+            ).fetchall()
+            return [WorkItem(*row) for row in rows]
 
         return self._run(work)

@@ -426,6 +426,9 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
     def finished_since(self, start: float) -> list[tuple[float, str]]:
         return base.finished_since(self.inner, start)
 
+    def children_of(self, work_id: str) -> list[WorkItem]:
+        return base.children_of(self.inner, work_id)
+
     def compact(self) -> int:
         return self._timed("swarm.compact", {}, self.inner.compact)
 

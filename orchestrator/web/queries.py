@@ -18,6 +18,7 @@ from orchestrator.errors import InvalidArgument, NotFound
 from orchestrator.locations import without_password
 from orchestrator.records import WorkFilter, WorkItem, WorkStatus
 from orchestrator.store.base import (
+    children_of,
     finished_of,
     finished_since,
     holdings,
@@ -174,7 +175,7 @@ def item_detail(sources: Sources, work_id: str) -> dict[str, Any]:
                 parents.append(store.get(parent_id))
             except NotFound:
                 continue  # archived
-        children = [i for i in store.list_work() if work_id in (i.parents or ())]
+        children = children_of(store, work_id)
         return item, parents, children
 
     item, parents, children = sources.read(use)
