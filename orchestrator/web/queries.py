@@ -112,7 +112,7 @@ class Sources:
                 return empty
             if self._listing.refresh(store):
                 return of_listing(self._listing)
-        return of_store(store)
+            return of_store(store)
 
 
 def _values(raw: Iterable[str]) -> set[str]:
