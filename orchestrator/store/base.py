@@ -264,8 +264,13 @@ def holdings(store: Store) -> dict[str, list[str]]:
     if native is not None:
         held: dict[str, list[str]] = native()
         return held
+    return holdings_of(store.list_work(include_terminal=False))
+
+
+def holdings_of(items: Iterable[WorkItem]) -> dict[str, list[str]]:
+    """``holdings`` of a listing already in hand."""
     found: dict[str, list[str]] = {}
-    for item in store.list_work(include_terminal=False):
+    for item in items:
         if item.held and item.agent_id:
             found.setdefault(item.agent_id, []).append(item.work_item_id)
     return found

@@ -22,6 +22,7 @@ from orchestrator.store.base import (
     finished_of,
     finished_since,
     holdings,
+    holdings_of,
     page_work,
     work_counts,
 )
@@ -283,20 +284,13 @@ def _supervisor(sources: Sources) -> tuple[dict[str, Any] | None, bool]:
     return state, state is not None and runstate.is_alive(state)
 
 
-def _holdings_of(listing: Listing) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for item in listing.snapshot():
-        if item.held and item.agent_id:
-            found.setdefault(item.agent_id, []).append(item.work_item_id)
-    return found
-
-
 def agents(sources: Sources) -> dict[str, Any]:
     state, alive = _supervisor(sources)
 
+    # As agent-status shows them: who holds what.
     holding: dict[str, list[str]] = sources.summary(
-        _holdings_of, holdings, {}
-    )  # as agent-status, no sort
+        lambda listing: holdings_of(listing.snapshot()), holdings, {}
+    )
 
     def use(store: Store | None) -> list[dict[str, Any]]:
         if store is None:
