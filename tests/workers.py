@@ -13,6 +13,7 @@ from multiprocessing.synchronize import Event, Semaphore
 from typing import Any
 
 from orchestrator.records import WorkItem
+from orchestrator.store import locking
 from orchestrator.store.file import FileStore
 
 
@@ -193,3 +194,25 @@ def write_spans(
     tracing.shutdown()
     if written is not None:
         written[slot] = index
+
+
+def count_under_lock(path: str, rounds: int, patient: bool) -> None:
+    """Read-modify-write a counter under the store lock, reading it while waiting as the
+    store reads its journal: a lost update means two holders at once."""
+    locking.wait_patiently(patient)
+    lock = locking.StoreLock(path + ".lock", timeout_s=0 if not patient else 30)
+    counter = path + ".count"
+
+    def peek() -> None:
+        with open(counter, "rb") as handle:
+            handle.read()
+
+    for _ in range(rounds):
+        lock.acquire(peek)
+        with open(counter, "r+b") as handle:
+            value = int(handle.read() or b"0")
+            handle.seek(0)
+            handle.write(b"%d" % (value + 1))
+            handle.truncate()
+        lock.release()
+    lock.close()

@@ -3,6 +3,7 @@
 Layout of the store directory (default ``agent_coordination/``)::
 
     .lock               the flock every operation holds while it reads and appends
+    .lock-line          the flock waiters for ``.lock`` queue on (``locking``)
     journal.jsonl       the current generation: a header record, then one record per
                         operation: a new item whole, a changed one as its changed fields
     work_snapshot.json  snapshot of the live work items at the start of this generation
