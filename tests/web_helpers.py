@@ -47,8 +47,10 @@ class Terminal:
     def readline(self, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
         while b"\n" not in self._buffer:
-            ready, _, _ = select.select([self.master], [], [], deadline - time.monotonic())
-            if not ready:
+            # poll, not select: select refuses descriptors past 1023 in a long test run
+            waiting = select.poll()
+            waiting.register(self.master, select.POLLIN)
+            if not waiting.poll(max(0.0, deadline - time.monotonic()) * 1000):
                 raise AssertionError(f"no line on the terminal: {self._buffer!r}")
             try:
                 chunk = os.read(self.master, 4096)

@@ -11,8 +11,8 @@ longer than its own work took (bench/RESULTS.md, "Issue 20").
 A process that finds the store lock free takes it without queueing (it has just read
 the journal, so its hold is short) unless the front of the line has waited longer than
 ``_BARGE_FOR_S``: past that, newcomers queue too, which bounds how long the front waits.
-The front writes when it began to wait into the line file (8 bytes, mapped), a hint
-read without a lock: the store lock alone decides who writes, so a stale or torn
+The front writes when it began to wait into the line file (8 bytes), a hint read
+without a lock: the store lock alone decides who writes, so a stale or torn
 hint costs a queued wait, never a double writer. A waiter killed at the front leaves
 the kernel's ``flock`` released and its stamp stale, which the next front overwrites.
 The lock is shared by the threads of one process (flock belongs to the open file
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import mmap
 import os
 import struct
 import time
@@ -160,20 +159,17 @@ class StoreLock:
 
 class _Line:
     """The queue in front of the store lock: a ``flock`` its waiters sleep on, and the
-    front's stamp in the same file."""
+    front's stamp in the same file (read and written in place: no mapping, which
+    would hold a second descriptor)."""
 
     def __init__(self, path: str) -> None:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            if os.fstat(self._fd).st_size < mmap.PAGESIZE:
-                os.ftruncate(self._fd, mmap.PAGESIZE)  # a page of zeros: "nobody waits"
-            self._map = mmap.mmap(self._fd, mmap.PAGESIZE)
-        except BaseException:
-            os.close(self._fd)
-            raise
 
     def overdue(self) -> bool:
-        since: float = _STAMP.unpack_from(self._map)[0]
+        raw = os.pread(self._fd, _STAMP.size, 0)
+        if len(raw) < _STAMP.size:
+            return False  # a new line: nobody has waited yet
+        since: float = _STAMP.unpack(raw)[0]
         return since > 0.0 and time.monotonic() - since > _BARGE_FOR_S
 
     def join(self, deadline: float | None, timeout: Callable[[], LockTimeout]) -> None:
@@ -193,14 +189,13 @@ class _Line:
             pause = min(pause * 2, _MAX_PAUSE_S)
 
     def stamp(self) -> None:
-        _STAMP.pack_into(self._map, 0, time.monotonic())
+        os.pwrite(self._fd, _STAMP.pack(time.monotonic()), 0)
 
     def leave(self) -> None:
-        _STAMP.pack_into(self._map, 0, 0.0)
+        os.pwrite(self._fd, _STAMP.pack(0.0), 0)
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        self._map.close()
         os.close(self._fd)
 
 
