@@ -1,44 +1,49 @@
 """The store lock's line: waiters queue, newcomers stop taking the lock past an overdue
-front, a front killed with -9 blocks nobody, and writers stay one at a time."""
+front, a waiter killed with -9 anywhere in line blocks nobody, and writers stay one at
+a time."""
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from orchestrator.errors import LockTimeout
-from orchestrator.store import locking
 from orchestrator.store.locking import StoreLock
 
 from .conftest import wait_for
 from .workers import count_under_lock
 
-# Joins the line, stamps itself as its front, says so, then waits to be killed.
-_FRONT = """
-import sys, time
-from orchestrator.store.locking import _Line
-line = _Line(sys.argv[1])
-line.join(None, RuntimeError)
-line.stamp()
-print("front", flush=True)
+# Takes a place in line (its flock, and at the front its stamp, as the lock does),
+# says so, then waits to be killed.
+_IN_LINE = """
+import fcntl, os, struct, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+if sys.argv[1].endswith("-line"):
+    os.pwrite(fd, struct.pack("d", time.monotonic()), 0)
+print("in line", flush=True)
 time.sleep(600)
 """
 
 
-def _front_of_line(lock_path: Path) -> subprocess.Popen[bytes]:
-    front = subprocess.Popen(
-        [sys.executable, "-c", _FRONT, f"{lock_path}-line"],
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
-    )
-    assert front.stdout is not None and front.stdout.readline() == b"front\n"
-    return front
+@contextmanager
+def _in_line(place: Path) -> Iterator[subprocess.Popen[bytes]]:
+    waiter = subprocess.Popen([sys.executable, "-c", _IN_LINE, str(place)], stdout=subprocess.PIPE)
+    try:
+        assert waiter.stdout is not None and waiter.stdout.readline() == b"in line\n"
+        yield waiter
+    finally:
+        waiter.kill()
+        waiter.wait()
+        assert waiter.stdout is not None
+        waiter.stdout.close()
 
 
 def test_newcomers_queue_behind_an_overdue_front_and_a_killed_front_blocks_nobody(
@@ -46,47 +51,41 @@ def test_newcomers_queue_behind_an_overdue_front_and_a_killed_front_blocks_nobod
 ) -> None:
     path = tmp_path / ".lock"
     lock = StoreLock(str(path), timeout_s=0.3)
-    front = _front_of_line(path)
-    try:
-        probe = locking._Line(f"{path}-line")
-        wait_for(probe.overdue, timeout=30)
+    with _in_line(tmp_path / ".lock-line") as front:
+        wait_for(lock.line_overdue, timeout=30)
         # The store lock is free, but the front has waited too long: a newcomer queues
         # behind it (and, with a timeout, gives up) instead of taking the lock first.
         with pytest.raises(LockTimeout, match="FLOCK_TIMEOUT"):
             lock.acquire()
         assert lock.try_acquire()  # it was free all along
         lock.release()
-    finally:
         front.send_signal(signal.SIGKILL)
         front.wait()
-        assert front.stdout is not None
-        front.stdout.close()
     # The kernel dropped the dead front's flock; its stamp is stale, not binding.
-    assert probe.overdue()
+    assert lock.line_overdue()
     lock.acquire()
     lock.release()
-    assert not probe.overdue()  # the next front cleared the stamp when it left the line
-    probe.close()
+    assert not lock.line_overdue()  # the next front cleared the stamp when it left
     lock.close()
 
 
-def test_a_timed_newcomer_gives_up_while_the_line_is_held(tmp_path: Path) -> None:
+@pytest.mark.parametrize("place", [".lock-line", ".lock-queue"])
+def test_a_timed_newcomer_gives_up_behind_a_held_place_and_a_killed_one_blocks_nobody(
+    tmp_path: Path, place: str
+) -> None:
     path = tmp_path / ".lock"
-    front = _front_of_line(path)
-    try:
-        lock = StoreLock(str(path), timeout_s=0.2)
-        holder = StoreLock(str(path), timeout_s=0)
-        assert holder.try_acquire()  # the store lock is taken: nobody may barge
+    lock = StoreLock(str(path), 0.2)
+    holder = StoreLock(str(path), 0)
+    assert holder.try_acquire()  # the store lock is taken: nobody may take it first
+    with _in_line(tmp_path / place):
         with pytest.raises(LockTimeout):
             lock.acquire()
-        holder.release()
-    finally:
-        front.kill()
-        front.wait()
-        assert front.stdout is not None
-        front.stdout.close()
+    # Killed where it waited: its place is free, and the next waiter gets through.
+    holder.release()
     lock.acquire()
     lock.release()
+    for opened in (lock, holder):
+        opened.close()
 
 
 @pytest.mark.parametrize("patient", [False, True])
