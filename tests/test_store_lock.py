@@ -69,15 +69,14 @@ def test_newcomers_queue_behind_an_overdue_front_and_a_killed_front_blocks_nobod
     lock.close()
 
 
-@pytest.mark.parametrize("place", [".lock-line", ".lock-queue"])
-def test_a_timed_newcomer_gives_up_behind_a_held_place_and_a_killed_one_blocks_nobody(
-    tmp_path: Path, place: str
+def test_a_timed_newcomer_gives_up_behind_the_front_and_a_killed_front_blocks_nobody(
+    tmp_path: Path,
 ) -> None:
     path = tmp_path / ".lock"
     lock = StoreLock(str(path), 0.2)
     holder = StoreLock(str(path), 0)
     assert holder.try_acquire()  # the store lock is taken: nobody may take it first
-    with _in_line(tmp_path / place):
+    with _in_line(tmp_path / ".lock-line"):
         with pytest.raises(LockTimeout):
             lock.acquire()
     # Killed where it waited: its place is free, and the next waiter gets through.
