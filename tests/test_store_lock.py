@@ -46,26 +46,42 @@ def _in_line(place: Path) -> Iterator[subprocess.Popen[bytes]]:
         waiter.stdout.close()
 
 
-def test_newcomers_queue_behind_an_overdue_front_and_a_killed_front_blocks_nobody(
+def test_newcomers_let_an_overdue_front_go_first_and_a_killed_front_binds_nobody(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / ".lock"
     lock = StoreLock(str(path), timeout_s=0.3)
     with _in_line(tmp_path / ".lock-line") as front:
         wait_for(lock.line_overdue, timeout=30)
-        # The store lock is free, but the front has waited too long: a newcomer queues
-        # behind it (and, with a timeout, gives up) instead of taking the lock first.
+        # The store lock is free, but the front has waited too long: a newcomer lets it
+        # go first (and, with a timeout, gives up) instead of taking the lock.
         with pytest.raises(LockTimeout, match="FLOCK_TIMEOUT"):
             lock.acquire()
         assert lock.try_acquire()  # it was free all along
         lock.release()
         front.send_signal(signal.SIGKILL)
         front.wait()
-    # The kernel dropped the dead front's flock; its stamp is stale, not binding.
-    assert lock.line_overdue()
-    lock.acquire()
-    lock.release()
-    assert not lock.line_overdue()  # the next front cleared the stamp when it left
+        # The kernel dropped the dead front's flock: its stamp, still there, binds nobody.
+        assert (tmp_path / ".lock-line").read_bytes() != bytes(8)
+        assert not lock.line_overdue()
+        lock.acquire()
+        lock.release()
+    lock.close()
+
+
+def test_a_front_stopped_for_long_holds_back_newcomers_no_more(tmp_path: Path) -> None:
+    path = tmp_path / ".lock"
+    lock = StoreLock(str(path), timeout_s=0.3)
+    with _in_line(tmp_path / ".lock-line") as front:
+        front.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lock.line_overdue, timeout=30)
+            # Still stopped at the front, past _STUCK_S: newcomers take the free lock.
+            wait_for(lambda: not lock.line_overdue(), timeout=30)
+            lock.acquire()
+            lock.release()
+        finally:
+            front.send_signal(signal.SIGCONT)
     lock.close()
 
 

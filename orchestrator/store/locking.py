@@ -1,34 +1,38 @@
 """The store's hot-path lock: ``flock`` on a descriptor kept open, and a line to wait in.
 
 Writers are serialised by one ``flock`` (``.lock``). Waiting for it is organised so that
-the holder keeps a CPU: a contended process queues on a second ``flock`` (``.lock-line``)
-asleep in the kernel, and only the process at the front of the line polls the store
-lock, reading what the holder appends meanwhile (``while_waiting``), so that once it
-holds the lock it has about one record left to read. When every waiter polled, 10 or 32
-processes on 2 cores took the CPU from the holder, which then held the lock 3-5 times
-longer than its own work took (bench/RESULTS.md, "Issue 20").
+the holder keeps a CPU: a contended long-lived process (the supervisor, its agents:
+``wait_patiently()``) queues on a second ``flock`` (``.lock-line``) asleep in the kernel,
+and only the one at the front of the line polls the store lock, reading what the holder
+appends meanwhile (``while_waiting``), so that once it holds the lock it has about one
+record left to read. When every waiter polled, 10 or 32 processes on 2 cores took the
+CPU from the holder, which then held the lock 3-5 times longer than its own work took
+(bench/RESULTS.md, "Issue 20").
 
 A process that finds the store lock free takes it without queueing (it has just read
-the journal, so its hold is short) unless the front of the line has waited longer than
-``_BARGE_FOR_S``: past that, newcomers queue too, which bounds how long the front waits.
-The front writes when it began to wait into the line file (8 bytes), a hint read
-without a lock: the store lock alone decides who writes, so a stale or torn
-hint costs a queued wait, never a double writer. A waiter killed at the front leaves
-the kernel's ``flock`` released and its stamp stale, which the next front overwrites.
+the journal, so its hold is short) unless the front has waited longer than
+``_BARGE_FOR_S``: then newcomers let it go first, which bounds how long the front waits.
+The front writes when it began to wait into ``.lock-line`` (8 bytes), a hint read
+without a lock: the store lock alone decides who writes, so a wrong hint costs a wait,
+never a double writer. A stamp binds only while someone holds the line's ``flock`` (a
+waiter killed with -9 at the front leaves a stale one, which the next front overwrites)
+and for at most ``_STUCK_S``. A process stopped at the front (SIGSTOP, a debugger) holds
+up the processes asleep behind it until it continues, as a process stopped while
+holding the lock holds up everyone; it logs nothing meanwhile, and neither do they.
 The lock is shared by the threads of one process (flock belongs to the open file
 description), so callers serialise their own threads first.
 
-``FLOCK_TIMEOUT`` bounds the wait of a one-shot command, which then exits 4: it polls
-the line and then the store lock with non-blocking ``flock`` calls and a growing pause
-(no signal, no thread: an interval timer's SIGALRM would fight any other user of the
-signal and works in the main thread only). Long-lived processes (the supervisor and its
-agents) call ``wait_patiently()``: they sleep in the line without a timeout, and at its
-front log a wait past ``FLOCK_TIMEOUT`` and keep retrying, so a backup script or a
+One-shot commands keep out of the line (one stopped with Ctrl-Z would hold it): they
+poll the lock with a growing pause and give up after ``FLOCK_TIMEOUT``, exiting 4 (no
+signal, no thread: an interval timer's SIGALRM would fight any other user of the
+signal and works in the main thread only). Long-lived processes wait without a timeout:
+the front logs a wait past ``FLOCK_TIMEOUT`` and keeps trying, so a backup script or a
 stopped CLI holding the lock delays the swarm instead of ending it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -41,8 +45,10 @@ from orchestrator.numbers import env_number
 
 logger = logging.getLogger(__name__)
 
-# The front of the line waits this long before newcomers stop taking a free lock first.
+# The front of the line waits this long before newcomers stop taking a free lock first,
+# and past _STUCK_S it is presumed stopped: newcomers take a free lock first again.
 _BARGE_FOR_S = 0.010
+_STUCK_S = 1.0
 # The front retries at once (yielding the CPU) this many times before it sleeps.
 _YIELDS = 200
 # The longest pause between tries: what a waiter may lag behind the release.
@@ -73,35 +79,41 @@ class StoreLock:
             raise
 
     def acquire(self, while_waiting: Callable[[], object] | None = None) -> None:
-        """Take the lock: at once if it is free and the line is short, else in line.
-        ``while_waiting`` runs between tries at the front (the store reads what the
-        holder appends, so it has less to read once it holds the lock)."""
-        if not self._line.overdue() and self._try():
+        """Take the lock: at once if it is free and the front of the line has not waited
+        long, else in line. ``while_waiting`` runs between tries at the front (the store
+        reads what the holder appends, so it has less to read once it holds the lock)."""
+        if not self._line.holds_back() and self._try():
             return
-        deadline = None
-        if self.timeout_s and self.timeout_s > 0 and not _patient:
-            deadline = time.monotonic() + self.timeout_s
-        self._line.join(deadline, self._timeout_error)
-        try:
-            self._line.stamp()
-            self._wait_at_front(deadline, while_waiting)
-        finally:
-            self._line.leave()
+        wait = _Wait(self)
+        if not _patient:
+            # A one-shot command keeps out of the line: stopped there (Ctrl-Z), it would
+            # hold up every process behind it. It polls, letting an overdue front go first.
+            self._poll(wait, while_waiting)
+        else:
+            self._line.join()
+            try:
+                self._line.stamp()
+                self._wait_at_front(wait, while_waiting)
+            finally:
+                self._line.leave()
+        wait.done()
 
     def try_acquire(self) -> bool:
         """Take the lock only if it is free now."""
         return self._try()
 
     def line_overdue(self) -> bool:
-        """Whether the front of the line has waited long enough that newcomers queue."""
-        return self._line.overdue()
+        """Whether newcomers queue behind the front of the line now."""
+        return self._line.holds_back()
 
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        os.close(self._fd)
-        self._line.close()
+        try:
+            os.close(self._fd)
+        finally:
+            self._line.close()
 
     def __enter__(self) -> StoreLock:
         self.acquire()
@@ -117,87 +129,124 @@ class StoreLock:
             return False
         return True
 
-    def _wait_at_front(
-        self, deadline: float | None, while_waiting: Callable[[], object] | None
-    ) -> None:
-        started = time.monotonic()
-        report_every = self.timeout_s if self.timeout_s and self.timeout_s > 0 else None
-        report_at = None if report_every is None else started + report_every
-        reported = False
+    def _poll(self, wait: _Wait, while_waiting: Callable[[], object] | None) -> None:
+        pause = 0.0001
+        while True:
+            if while_waiting is not None:
+                while_waiting()
+            if not self._line.holds_back() and self._try():
+                return
+            wait.check()
+            time.sleep(pause)
+            pause = min(pause * 2, _MAX_PAUSE_S)
+
+    def _wait_at_front(self, wait: _Wait, while_waiting: Callable[[], object] | None) -> None:
         tries = 0
         pause = 0.00005
         while True:
             if while_waiting is not None:
                 while_waiting()
             if self._try():
-                break
+                return
             tries += 1
             if tries <= _YIELDS:  # the holder is usually done within a few yields
                 os.sched_yield()
                 continue
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                raise self._timeout_error()
-            if report_at is not None and report_every is not None and now >= report_at:
-                reported = True
-                logger.warning(
-                    "waited %.0fs for the store lock %s (another process holds it); still waiting",
-                    now - started,
-                    self.path,
-                )
-                report_every = min(max(report_every * 2, _REPORT_EVERY_S), _REPORT_MAX_S)
-                report_at = now + report_every
+            wait.check()
             time.sleep(pause)
             pause = min(pause * 2, _MAX_PAUSE_S)
-        if reported:
-            logger.warning(
-                "got the store lock %s after %.1fs", self.path, time.monotonic() - started
-            )
 
     def _timeout_error(self) -> LockTimeout:
         return LockTimeout(
             f"timed out after {self.timeout_s:g}s waiting for the store lock {self.path}"
-            " (another process holds it; raise FLOCK_TIMEOUT or stop that process)"
+            " (another process holds it or waits ahead; raise FLOCK_TIMEOUT or stop that"
+            " process)"
         )
 
 
+class _Wait:
+    """One contended acquire's clock: its deadline (a one-shot command's
+    FLOCK_TIMEOUT) or, for a patient process, when to log that it is still waiting."""
+
+    def __init__(self, lock: StoreLock) -> None:
+        self._lock = lock
+        self._started = time.monotonic()
+        timeout = lock.timeout_s if lock.timeout_s and lock.timeout_s > 0 else None
+        self._deadline = None if timeout is None or _patient else self._started + timeout
+        self._report_every = timeout
+        self._report_at = None if timeout is None else self._started + timeout
+        self._reported = False
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if self._deadline is not None and now >= self._deadline:
+            raise self._lock._timeout_error()
+        if self._report_at is not None and self._report_every is not None:
+            if now >= self._report_at:
+                self._reported = True
+                logger.warning(
+                    "waited %.0fs for the store lock %s (another process holds it or waits"
+                    " ahead); still waiting",
+                    now - self._started,
+                    self._lock.path,
+                )
+                self._report_every = min(
+                    max(self._report_every * 2, _REPORT_EVERY_S), _REPORT_MAX_S
+                )
+                self._report_at = now + self._report_every
+
+    def done(self) -> None:
+        if self._reported:
+            logger.warning(
+                "got the store lock %s after %.1fs",
+                self._lock.path,
+                time.monotonic() - self._started,
+            )
+
+
 class _Line:
-    """The queue in front of the store lock: a ``flock`` its waiters sleep on, and the
-    front's stamp in the same file (read and written in place: no mapping, which
-    would hold a second descriptor)."""
+    """The queue in front of the store lock: a ``flock`` held by the front, and the
+    front's stamp in the same file (read and written in place: no mapping, which would
+    hold a second descriptor). The stamp is a hint: failing to write it costs nothing."""
 
     def __init__(self, path: str) -> None:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
-    def overdue(self) -> bool:
+    def _age(self) -> float:
+        """How long the front has waited; 0.0 when nobody is at the front."""
         raw = os.pread(self._fd, _STAMP.size, 0)
         if len(raw) < _STAMP.size:
-            return False  # a new line: nobody has waited yet
+            return 0.0  # a new line: nobody has waited yet
         since: float = _STAMP.unpack(raw)[0]
-        return since > 0.0 and time.monotonic() - since > _BARGE_FOR_S
+        return time.monotonic() - since if since > 0.0 else 0.0
 
-    def join(self, deadline: float | None, timeout: Callable[[], LockTimeout]) -> None:
-        if deadline is None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)  # asleep until the one in front leaves
-            return
-        pause = 0.0001
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                pass
-            if time.monotonic() >= deadline:
-                raise timeout()
-            time.sleep(pause)
-            pause = min(pause * 2, _MAX_PAUSE_S)
+    def holds_back(self) -> bool:
+        """Whether a newcomer should let the front go first although the store lock may
+        be free: the front has waited over _BARGE_FOR_S, is still there (a stamp left by
+        a waiter killed at the front binds nobody) and has moved within _STUCK_S (a
+        stopped front holds up only those already behind it)."""
+        if not _BARGE_FOR_S < self._age() < _STUCK_S:
+            return False
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True  # someone is at the front
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return False
+
+    def join(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # asleep until the one in front leaves
 
     def stamp(self) -> None:
-        os.pwrite(self._fd, _STAMP.pack(time.monotonic()), 0)
+        with contextlib.suppress(OSError):
+            os.pwrite(self._fd, _STAMP.pack(time.monotonic()), 0)
 
     def leave(self) -> None:
-        os.pwrite(self._fd, _STAMP.pack(0.0), 0)
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        try:
+            with contextlib.suppress(OSError):
+                os.pwrite(self._fd, _STAMP.pack(0.0), 0)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         os.close(self._fd)
