@@ -20,16 +20,17 @@ from orchestrator.store.locking import StoreLock
 from .conftest import wait_for
 from .workers import count_under_lock
 
-# Takes a place in line (its flock, and at the front its stamp, as the lock does),
-# says so, then waits to be killed.
+# Takes the front of the line (its flock and its stamp, as the lock does), says so,
+# then keeps it until killed.
 _IN_LINE = """
 import fcntl, os, struct, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
 fcntl.flock(fd, fcntl.LOCK_EX)
-if sys.argv[1].endswith("-line"):
-    os.pwrite(fd, struct.pack("d", time.monotonic()), 0)
+os.pwrite(fd, struct.pack("dd", time.monotonic(), time.monotonic()), 0)
 print("in line", flush=True)
-time.sleep(600)
+while True:  # a front trying the lock: "still trying" every 10 ms
+    os.pwrite(fd, struct.pack("d", time.monotonic()), 8)
+    time.sleep(0.01)
 """
 
 
@@ -62,7 +63,7 @@ def test_newcomers_let_an_overdue_front_go_first_and_a_killed_front_binds_nobody
         front.send_signal(signal.SIGKILL)
         front.wait()
         # The kernel dropped the dead front's flock: its stamp, still there, binds nobody.
-        assert (tmp_path / ".lock-line").read_bytes() != bytes(8)
+        assert (tmp_path / ".lock-line").read_bytes() != bytes(16)
         assert not lock.line_overdue()
         lock.acquire()
         lock.release()

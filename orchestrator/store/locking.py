@@ -11,14 +11,16 @@ CPU from the holder, which then held the lock 3-5 times longer than its own work
 
 A process that finds the store lock free takes it without queueing (it has just read
 the journal, so its hold is short) unless the front has waited longer than
-``_BARGE_FOR_S``: then newcomers let it go first, which bounds how long the front waits.
-The front writes when it began to wait into ``.lock-line`` (8 bytes), a hint read
-without a lock: the store lock alone decides who writes, so a wrong hint costs a wait,
-never a double writer. A stamp binds only while someone holds the line's ``flock`` (a
-waiter killed with -9 at the front leaves a stale one, which the next front overwrites)
-and for at most ``_STUCK_S``. A process stopped at the front (SIGSTOP, a debugger) holds
-up the processes asleep behind it until it continues, as a process stopped while
-holding the lock holds up everyone; it logs nothing meanwhile, and neither do they.
+``_BARGE_FOR_S``: then newcomers let it go first, which bounds how long the front waits
+once the lock is free. The front writes when it began to wait, and when it last tried,
+into ``.lock-line`` (16 bytes), a hint read without a lock: the store lock alone
+decides who writes, so a wrong hint costs a wait, never a double writer. A stamp binds
+only while someone holds the line's ``flock`` (a waiter killed with -9 at the front
+leaves a stale one, which the next front overwrites) and while the front keeps trying:
+one that has not tried for ``_STUCK_S`` (stopped: SIGSTOP, a debugger) is deferred to
+no more. It still holds up the processes asleep behind it until it continues, as a
+process stopped while holding the lock holds up everyone; it logs nothing meanwhile,
+and neither do they.
 The lock is shared by the threads of one process (flock belongs to the open file
 description), so callers serialise their own threads first.
 
@@ -53,7 +55,10 @@ _STUCK_S = 1.0
 _YIELDS = 200
 # The longest pause between tries: what a waiter may lag behind the release.
 _MAX_PAUSE_S = 0.002
-_STAMP = struct.Struct("d")  # monotonic time the front began to wait; 0.0 when none
+# At the start of .lock-line: the monotonic times the front began to wait and last tried
+# the lock (0.0, 0.0: nobody at the front).
+_STAMP = struct.Struct("dd")
+_ALIVE, _ALIVE_AT = struct.Struct("d"), 8
 # A patient waiter logs again after waits of this many seconds, doubling to an hour.
 _REPORT_EVERY_S = 60.0
 _REPORT_MAX_S = 3600.0
@@ -80,8 +85,9 @@ class StoreLock:
 
     def acquire(self, while_waiting: Callable[[], object] | None = None) -> None:
         """Take the lock: at once if it is free and the front of the line has not waited
-        long, else in line. ``while_waiting`` runs between tries at the front (the store
-        reads what the holder appends, so it has less to read once it holds the lock)."""
+        long, else in line (a one-shot command: polling). ``while_waiting`` runs between
+        tries (the store reads what the holder appends, so it has less to read once it
+        holds the lock)."""
         if not self._line.holds_back() and self._try():
             return
         wait = _Wait(self)
@@ -153,6 +159,7 @@ class StoreLock:
                 os.sched_yield()
                 continue
             wait.check()
+            self._line.still_trying()  # a slow holder, not a stopped front
             time.sleep(pause)
             pause = min(pause * 2, _MAX_PAUSE_S)
 
@@ -207,25 +214,26 @@ class _Wait:
 class _Line:
     """The queue in front of the store lock: a ``flock`` held by the front, and the
     front's stamp in the same file (read and written in place: no mapping, which would
-    hold a second descriptor). The stamp is a hint: failing to write it costs nothing."""
+    hold a second descriptor). The stamp is a hint: failing to read or write it costs
+    nothing but a place in line."""
 
     def __init__(self, path: str) -> None:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
-    def _age(self) -> float:
-        """How long the front has waited; 0.0 when nobody is at the front."""
-        raw = os.pread(self._fd, _STAMP.size, 0)
-        if len(raw) < _STAMP.size:
-            return 0.0  # a new line: nobody has waited yet
-        since: float = _STAMP.unpack(raw)[0]
-        return time.monotonic() - since if since > 0.0 else 0.0
-
     def holds_back(self) -> bool:
         """Whether a newcomer should let the front go first although the store lock may
-        be free: the front has waited over _BARGE_FOR_S, is still there (a stamp left by
-        a waiter killed at the front binds nobody) and has moved within _STUCK_S (a
-        stopped front holds up only those already behind it)."""
-        if not _BARGE_FOR_S < self._age() < _STUCK_S:
+        be free: the front has waited over _BARGE_FOR_S, tried the lock within
+        _STUCK_S (a front stopped longer holds up only those already behind it), and is
+        still there (the stamp of a waiter killed at the front binds nobody)."""
+        try:
+            raw = os.pread(self._fd, _STAMP.size, 0)
+        except OSError:
+            return False  # the stamp is a hint: unreadable, nobody is deferred to
+        if len(raw) < _STAMP.size:
+            return False  # a new line: nobody has waited yet
+        since, alive = _STAMP.unpack(raw)
+        now = time.monotonic()
+        if not (since > 0.0 and now - since > _BARGE_FOR_S and now - alive < _STUCK_S):
             return False
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -238,13 +246,18 @@ class _Line:
         fcntl.flock(self._fd, fcntl.LOCK_EX)  # asleep until the one in front leaves
 
     def stamp(self) -> None:
+        now = time.monotonic()
         with contextlib.suppress(OSError):
-            os.pwrite(self._fd, _STAMP.pack(time.monotonic()), 0)
+            os.pwrite(self._fd, _STAMP.pack(now, now), 0)
+
+    def still_trying(self) -> None:
+        with contextlib.suppress(OSError):
+            os.pwrite(self._fd, _ALIVE.pack(time.monotonic()), _ALIVE_AT)
 
     def leave(self) -> None:
         try:
             with contextlib.suppress(OSError):
-                os.pwrite(self._fd, _STAMP.pack(0.0), 0)
+                os.pwrite(self._fd, _STAMP.pack(0.0, 0.0), 0)
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
