@@ -178,29 +178,26 @@ class _Wait:
     def __init__(self, lock: StoreLock) -> None:
         self._lock = lock
         self._started = time.monotonic()
-        timeout = lock.timeout_s if lock.timeout_s and lock.timeout_s > 0 else None
-        self._deadline = None if timeout is None or _patient else self._started + timeout
-        self._report_every = timeout
-        self._report_at = None if timeout is None else self._started + timeout
+        # No timeout (FLOCK_TIMEOUT=0): wait forever, silently.
+        self._every = lock.timeout_s if lock.timeout_s and lock.timeout_s > 0 else 0.0
+        self._deadline = self._started + self._every if self._every and not _patient else None
+        self._report_at = self._started + self._every if self._every else None
         self._reported = False
 
     def check(self) -> None:
         now = time.monotonic()
         if self._deadline is not None and now >= self._deadline:
             raise self._lock._timeout_error()
-        if self._report_at is not None and self._report_every is not None:
-            if now >= self._report_at:
-                self._reported = True
-                logger.warning(
-                    "waited %.0fs for the store lock %s (another process holds it or waits"
-                    " ahead); still waiting",
-                    now - self._started,
-                    self._lock.path,
-                )
-                self._report_every = min(
-                    max(self._report_every * 2, _REPORT_EVERY_S), _REPORT_MAX_S
-                )
-                self._report_at = now + self._report_every
+        if self._report_at is not None and now >= self._report_at:
+            self._reported = True
+            logger.warning(
+                "waited %.0fs for the store lock %s (another process holds it or waits"
+                " ahead); still waiting",
+                now - self._started,
+                self._lock.path,
+            )
+            self._every = min(max(self._every * 2, _REPORT_EVERY_S), _REPORT_MAX_S)
+            self._report_at = now + self._every
 
     def done(self) -> None:
         if self._reported:
