@@ -156,17 +156,25 @@ def test_supervisors_starting_together_do_not_race_the_migration(
     assert rows == [(number, name) for number, name, _sql in migrations()]
 
 
+def _schema_by_hand(
+    conn: psycopg.Connection[Any], schema: str, applied: list[tuple[int, str, str]]
+) -> None:
+    """Make ``schema`` as a store of an earlier version left it: ``applied`` only,
+    each recorded in ``schema_version`` (the search path stays on it)."""
+    conn.execute(f"CREATE SCHEMA {schema}")
+    conn.execute(f"SET search_path = {schema}")
+    conn.execute(
+        "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    for version, name, sql in applied:
+        conn.execute(sql.encode())
+        conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, name))
+
+
 def test_a_schema_from_before_keys_migrates_with_its_items(pg_dsn: str, pg_schema: str) -> None:
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {pg_schema}")
-        conn.execute(f"SET search_path = {pg_schema}")
-        conn.execute(
-            "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for version, name, sql in migrations()[:3]:
-            conn.execute(sql.encode())
-            conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, name))
+        _schema_by_hand(conn, pg_schema, migrations()[:3])
         conn.execute(
             "INSERT INTO work_items (work_item_id, work_type, description, priority,"
             " priority_rank, status, max_attempts, created_at, updated_at)"
@@ -406,16 +414,7 @@ def test_a_migration_numbered_below_the_latest_applied_one_is_still_applied(
     middle (0004 here) gets that one when a store opens, under its own number."""
     wanted = migrations()
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {pg_schema}")
-        conn.execute(f"SET search_path = {pg_schema}")
-        conn.execute(
-            "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for version, name, sql in wanted:
-            if version != 4:
-                conn.execute(sql.encode())
-                conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, name))
+        _schema_by_hand(conn, pg_schema, [m for m in wanted if m[0] != 4])
     store = PostgresStore(pg_dsn, schema=pg_schema)
     keyed = store.add_work(WorkItem("", "t", "new", key="k"))  # 0004 gives items keys
     assert store.add_many([WorkItem("", "t", "again", key="k")]).present == [keyed]
@@ -436,15 +435,7 @@ def test_a_schema_at_0009_migrates_and_its_claims_still_expire_leases(
         "0010_expire_due.sql",
     ]
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {pg_schema}")
-        conn.execute(f"SET search_path = {pg_schema}")
-        conn.execute(
-            "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for version, name, sql in wanted[:9]:
-            conn.execute(sql.encode())
-            conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, name))
+        _schema_by_hand(conn, pg_schema, wanted[:9])
         for n in range(1, 5):
             conn.execute(
                 "INSERT INTO work_items (work_item_id, work_type, description, priority,"
