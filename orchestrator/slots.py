@@ -3,12 +3,15 @@
 ``decide_restart`` is a pure function of the group's policy and the slot's history, so
 that the policy (supervisord's: ``never | on-failure | always``, exponential backoff
 with jitter, at most ``max_restarts`` within ``restart_window_s`` or the slot is
-fatal) is tested on its own, without processes.
+fatal) is tested on its own, without processes; ``apply_restart_policy`` carries
+out its decision on a slot.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
+import random
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +20,8 @@ from typing import Any
 import psutil
 
 from orchestrator.config import AgentGroup
+
+logger = logging.getLogger("orchestrator.supervisor")  # the supervisor's log, as it acts
 
 # A respawned agent that ran this long is healthy again: its backoff starts over.
 HEALTHY_AFTER_S = 10.0
@@ -108,3 +113,45 @@ def decide_restart(
     return RestartDecision(
         SlotState.BACKOFF, delay_s=delay, failures_in_row=in_row, recent_restarts=(*recent, now)
     )
+
+
+def apply_restart_policy(slot: Slot, now: float) -> None:
+    """Act on ``decide_restart`` for a slot whose agent just exited: its new state,
+    history and restart time, and one log line saying which."""
+    group = slot.group
+    decision = decide_restart(
+        group,
+        exit_code=slot.exit_code,
+        now=now,
+        started_at=slot.started_at,
+        restart_times=slot.restart_times,
+        failures_in_row=slot.failures_in_row,
+        jitter=random.uniform(0.5, 1.0),
+    )
+    slot.state = decision.state
+    slot.failures_in_row = decision.failures_in_row
+    slot.restart_times = deque(decision.recent_restarts)
+    if decision.state == SlotState.EXITED:
+        logger.info(
+            "%s exited with %s; not restarted (restart = %s)",
+            slot.name,
+            slot.exit_code,
+            group.restart,
+        )
+    elif decision.state == SlotState.FATAL:
+        logger.error(
+            "%s restarted %d times within %gs: fatal, not restarted again",
+            slot.name,
+            len(decision.recent_restarts),
+            group.restart_window_s,
+        )
+    else:
+        slot.restarts += 1
+        slot.next_start = now + decision.delay_s
+        logger.warning(
+            "%s exited with %s; restart %d in %.2fs",
+            slot.name,
+            slot.exit_code,
+            slot.restarts,
+            decision.delay_s,
+        )

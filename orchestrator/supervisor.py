@@ -12,11 +12,10 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import random
 import signal
 import socket
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -39,7 +38,7 @@ from orchestrator.intelligence.settings import resolve_intelligence
 from orchestrator.limits import LimitsPlan
 from orchestrator.maintenance.schedule import supervisor_hook
 from orchestrator.retire import retire_dead_agents
-from orchestrator.slots import Slot, SlotState, decide_restart
+from orchestrator.slots import Slot, SlotState, apply_restart_policy
 from orchestrator.store import locking
 from orchestrator.store.base import Store
 from orchestrator.telemetry import tracing
@@ -410,7 +409,7 @@ class Supervisor:
                 slot.state = SlotState.STOPPED
                 logger.info("%s stopped (exit code %s)", slot.name, slot.exit_code)
             else:
-                self._apply_policy(slot, now)
+                apply_restart_policy(slot, now)
             reporting.agent_event("swarm.agent.exit", slot)
             reporting.write_agent_record(self.agents_dir, slot, self.host, now)
         return changed
@@ -459,45 +458,6 @@ class Supervisor:
                 exc,
             )
         reconcile(str(self.results_dir), store, slot.agent_id)
-
-    def _apply_policy(self, slot: Slot, now: float) -> None:
-        group = slot.group
-        decision = decide_restart(
-            group,
-            exit_code=slot.exit_code,
-            now=now,
-            started_at=slot.started_at,
-            restart_times=slot.restart_times,
-            failures_in_row=slot.failures_in_row,
-            jitter=random.uniform(0.5, 1.0),
-        )
-        slot.state = decision.state
-        slot.failures_in_row = decision.failures_in_row
-        slot.restart_times = deque(decision.recent_restarts)
-        if decision.state == SlotState.EXITED:
-            logger.info(
-                "%s exited with %s; not restarted (restart = %s)",
-                slot.name,
-                slot.exit_code,
-                group.restart,
-            )
-        elif decision.state == SlotState.FATAL:
-            logger.error(
-                "%s restarted %d times within %gs: fatal, not restarted again",
-                slot.name,
-                len(decision.recent_restarts),
-                group.restart_window_s,
-            )
-        else:
-            slot.restarts += 1
-            slot.next_start = now + decision.delay_s
-            logger.warning(
-                "%s exited with %s; restart %d in %.2fs",
-                slot.name,
-                slot.exit_code,
-                slot.restarts,
-                decision.delay_s,
-            )
 
     def _collect_counters(self, slot: Slot) -> None:
         if slot.counters is not None:
