@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import StoreError
 from orchestrator.records import WorkItem
 from orchestrator.store import journal
 from orchestrator.store.file import FileStore
@@ -87,3 +88,30 @@ def test_a_change_record_holds_only_the_changed_fields() -> None:
     assert journal.is_whole(new.__dict__) and not journal.is_whole(
         journal.item_record(old, rebuilt)  # type: ignore[arg-type]
     )
+
+
+def test_a_record_this_version_cannot_read_stops_the_store_and_names_where(
+    tmp_path: Path,
+) -> None:
+    """A checksummed record of an unknown shape (a newer version's, say) is an error
+    naming the journal bytes it lies between, not a record silently skipped."""
+    path = tmp_path / "store"
+    writer = _open(path)
+    writer.add_work(WorkItem(work_item_id="w1", work_type="t", description="d"))
+    journal_file = path / "journal.jsonl"
+    before = journal_file.stat().st_size
+    with journal_file.open("ab") as fh:
+        fh.write(journal.encode({"op": "claim", "ts": LATER, "items": [{"status": "claimed"}]}))
+    reader = _open(path)
+    try:
+        reader.list_work()
+    except StoreError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("a record without a work item id was accepted")
+    finally:
+        reader.close()
+    assert "does not fit this version of swarmsh" in message
+    assert f"and {journal_file.stat().st_size}" in message
+    assert int(message.split("between bytes ")[1].split()[0]) < before
+    writer.close()

@@ -1,7 +1,8 @@
 """Random operation sequences on the file store, checked against a tiny model.
 
 The clock is fake, so lease expiry is part of the game; small journal thresholds make
-compactions happen, the store is reopened from disk now and then, and another handle
+compactions happen, the store is reopened from disk now and then, operations switch
+between two handles (each catching up on what the other wrote), and another handle
 archives finished items (which frees their work keys). Items may wait for parents:
 the model settles them as a fixpoint (blocked until every parent completed, cancelled
 when one gave up), which the store must agree with however it gets there.
@@ -53,6 +54,9 @@ class StoreMachine(RuleBasedStateMachine):
         self.dir = tempfile.mkdtemp(prefix="swarm-model-")
         self.now = 1000.0
         self.store = self._open()
+        # A second process's handle: operations switch between the two, so each replays
+        # what the other wrote since it last looked, in batches of every size.
+        self.other = self._open()
         self.model: dict[str, ModelItem] = {}
         self.registered: set[str] = set()
         self.counter = 0
@@ -69,6 +73,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.store.close()
+        self.other.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- model helpers -------------------------------------------------------------
@@ -331,6 +336,10 @@ class StoreMachine(RuleBasedStateMachine):
     def reopen(self) -> None:
         self.store.close()
         self.store = self._open()
+
+    @rule()
+    def switch_process(self) -> None:
+        self.store, self.other = self.other, self.store
 
     @invariant()
     def store_matches_model(self) -> None:

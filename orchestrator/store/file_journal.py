@@ -57,12 +57,14 @@ class FileJournal:
         if size <= self._offset:
             return
         data = os.pread(self._fd, size - self._offset, self._offset)
-        pos = 0
+        pos = start = read = 0
+        events: list[dict[str, Any]] = []  # applied together, up to a marker (State)
         # Every process runs this for every record: keep the loop free of calls it can skip.
-        decode, find, apply_event = journal.decode, data.find, self._state_apply()
+        decode, find, apply_events = journal.decode, data.find, self._state_apply()
         try:
             while (end := find(b"\n", pos)) >= 0:
-                event = decode(data[pos : end + 1])
+                read = end + 1
+                event = decode(data[pos:read])
                 if event is None:
                     if not locked:
                         break  # decide under the lock, where no write can be in flight
@@ -73,14 +75,19 @@ class FileJournal:
                         self._offset + pos,
                     )
                 elif event["op"] in _MARKERS:
+                    apply_events(events)
+                    events.clear()
+                    start = read
                     self._marker(event)
                 else:
-                    apply_event(event)
-                pos = end + 1
+                    events.append(event)
+                pos = read
+            apply_events(events)
         except (TypeError, ValueError, KeyError) as exc:
             raise StoreError(
-                f"{self._file(self.JOURNAL)}: the record at byte {self._offset + pos} does not"
-                f" fit this version of swarmsh ({exc}); upgrade swarmsh"
+                f"{self._file(self.JOURNAL)}: a record between bytes {self._offset + start} and"
+                f" {self._offset + read} does not fit this version of swarmsh ({exc});"
+                " upgrade swarmsh"
             ) from None
         self._offset += pos
         if locked and pos < len(data):
@@ -94,10 +101,10 @@ class FileJournal:
             )
             os.ftruncate(self._fd, self._offset)
 
-    def _state_apply(self) -> Callable[[dict[str, Any]], None]:
+    def _state_apply(self) -> Callable[[list[dict[str, Any]]], None]:
         state = self._state
         assert state is not None
-        return state.apply_event
+        return state.apply_events
 
     def _marker(self, event: dict[str, Any]) -> None:
         """A generation header (purge what the snapshot archived) or a seal."""
