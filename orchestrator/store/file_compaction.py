@@ -4,6 +4,7 @@ the journal generation and start the next one (mixed into ``FileStore``)."""
 from __future__ import annotations
 
 import logging
+import operator
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -16,6 +17,8 @@ from orchestrator.store import journal
 from orchestrator.store.state import State
 
 logger = logging.getLogger(__name__)
+
+_AGE_ORDER = operator.attrgetter("created_at", "work_item_id")
 
 
 class FileCompaction:
@@ -72,10 +75,12 @@ class FileCompaction:
                 if fsync:
                     fh.flush()
                     os.fsync(fh.fileno())
-        items = sorted(state.items.values(), key=lambda i: (i.created_at, i.work_item_id))
-        snapshot = orjson.dumps(items, option=orjson.OPT_INDENT_2)
+        # Under the lock, so as cheap as it gets: sorted by C-level keys, no indentation
+        # (a third less to write; jq reads it the same).
+        items = sorted(state.items.values(), key=_AGE_ORDER)
+        snapshot = orjson.dumps(items)
         write_atomic(self._file(self.WORK), snapshot, fsync=fsync)
-        agents = orjson.dumps(list(state.agents.values()), option=orjson.OPT_INDENT_2)
+        agents = orjson.dumps(list(state.agents.values()))
         write_atomic(self._file(self.AGENTS), agents, fsync=fsync)
         # Seal the finished generation (so other processes know to switch without a stat
         # per operation), keep it in the history, then swap in the new one.
