@@ -259,17 +259,40 @@ def test_events_follow_the_store_and_resume_from_last_event_id(
         resumed.close()
 
     # A position this store never had (recreated, or another store's) reads the
-    # current generation again rather than waiting for it forever.
+    # current generation again rather than waiting for it forever, after a gap event:
+    # what the client shows may not match this log.
     generation = again[-1]["id"].split(".")[0]
     for n, stale in enumerate(("99.0.0", f"{generation}.99999999.0")):
         swarm(tmp_path, "add", "t", f"after {stale}")
         resumed = Events(served.client, last_event_id=stale)
         try:
-            descriptions = [e["data"].get("description") for e in resumed.take(4 + n)]
+            gap, *events = resumed.take(5 + n)
         finally:
             resumed.close()
+        assert (gap["event"], gap["data"]["last_event_id"]) == ("gap", stale) and "id" not in gap
+        descriptions = [e["data"].get("description") for e in events]
         assert descriptions[:3] == ["three", None, "four"]  # None: agent_two's end
         assert descriptions[-1] == f"after {stale}"
+
+    # A generation no longer kept: a gap, then the oldest generation there is.
+    assert seen[1]["id"].startswith("1.")
+    assert served.get("/api/work").status_code == 200  # the server's store moves to gen 2
+    (tmp_path / "agent_coordination" / "journal" / "gen-000001.jsonl").unlink()
+    resumed = Events(served.client, last_event_id=seen[1]["id"])
+    try:
+        gap, first = resumed.take(2)
+    finally:
+        resumed.close()
+    assert (gap["event"], gap["data"]["last_event_id"]) == ("gap", seen[1]["id"])
+    assert first["data"]["description"] == "three"
+    # An id that is no position at all: a gap, then changes from now on.
+    resumed = Events(served.client, last_event_id="not-a-position")
+    try:
+        swarm(tmp_path, "add", "t", "five")
+        gap, first = resumed.take(2)
+    finally:
+        resumed.close()
+    assert (gap["event"], first["data"]["description"]) == ("gap", "five")
 
     # A stream still open does not hold the server's stop until its timeout.
     Events(served.client)
@@ -365,6 +388,20 @@ def test_the_api_on_postgresql(tmp_path: Path, pg_dsn: str, pg_schema: str) -> N
         finally:
             resumed.close()
         assert [e["event"] for e in again] == ["claimed", "completed"]
+        # A position older than the 10 minutes the log is read back: a gap event first,
+        # then what those 10 minutes hold (but the position's own row).
+        event_id, ts, bound = seen[0]["id"].rpartition(".")[0].split("@")
+        old = f"{event_id}@{float(ts) - 3600!r}@{float(bound) - 3600!r}.0"
+        resumed = Events(server.client, last_event_id=old)
+        try:
+            gap, *events = resumed.take(3)
+        finally:
+            resumed.close()
+        assert (gap["event"], gap["data"]["last_event_id"]) == ("gap", old)
+        assert [(e["event"], e["data"]["work_item_id"]) for e in events] == [
+            ("claimed", work_id),
+            ("completed", work_id),
+        ]
         assert server.post(f"/api/work/{work_id}/cancel").status_code == 409
         # Pages answered in SQL: list-work's order, filters and totals.
         for n, (priority, team) in enumerate([("low", "web"), ("high", None), ("high", "web")]):

@@ -44,7 +44,9 @@ class ChangeReader(Protocol):
 
     def seek(self, pos: str) -> bool:
         """Start at ``pos``: the record there is read again (a caller resuming inside a
-        record skips what it had); False when it is not a position of this log."""
+        record skips what it had). False when changes after it may be missing (not a
+        position of this log, or older than the log keeps): the reader is then at the
+        nearest place it can read from, and the caller's client must re-read the state."""
         ...
 
     def poll(self) -> list[Change]:

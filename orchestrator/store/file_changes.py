@@ -88,6 +88,7 @@ class FileChanges:
         try:
             gen, offset = (int(part) for part in pos.split("."))
         except ValueError:
+            self.seek_end()
             return False
         self.close()
         self.gen, self.offset = gen, offset
@@ -100,12 +101,12 @@ class FileChanges:
         # another one) would wait forever: read the current generation from its start.
         if gen > now or (gen == now and offset > os.fstat(fd).st_size):
             self.gen, self.offset, self._fd = now, 0, fd
-            return True
+            return False
         os.close(fd)
         try:
             size = os.stat(self._history(gen)).st_size
         except FileNotFoundError:
-            return True  # the current generation, or one no longer kept: see _open
+            return gen == now  # else a generation no longer kept: _open moves on
         if gen < now and offset >= size:  # past the seal of a kept generation
             self.gen, self.offset = gen + 1, 0
         return True

@@ -18,7 +18,8 @@ alone.
 Positions are ``<id>@<ts>@<bound>``, the bound being the oldest time a row yet to appear
 could have at the poll that read the row. Resuming reads from that bound once:
 at-least-once (the rows between the bound and the position are sent again, except the
-position's own), never a loss.
+position's own), never a loss — up to a bound ``_LONGEST_S`` old: an older one resumes
+that far back, and ``seek`` says that rows may be missing.
 """
 
 from __future__ import annotations
@@ -116,8 +117,9 @@ class PgChanges:
             last_id, last_ts = int(parts[0]), float(parts[1])
             bound = float(parts[2]) if len(parts) == 3 else last_ts - _HORIZON_S
         except (ValueError, IndexError):
-            return False
-        if len(parts) > 3:
+            parts = []
+        if len(parts) not in (2, 3):
+            self.seek_end()
             return False
         # Only the row at the position is known to have been delivered: the others
         # from its poll's bound on are read again (a repeat, never a loss).
@@ -125,7 +127,9 @@ class PgChanges:
         self.floor = bound
         self.open_before = []
         self.seen = {last_id: last_ts}
-        return True
+        # Reads reach back _LONGEST_S at most (_window): rows before that are not sent.
+        now = float(self._rows("SELECT swarm_now()", ())[0][0])
+        return bound >= now - _LONGEST_S
 
     def poll(self) -> list[Change]:
         now, recent, starts, bound = self._window()

@@ -88,6 +88,14 @@ def frame(event_id: str, event_type: str, data: dict[str, Any]) -> bytes:
     )
 
 
+def gap_frame(last_event_id: str | None) -> bytes:
+    """Tells a resuming client that changes after its last event may be missing (the
+    log no longer holds them, or never had its position): it must re-read what it
+    shows. No ``id``, so its Last-Event-ID stays as it was until the next event."""
+    data = {"type": "gap", "ts": time.time(), "last_event_id": last_event_id}
+    return b"event: gap\ndata: %s\n\n" % orjson.dumps(data)
+
+
 def split_id(last_event_id: str) -> tuple[str, int] | None:
     """A Last-Event-ID as (log position, index of the last item seen in its record)."""
     pos, _, index = last_event_id.strip().rpartition(".")
@@ -105,13 +113,21 @@ async def stream(
     """The event stream of one client, from ``last_event_id`` or from now."""
     reader = await anyio.to_thread.run_sync(open_reader)
     try:
-        resume = split_id(last_event_id) if last_event_id else None
-        if resume is not None and await anyio.to_thread.run_sync(reader.seek, resume[0]):
-            skip_pos, skip_index = resume
+        skip_pos, skip_index = "", -1
+        exact = True
+        if last_event_id:
+            resume = split_id(last_event_id)
+            if resume is None:
+                await anyio.to_thread.run_sync(reader.seek_end)
+                exact = False
+            else:
+                exact = await anyio.to_thread.run_sync(reader.seek, resume[0])
+                skip_pos, skip_index = resume
         else:
             await anyio.to_thread.run_sync(reader.seek_end)
-            skip_pos, skip_index = "", -1
         yield b"retry: 1000\n\n"
+        if not exact:
+            yield gap_frame(last_event_id)
         last_sent = time.monotonic()
         while True:
             changes = await anyio.to_thread.run_sync(reader.poll)

@@ -153,6 +153,7 @@ export const EVENT_KINDS = [
   "updated",
   "agent_up",
   "agent_down",
+  "gap", // resumed past what the log still holds: re-read, do not replay
 ];
 
 // `swarm serve` prints the page's address with the token in the fragment

@@ -366,6 +366,11 @@ const FAILING = new Set(["failed", "dead", "requeued", "retried"]);
 const AGENT_EVENTS = new Set(["claimed", "completed", "failed", "dead", "requeued", "agent_up", "agent_down"]);
 
 function onEvent(kind) {
+  if (kind === "gap") {
+    refreshItems();
+    refreshAgents();
+    return;
+  }
   if (kind !== "agent_up" && kind !== "agent_down") refreshQueue();
   if (FINISHING.has(kind)) refreshFinished();
   if (FAILING.has(kind)) refreshFailures();
