@@ -126,6 +126,26 @@ def test_a_journal_deleted_while_the_store_is_open_stops_writes(tmp_path: Path) 
     store.close()
 
 
+def test_an_old_generation_pruned_from_the_history_while_a_process_reads_it(
+    tmp_path: Path,
+) -> None:
+    """A process still on the generation another one sealed follows it to the next even
+    after the operator removed the sealed copy from journal/ (old generations are theirs
+    to prune): that is not the journal deleted while in use."""
+    from orchestrator.records import WorkItem
+    from orchestrator.store.file import FileStore
+
+    behind, other = FileStore(tmp_path / "s"), FileStore(tmp_path / "s")
+    behind.add_work(WorkItem(work_item_id="w1", work_type="t", description="d"))
+    other.add_work(WorkItem(work_item_id="w2", work_type="t", description="d"))
+    other.compact()
+    (tmp_path / "s" / "journal" / "gen-000001.jsonl").unlink()
+    behind.add_work(WorkItem(work_item_id="w3", work_type="t", description="d"))
+    assert [i.work_item_id for i in other.list_work()] == ["w1", "w2", "w3"]
+    behind.close()
+    other.close()
+
+
 def test_a_fresh_store_only_where_no_store_file_exists(tmp_path: Path) -> None:
     (tmp_path / "r1").mkdir()
     (tmp_path / "r1" / "notes.txt").write_text("mine")

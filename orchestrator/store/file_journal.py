@@ -52,7 +52,7 @@ class FileJournal:
     def _read_new(self, locked: bool) -> None:
         stat = os.fstat(self._fd)
         if locked:
-            integrity.check_linked(self.path, stat.st_nlink)
+            integrity.check_linked(self.path, self._fd, stat.st_nlink)
         size = stat.st_size
         if size <= self._offset:
             return

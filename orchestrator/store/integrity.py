@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from orchestrator.errors import StoreError
+from orchestrator.store.journal import decode
 from orchestrator.store.views import MARKER, VIEW_FILES
 
 JOURNAL = "journal.jsonl"
@@ -90,10 +91,21 @@ def check_generation(path: str, generation: int, journal_fd: int) -> None:
         )
 
 
-def check_linked(path: str, links: int) -> None:
-    """The open journal lost its last name: someone deleted it while the store was open."""
-    if links == 0:
+def check_linked(path: str, journal_fd: int, links: int) -> None:
+    """The open journal lost its last name: someone deleted it while the store was open.
+    Unless it is a generation another process sealed (the reader moves on from its
+    seal) whose copy in ``journal/`` was removed since: old generations are the
+    operator's to prune."""
+    if links == 0 and not _sealed(journal_fd):
         raise StoreError(f"{_at(path, JOURNAL)} was deleted while in use; {_RESTORE}")
+
+
+def _sealed(journal_fd: int) -> bool:
+    size = os.fstat(journal_fd).st_size
+    tail = os.pread(journal_fd, min(size, 4096), max(0, size - 4096))
+    last = tail[tail.rfind(b"\n", 0, len(tail) - 1) + 1 :]
+    event = decode(last)
+    return event is not None and event.get("op") == "sealed"
 
 
 def _at(path: str, name: str) -> str:
