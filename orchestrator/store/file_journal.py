@@ -20,6 +20,9 @@ from orchestrator.store.views import adopt_legacy_snapshots
 logger = logging.getLogger(__name__)
 
 _MARKERS = frozenset(("generation", "sealed"))
+# Records applied together (State.apply_events): an item's claim and completion are
+# usually a few records apart, so a small batch gets what coalescing saves.
+_BATCH = 64
 
 
 class FileJournal:
@@ -81,6 +84,10 @@ class FileJournal:
                     self._marker(event)
                 else:
                     events.append(event)
+                    if len(events) == _BATCH:  # bounded: a whole journal is not held parsed
+                        apply_events(events)
+                        events.clear()
+                        start = read
                 pos = read
             apply_events(events)
         except (TypeError, ValueError, KeyError) as exc:
