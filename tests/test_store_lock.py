@@ -4,7 +4,10 @@ a time."""
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -84,6 +87,78 @@ def test_a_front_stopped_for_long_holds_back_newcomers_no_more(tmp_path: Path) -
         finally:
             front.send_signal(signal.SIGCONT)
     lock.close()
+
+
+# A supervisor or agent (patient: no timeout) waiting for the store lock.
+_PATIENT = """
+import sys
+from orchestrator.store import locking
+locking.wait_patiently()
+lock = locking.StoreLock(sys.argv[1], 0)
+print("waiting", flush=True)
+lock.acquire()
+print("got it", flush=True)
+lock.release()
+sys.stdin.readline()  # stays, its wait given up on still queued, until told
+lock.close()
+"""
+
+
+def test_those_asleep_behind_a_stopped_front_pass_it_by(tmp_path: Path) -> None:
+    path = tmp_path / ".lock"
+    holder = StoreLock(str(path), 0)
+    assert holder.try_acquire()
+    with _in_line(tmp_path / ".lock-line") as front:
+        # Finds the store lock held and the line taken: it sleeps behind the front.
+        patient = subprocess.Popen(
+            [sys.executable, "-c", _PATIENT, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert patient.stdin is not None and patient.stdout is not None
+        try:
+            assert patient.stdout.readline() == "waiting\n"
+            front.send_signal(signal.SIGSTOP)
+            holder.release()
+            # Stopped at the front for over a second, it is passed by: the sleeper gets
+            # the free lock while the front stays stopped.
+            assert _line_within(patient, 60) == "got it\n"
+        finally:
+            front.send_signal(signal.SIGCONT)
+    # The front gone, the place the sleeper queued for comes to it, and it passes it on
+    # at once: the line is free for the next one.
+    line = os.open(tmp_path / ".lock-line", os.O_RDWR)
+    try:
+        wait_for(lambda: _free(line), timeout=30)
+    finally:
+        os.close(line)
+        patient.stdin.write("bye\n")
+        patient.stdin.close()
+        assert patient.wait(timeout=30) == 0
+        patient.stdout.close()
+    holder.close()
+
+
+def _line_within(process: subprocess.Popen[str], seconds: float) -> str:
+    """The next line the process prints, or a failure after ``seconds`` (killing it)."""
+    assert process.stdout is not None
+    ready = select.poll()
+    ready.register(process.stdout, select.POLLIN)
+    if not ready.poll(seconds * 1000):
+        process.kill()
+        process.wait()
+        raise AssertionError(f"no line within {seconds:g} s")
+    return process.stdout.readline()
+
+
+def _free(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
 
 
 def test_a_timed_newcomer_gives_up_behind_the_front_and_a_killed_front_blocks_nobody(

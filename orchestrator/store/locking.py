@@ -18,9 +18,9 @@ decides who writes, so a wrong hint costs a wait, never a double writer. A stamp
 only while someone holds the line's ``flock`` (a waiter killed with -9 at the front
 leaves a stale one, which the next front overwrites) and while the front keeps trying:
 one that has not tried for ``_STUCK_S`` (stopped: SIGSTOP, a debugger) is deferred to
-no more. It still holds up the processes asleep behind it until it continues, as a
-process stopped while holding the lock holds up everyone; it logs nothing meanwhile,
-and neither do they.
+no more, by newcomers and by the processes asleep behind it alike. Those sleep in a
+thread of their own (``_Sleeper``: a ``flock`` cannot time out) and look at the stamp
+every ``_STUCK_CHECK_S``; past a stopped front they wait as one-shot commands do.
 The lock is shared by the threads of one process (flock belongs to the open file
 description), so callers serialise their own threads first.
 
@@ -39,6 +39,7 @@ import fcntl
 import logging
 import os
 import struct
+import threading
 import time
 from collections.abc import Callable
 
@@ -51,6 +52,8 @@ logger = logging.getLogger(__name__)
 # and past _STUCK_S it is presumed stopped: newcomers take a free lock first again.
 _BARGE_FOR_S = 0.010
 _STUCK_S = 1.0
+# How often a process asleep in line checks that the front has not stopped.
+_STUCK_CHECK_S = 0.25
 # The front retries at once (yielding the CPU) this many times before it sleeps.
 _YIELDS = 200
 # The longest pause between tries: what a waiter may lag behind the release.
@@ -95,13 +98,16 @@ class StoreLock:
             # A one-shot command keeps out of the line: stopped there (Ctrl-Z), it would
             # hold up every process behind it. It polls, letting an overdue front go first.
             self._poll(wait, while_waiting)
-        else:
-            self._line.join()
+        elif self._line.join():
             try:
                 self._line.stamp()
                 self._wait_at_front(wait, while_waiting)
             finally:
                 self._line.leave()
+        else:
+            # The front stopped trying (SIGSTOP, a debugger): wait as one-shot commands
+            # do, without the line, which defers to that front no more.
+            self._poll(wait, while_waiting)
         wait.done()
 
     def try_acquire(self) -> bool:
@@ -129,11 +135,7 @@ class StoreLock:
         self.release()
 
     def _try(self) -> bool:
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
+        return _try_flock(self._fd)
 
     def _poll(self, wait: _Wait, while_waiting: Callable[[], object] | None) -> None:
         pause = 0.0001
@@ -216,31 +218,49 @@ class _Line:
 
     def __init__(self, path: str) -> None:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._sleeper: _Sleeper | None = None
 
     def holds_back(self) -> bool:
         """Whether a newcomer should let the front go first although the store lock may
         be free: the front has waited over _BARGE_FOR_S, tried the lock within
-        _STUCK_S (a front stopped longer holds up only those already behind it), and is
-        still there (the stamp of a waiter killed at the front binds nobody)."""
-        try:
-            raw = os.pread(self._fd, _STAMP.size, 0)
-        except OSError:
-            return False  # the stamp is a hint: unreadable, nobody is deferred to
-        if len(raw) < _STAMP.size:
-            return False  # a new line: nobody has waited yet
-        since, alive = _STAMP.unpack(raw)
+        _STUCK_S (a front stopped longer is passed by), and is still there (the stamp
+        of a waiter killed at the front binds nobody)."""
+        stamp = self._read_stamp()
+        if stamp is None:
+            return False
+        since, alive = stamp
         now = time.monotonic()
         if not (since > 0.0 and now - since > _BARGE_FOR_S and now - alive < _STUCK_S):
             return False
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_flock(self._fd):
             return True  # someone is at the front
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         return False
 
-    def join(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)  # asleep until the one in front leaves
+    def join(self) -> bool:
+        """Wait to be at the front of the line: True once there; False when the front
+        has stopped trying for _STUCK_S (stopped: SIGSTOP, a debugger)."""
+        if self._sleeper is None or self._sleeper.pid != os.getpid():
+            if _try_flock(self._fd):
+                return True
+            self._sleeper = _Sleeper(self._fd)  # (a forked child has no such thread)
+        return self._sleeper.wait_for_front(self._front_stuck)
+
+    def _front_stuck(self) -> bool:
+        stamp = self._read_stamp()
+        return stamp is not None and stamp[0] > 0.0 and time.monotonic() - stamp[1] >= _STUCK_S
+
+    def _read_stamp(self) -> tuple[float, float] | None:
+        """The front's (since, alive); None for a new line, where nobody has waited yet,
+        or an unreadable stamp: a hint, which then defers to nobody."""
+        try:
+            raw = os.pread(self._fd, _STAMP.size, 0)
+        except OSError:
+            return None
+        if len(raw) < _STAMP.size:
+            return None
+        since, alive = _STAMP.unpack(raw)
+        return float(since), float(alive)
 
     def stamp(self) -> None:
         now = time.monotonic()
@@ -259,7 +279,88 @@ class _Line:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
+        if self._sleeper is not None:
+            self._sleeper.close()
         os.close(self._fd)
+
+
+class _Sleeper:
+    """Waits in line for the process: a thread asleep in the kernel's ``flock`` queue of
+    ``.lock-line``, which cannot be given a timeout, while the caller checks now and
+    then that the front is still trying. A wait given up on stays queued in the thread
+    and passes its place on at once when it comes; until then the process does not
+    queue twice. The thread has its own descriptor (the same open file, so the same
+    lock), closed only by itself: a descriptor number closed under a queued ``flock``
+    could be reused for another file."""
+
+    def __init__(self, line_fd: int) -> None:
+        self.pid = os.getpid()
+        self._fd = os.dup(line_fd)
+        os.set_inheritable(self._fd, False)
+        self._mutex = threading.Lock()
+        self._asked = threading.Event()
+        self._got = threading.Event()
+        self._wanted = False  # the caller still waits for the place being queued for
+        self._queued = False  # a flock call is outstanding
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="swarm-lock-line", daemon=True)
+        self._thread.start()
+
+    def wait_for_front(self, front_stuck: Callable[[], bool]) -> bool:
+        with self._mutex:
+            # Both under the mutex: a place granted to a wait given up on, and not yet
+            # passed on, must not pass for this one's.
+            if self._queued:
+                return False  # an earlier wait, given up on, is still queued
+            if _try_flock(self._fd):
+                return True
+            self._queued = self._wanted = True
+            self._got.clear()
+        self._asked.set()
+        while not self._got.wait(_STUCK_CHECK_S):
+            if front_stuck() or not self._thread.is_alive():
+                with self._mutex:
+                    if not self._got.is_set():
+                        self._wanted = False
+                        return False
+        return True
+
+    def _run(self) -> None:
+        while self._next_request():
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except OSError as exc:  # the process waits without the line from now on
+                logger.warning("cannot wait in line for the store lock: %s", exc.strerror)
+                break
+            with self._mutex:
+                self._queued = False
+                if self._closed:
+                    break
+                if self._wanted:
+                    self._got.set()
+                else:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)  # given up on: pass it on
+        os.close(self._fd)
+
+    def _next_request(self) -> bool:
+        """Wait to be asked to queue: True, or False once the line is closed."""
+        self._asked.wait()
+        self._asked.clear()
+        with self._mutex:
+            return not self._closed
+
+    def close(self) -> None:
+        with self._mutex:
+            self._closed = True
+        self._asked.set()
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def flock_timeout_from_env(default: float = 30.0) -> float:
