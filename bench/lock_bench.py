@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from bench.common import run_processes
+from bench.common import run_processes, write_section
 from orchestrator.store import locking
 
 RECORD = b"r" * 399 + b"\n"
@@ -79,6 +80,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 10, 32])
     parser.add_argument("--replay-us", type=float, nargs="+", default=[0.0, 2.0, 4.0, 6.0])
+    parser.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
     rows = []
     for procs in args.procs:
@@ -88,8 +90,19 @@ def main() -> None:
             f"| {procs} | " + " | ".join(f"{r:,.0f} ({r / rates[0]:.2f}x)" for r in rates) + " |"
         )
     head = " | ".join(f"replay {us:g} µs/record: ops/s" for us in args.replay_us)
-    print(f"\n| N | {head} |\n|---|" + "---|" * len(args.replay_us))
-    print("\n".join(rows))
+    table = f"| N | {head} |\n|---|" + "---|" * len(args.replay_us) + "\n" + "\n".join(rows)
+    print("\n" + table)
+    if args.write_results:
+        command = "python -m bench.lock_bench " + " ".join(sys.argv[1:])
+        write_section(
+            "lock_bench",
+            "## Store lock: the ceiling a per-record replay puts on N processes\n\n"
+            f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
+            f" {os.cpu_count()} cores. Each process takes the store lock in line, reads"
+            " what the others appended, spends the replay cost on each record read, and"
+            " appends one record; ops/s over all processes, and the ratio to no replay.\n\n"
+            + table,
+        )
 
 
 if __name__ == "__main__":

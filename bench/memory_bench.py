@@ -16,10 +16,13 @@ import argparse
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
+import time
 
 import psutil
 
+from bench.common import write_section
 from bench.store_bench import _item
 
 
@@ -48,6 +51,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="swarm-memory-bench-")
     try:
@@ -61,11 +65,22 @@ def main() -> None:
         snapshot = rss_mb(path)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(
-        f"| items | RSS growth, journal replayed | RSS growth, from the snapshot | ratio |\n"
-        f"|---|---|---|---|\n"
+    table = (
+        "| items | RSS growth, journal replayed | RSS growth, from the snapshot | ratio |\n"
+        "|---|---|---|---|\n"
         f"| {args.items:,} | {replayed:.0f} MB | {snapshot:.0f} MB | {replayed / snapshot:.2f}x |"
     )
+    print(table)
+    if args.write_results:
+        command = "python -m bench.memory_bench " + " ".join(sys.argv[1:])
+        write_section(
+            "memory_bench",
+            "## Store: memory of the state each process holds\n\n"
+            f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')}."
+            " A fresh process opens a store whose items were each enqueued by their own"
+            " operation: replaying the journal, then from the snapshot a compaction wrote"
+            " (parsed as one JSON array, whose peak RSS keeps).\n\n" + table,
+        )
 
 
 if __name__ == "__main__":
