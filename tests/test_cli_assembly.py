@@ -166,7 +166,10 @@ def test_shell_completion(tmp_path: Path) -> None:
     # SwarmSH's names too, hidden or not
     assert complete("swarm claim-") == ["claim-fast", "claim-slow", "claim-intelligent"]
     assert complete("swarm telemetry st") == ["stats"]
-    script = run("--show-completion", "bash", cwd=tmp_path)
+    # The shell named, not detected from the processes above the test run (which finds
+    # none when the run has no shell among its ancestors).
+    no_detection = {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    script = run("--show-completion", "bash", cwd=tmp_path, env=no_detection)
     assert script.returncode == 0 and "_SWARM_COMPLETE" in script.stdout
 
 
