@@ -146,6 +146,27 @@ def test_an_old_generation_pruned_from_the_history_while_a_process_reads_it(
     other.close()
 
 
+def test_a_sealed_journal_deleted_with_nothing_in_its_place_still_stops_writes(
+    tmp_path: Path,
+) -> None:
+    """A seal is not enough to take a journal that lost its name for an old generation:
+    a compaction that died right after sealing leaves the sealed file as the journal."""
+    from orchestrator.errors import StoreError
+    from orchestrator.records import WorkItem
+    from orchestrator.store import journal
+    from orchestrator.store.file import FileStore
+
+    store = FileStore(tmp_path / "s")
+    store.add_work(WorkItem(work_item_id="w1", work_type="t", description="d"))
+    with (tmp_path / "s" / "journal.jsonl").open("ab") as fh:
+        fh.write(journal.encode({"op": "sealed", "ts": 1.0, "next": 2}))
+    assert len(store.list_work()) == 1  # read the seal: no new generation, so it stays
+    (tmp_path / "s" / "journal.jsonl").unlink()
+    with pytest.raises(StoreError, match="was deleted while in use"):
+        store.add_work(WorkItem(work_item_id="w2", work_type="t", description="e"))
+    store.close()
+
+
 def test_a_fresh_store_only_where_no_store_file_exists(tmp_path: Path) -> None:
     (tmp_path / "r1").mkdir()
     (tmp_path / "r1" / "notes.txt").write_text("mine")

@@ -4,7 +4,6 @@ a time."""
 
 from __future__ import annotations
 
-import fcntl
 import multiprocessing
 import os
 import select
@@ -90,18 +89,56 @@ def test_a_front_stopped_for_long_holds_back_newcomers_no_more(tmp_path: Path) -
 
 
 # A supervisor or agent (patient: no timeout) waiting for the store lock.
-_PATIENT = """
-import sys
+# Appended to a waiter's script: told that the front is gone, it waits until the flock
+# its line thread queued has returned, then reports whether that place was passed on.
+_PLACE_PASSED_ON = """
+sys.stdin.readline()
+sleeper = lock._line._sleeper
+while True:
+    with sleeper._mutex:
+        if not sleeper._queued:
+            break
+    time.sleep(0.01)
+line = os.open(sys.argv[1] + "-line", os.O_RDWR)
+try:
+    fcntl.flock(line, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print("passed on", flush=True)
+except BlockingIOError:
+    print("kept", flush=True)
+"""
+
+# A supervisor or agent (patient: no timeout) waiting for the store lock.
+_PATIENT = (
+    """
+import fcntl, os, sys, time
 from orchestrator.store import locking
 locking.wait_patiently()
 lock = locking.StoreLock(sys.argv[1], 0)
-print("waiting", flush=True)
 lock.acquire()
 print("got it", flush=True)
 lock.release()
-sys.stdin.readline()  # stays, its wait given up on still queued, until told
-lock.close()
 """
+    + _PLACE_PASSED_ON
+)
+
+
+def _waiter(script: str, path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", script, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _passed_on(waiter: subprocess.Popen[str]) -> str:
+    assert waiter.stdin is not None and waiter.stdout is not None
+    waiter.stdin.write("the front is gone\n")
+    waiter.stdin.close()
+    answer = _line_within(waiter, 60)
+    assert waiter.wait(timeout=30) == 0
+    waiter.stdout.close()
+    return answer
 
 
 def test_those_asleep_behind_a_stopped_front_pass_it_by(tmp_path: Path) -> None:
@@ -110,15 +147,9 @@ def test_those_asleep_behind_a_stopped_front_pass_it_by(tmp_path: Path) -> None:
     assert holder.try_acquire()
     with _in_line(tmp_path / ".lock-line") as front:
         # Finds the store lock held and the line taken: it sleeps behind the front.
-        patient = subprocess.Popen(
-            [sys.executable, "-c", _PATIENT, str(path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert patient.stdin is not None and patient.stdout is not None
+        patient = _waiter(_PATIENT, path)
         try:
-            assert patient.stdout.readline() == "waiting\n"
+            wait_for(lambda: _asleep_in_line(patient.pid, tmp_path / ".lock-line"), timeout=30)
             front.send_signal(signal.SIGSTOP)
             holder.release()
             # Stopped at the front for over a second, it is passed by: the sleeper gets
@@ -126,17 +157,8 @@ def test_those_asleep_behind_a_stopped_front_pass_it_by(tmp_path: Path) -> None:
             assert _line_within(patient, 60) == "got it\n"
         finally:
             front.send_signal(signal.SIGCONT)
-    # The front gone, the place the sleeper queued for comes to it, and it passes it on
-    # at once: the line is free for the next one.
-    line = os.open(tmp_path / ".lock-line", os.O_RDWR)
-    try:
-        wait_for(lambda: _free(line), timeout=30)
-    finally:
-        os.close(line)
-        patient.stdin.write("bye\n")
-        patient.stdin.close()
-        assert patient.wait(timeout=30) == 0
-        patient.stdout.close()
+    # The front gone, the place the sleeper had queued for comes to it: passed on.
+    assert _passed_on(patient) == "passed on\n"
     holder.close()
 
 
@@ -152,13 +174,52 @@ def _line_within(process: subprocess.Popen[str], seconds: float) -> str:
     return process.stdout.readline()
 
 
-def _free(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return True
+def _asleep_in_line(pid: int, line: Path) -> bool:
+    """Whether process ``pid`` waits for the flock of ``line`` (the kernel's list of
+    locks shows each blocked request as ``->``, with the process and the file)."""
+    file = os.stat(line)
+    where = f"{os.major(file.st_dev):02x}:{os.minor(file.st_dev):02x}:{file.st_ino}"
+    for entry in Path("/proc/locks").read_text().splitlines():
+        fields = entry.split()
+        if "->" in fields and "FLOCK" in fields and str(pid) in fields and where in fields:
+            return True
+    return False
+
+
+# A patient waiter whose wait is broken off by a signal handler that raises.
+_INTERRUPTED = (
+    """
+import fcntl, os, signal, sys, time
+from orchestrator.store import locking
+locking.wait_patiently()
+lock = locking.StoreLock(sys.argv[1], 0)
+
+def stop(signum, frame):
+    raise TimeoutError
+
+signal.signal(signal.SIGUSR1, stop)  # sent once it is asleep in line
+try:
+    lock.acquire()
+except TimeoutError:
+    print("interrupted", flush=True)
+"""
+    + _PLACE_PASSED_ON
+)
+
+
+def test_a_wait_broken_off_by_a_signal_leaves_its_place_to_the_next(tmp_path: Path) -> None:
+    path = tmp_path / ".lock"
+    holder = StoreLock(str(path), 0)
+    assert holder.try_acquire()
+    with _in_line(tmp_path / ".lock-line"):
+        waiter = _waiter(_INTERRUPTED, path)
+        wait_for(lambda: _asleep_in_line(waiter.pid, tmp_path / ".lock-line"), timeout=30)
+        waiter.send_signal(signal.SIGUSR1)
+        assert _line_within(waiter, 60) == "interrupted\n"
+    # The front gone, the place the broken-off wait had queued for comes to it.
+    assert _passed_on(waiter) == "passed on\n"
+    holder.release()
+    holder.close()
 
 
 def test_a_timed_newcomer_gives_up_behind_the_front_and_a_killed_front_blocks_nobody(

@@ -469,6 +469,34 @@ def test_the_listing_follows_other_processes_through_a_compaction(
     same_as_cli()
 
 
+def test_the_journal_reader_reports_a_generation_removed_before_it_got_there(
+    tmp_path: Path,
+) -> None:
+    """A reader behind by more than one compaction reads the generations kept in
+    journal/; one removed meanwhile is skipped with ``gap`` set, before what follows."""
+    from orchestrator.records import WorkItem
+    from orchestrator.store.file import FileStore
+    from orchestrator.store.file_changes import FileChanges
+
+    store = FileStore(tmp_path / "s")
+    reader = FileChanges(str(tmp_path / "s"))
+    try:
+        store.list_work()  # the store exists: the reader starts in its generation 1
+        reader.seek_end()
+        for generation in range(3):
+            store.add_work(WorkItem(work_item_id=f"w{generation}", work_type="t", description=""))
+            store.compact()
+        (tmp_path / "s" / "journal" / "gen-000002.jsonl").unlink()
+        first = reader.poll()
+        assert [c.items[0]["work_item_id"] for c in first] == ["w0"] and not reader.gap
+        then = reader.poll()
+        assert reader.gap  # w1's generation is gone: the next one kept is read from its start
+        assert [c.items[0]["work_item_id"] for c in then if c.items] == ["w2"]
+    finally:
+        reader.close()
+        store.close()
+
+
 def test_each_logged_change_is_one_event_and_heartbeats_none() -> None:
     from orchestrator.store.changes import Change
     from orchestrator.web.events import events_of

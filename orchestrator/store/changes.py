@@ -37,16 +37,19 @@ class ChangeReader(Protocol):
     # Moves when the log starts over (a new journal generation, which archives finished
     # items): a listing kept from it is rebuilt. Constant where the log never does.
     gen: int
+    # Set by ``seek`` or ``poll`` when changes may have been skipped: a position this
+    # log no longer holds what followed of, or never had. The caller tells its client
+    # (who must re-read the state) and clears it.
+    gap: bool
 
     def seek_end(self) -> None:
         """Start at the end of the log: only changes from now on."""
         ...
 
-    def seek(self, pos: str) -> bool:
+    def seek(self, pos: str) -> None:
         """Start at ``pos``: the record there is read again (a caller resuming inside a
-        record skips what it had). False when changes after it may be missing (not a
-        position of this log, or older than the log keeps): the reader is then at the
-        nearest place it can read from, and the caller's client must re-read the state."""
+        record skips what it had); where the log cannot resume it (``gap``), at the
+        nearest place it can read from."""
         ...
 
     def poll(self) -> list[Change]:

@@ -30,6 +30,7 @@ class FileChanges:
         self._sweep = sweep
         self.gen = 0
         self.offset = 0
+        self.gap = False
         self._fd: int | None = None
 
     def _history(self, gen: int) -> str:
@@ -50,8 +51,8 @@ class FileChanges:
         return int(header["gen"]), fd
 
     def _open(self) -> bool:
-        """Open the file of ``self.gen``; when it is gone (older than what is kept),
-        move to the current generation's start."""
+        """Open the file of ``self.gen``; when it is gone (removed from ``journal/``),
+        move to the start of the next one there is, and set ``gap``."""
         if self._fd is not None:
             return True
         current = self._current()
@@ -64,11 +65,17 @@ class FileChanges:
         if gen < self.gen:  # the next generation is not in place yet
             os.close(fd)
             return False
-        try:
-            self._fd = os.open(self._history(self.gen), os.O_RDONLY)
+        # Generation 0 is "before the store existed": nothing was there to miss.
+        for kept in range(self.gen, gen):
+            try:
+                self._fd = os.open(self._history(kept), os.O_RDONLY)
+            except FileNotFoundError:
+                continue
             os.close(fd)
-        except FileNotFoundError:
-            self.gen, self.offset, self._fd = gen, 0, fd
+            if kept != self.gen:
+                self.gen, self.offset, self.gap = kept, 0, self.gen > 0
+            return True
+        self.gen, self.offset, self._fd, self.gap = gen, 0, fd, self.gap or self.gen > 0
         return True
 
     def seek_end(self) -> None:
@@ -84,32 +91,32 @@ class FileChanges:
         self.offset = size - len(tail) + tail.rfind(b"\n") + 1
         self._fd = fd
 
-    def seek(self, pos: str) -> bool:
+    def seek(self, pos: str) -> None:
         try:
             gen, offset = (int(part) for part in pos.split("."))
         except ValueError:
             self.seek_end()
-            return False
+            self.gap = True
+            return
         self.close()
         self.gen, self.offset = gen, offset
         current = self._current()
         if current is None:  # no store now: whatever it will hold is new
             self.gen, self.offset = 0, 0
-            return True
+            return
         now, fd = current
         # A position this store never had (it was recreated, or the client is from
         # another one) would wait forever: read the current generation from its start.
         if gen > now or (gen == now and offset > os.fstat(fd).st_size):
-            self.gen, self.offset, self._fd = now, 0, fd
-            return False
+            self.gen, self.offset, self._fd, self.gap = now, 0, fd, True
+            return
         os.close(fd)
         try:
             size = os.stat(self._history(gen)).st_size
         except FileNotFoundError:
-            return gen == now  # else a generation no longer kept: _open moves on
+            return  # the current generation, or one no longer kept: _open moves on
         if gen < now and offset >= size:  # past the seal of a kept generation
             self.gen, self.offset = gen + 1, 0
-        return True
 
     def sweep(self) -> None:
         """Have leases that ran out logged (they are changes too)."""
@@ -143,6 +150,8 @@ class FileChanges:
                 return changes
             self.close()
             self.gen, self.offset = self.gen + 1, 0
+            if changes:  # the next poll opens the next generation: a gap comes before it
+                return changes
         return changes
 
     def close(self) -> None:

@@ -93,11 +93,20 @@ def check_generation(path: str, generation: int, journal_fd: int) -> None:
 
 def check_linked(path: str, journal_fd: int, links: int) -> None:
     """The open journal lost its last name: someone deleted it while the store was open.
-    Unless it is a generation another process sealed (the reader moves on from its
-    seal) whose copy in ``journal/`` was removed since: old generations are the
+    Unless it is a generation another process sealed and replaced (the reader moves on
+    from its seal) whose copy in ``journal/`` was removed since: old generations are the
     operator's to prune."""
-    if links == 0 and not _sealed(journal_fd):
+    if links == 0 and not (_sealed(journal_fd) and _replaced(path, journal_fd)):
         raise StoreError(f"{_at(path, JOURNAL)} was deleted while in use; {_RESTORE}")
+
+
+def _replaced(path: str, journal_fd: int) -> bool:
+    """Whether another file is in place as the journal (a seal alone is not enough: a
+    compaction that died after it leaves the sealed file as the journal)."""
+    try:
+        return os.stat(_at(path, JOURNAL)).st_ino != os.fstat(journal_fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _sealed(journal_fd: int) -> bool:

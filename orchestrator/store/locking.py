@@ -243,12 +243,20 @@ class _Line:
         if self._sleeper is None or self._sleeper.pid != os.getpid():
             if _try_flock(self._fd):
                 return True
-            self._sleeper = _Sleeper(self._fd)  # (a forked child has no such thread)
-        return self._sleeper.wait_for_front(self._front_stuck)
+            if self._sleeper is not None:
+                self._sleeper.forget()  # a forked child's copy: its thread is not here
+            try:
+                self._sleeper = _Sleeper(self._fd)
+            except (OSError, RuntimeError) as exc:  # no thread or descriptor to spare
+                self._sleeper = None
+                logger.warning("cannot wait in line for the store lock: %s", exc)
+                return False
+        return self._sleeper.wait_for_front(self._front_alive)
 
-    def _front_stuck(self) -> bool:
+    def _front_alive(self) -> float | None:
+        """When the front last tried the lock; None when no front has stamped."""
         stamp = self._read_stamp()
-        return stamp is not None and stamp[0] > 0.0 and time.monotonic() - stamp[1] >= _STUCK_S
+        return stamp[1] if stamp is not None and stamp[0] > 0.0 else None
 
     def _read_stamp(self) -> tuple[float, float] | None:
         """The front's (since, alive); None for a new line, where nobody has waited yet,
@@ -280,7 +288,10 @@ class _Line:
 
     def close(self) -> None:
         if self._sleeper is not None:
-            self._sleeper.close()
+            if self._sleeper.pid == os.getpid():
+                self._sleeper.close()
+            else:
+                self._sleeper.forget()
         os.close(self._fd)
 
 
@@ -296,7 +307,6 @@ class _Sleeper:
     def __init__(self, line_fd: int) -> None:
         self.pid = os.getpid()
         self._fd = os.dup(line_fd)
-        os.set_inheritable(self._fd, False)
         self._mutex = threading.Lock()
         self._asked = threading.Event()
         self._got = threading.Event()
@@ -304,9 +314,16 @@ class _Sleeper:
         self._queued = False  # a flock call is outstanding
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="swarm-lock-line", daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except RuntimeError:
+            os.close(self._fd)
+            raise
 
-    def wait_for_front(self, front_stuck: Callable[[], bool]) -> bool:
+    def wait_for_front(self, front_alive: Callable[[], float | None]) -> bool:
+        """True at the front; False when the front has shown no sign of trying the lock
+        for _STUCK_S: neither its stamp (``front_alive``) nor, when there is none (a
+        front that has not stamped yet, or never will), the time this wait began."""
         with self._mutex:
             # Both under the mutex: a place granted to a wait given up on, and not yet
             # passed on, must not pass for this one's.
@@ -317,13 +334,29 @@ class _Sleeper:
             self._queued = self._wanted = True
             self._got.clear()
         self._asked.set()
-        while not self._got.wait(_STUCK_CHECK_S):
-            if front_stuck() or not self._thread.is_alive():
-                with self._mutex:
-                    if not self._got.is_set():
-                        self._wanted = False
-                        return False
+        sign = time.monotonic()
+        try:
+            while not self._got.wait(_STUCK_CHECK_S):
+                alive = front_alive()
+                if alive is not None:
+                    sign = alive
+                if time.monotonic() - sign >= _STUCK_S or not self._thread.is_alive():
+                    return not self._give_up()
+        except BaseException:
+            # Interrupted (KeyboardInterrupt, a handler that raises): not at the front
+            # now, and not later either, or the place would be held by nobody waiting.
+            if not self._give_up():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            raise
         return True
+
+    def _give_up(self) -> bool:
+        """Stop wanting the place queued for: True, or False if it came meanwhile."""
+        with self._mutex:
+            if self._got.is_set():
+                return False
+            self._wanted = False
+            return True
 
     def _run(self) -> None:
         while self._next_request():
@@ -353,6 +386,11 @@ class _Sleeper:
         with self._mutex:
             self._closed = True
         self._asked.set()
+
+    def forget(self) -> None:
+        """In a forked child: the thread stayed in the parent; close this copy of its
+        descriptor only (the parent's mutex may have been held at the fork)."""
+        os.close(self._fd)
 
 
 def _try_flock(fd: int) -> bool:

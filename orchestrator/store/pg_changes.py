@@ -19,7 +19,7 @@ Positions are ``<id>@<ts>@<bound>``, the bound being the oldest time a row yet t
 could have at the poll that read the row. Resuming reads from that bound once:
 at-least-once (the rows between the bound and the position are sent again, except the
 position's own), never a loss — up to a bound ``_LONGEST_S`` old: an older one resumes
-that far back, and ``seek`` says that rows may be missing.
+that far back, and ``seek`` sets ``gap``.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class PgChanges:
     poll_s = 0.05  # two indexed queries per poll
     whole_records = False  # events keep an item's id, status and holder only
     gen = 0  # one log, never started over
+    gap = False
 
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
@@ -111,7 +112,7 @@ class PgChanges:
         rows = self._rows(_SEEN_AT_START, {"recent": recent, "starts": starts})
         self.seen = {int(i): float(ts) for i, ts in rows}
 
-    def seek(self, pos: str) -> bool:
+    def seek(self, pos: str) -> None:
         parts = pos.split("@")
         try:
             last_id, last_ts = int(parts[0]), float(parts[1])
@@ -120,7 +121,8 @@ class PgChanges:
             parts = []
         if len(parts) not in (2, 3):
             self.seek_end()
-            return False
+            self.gap = True
+            return
         # Only the row at the position is known to have been delivered: the others
         # from its poll's bound on are read again (a repeat, never a loss).
         self.since = last_ts
@@ -129,7 +131,7 @@ class PgChanges:
         self.seen = {last_id: last_ts}
         # Reads reach back _LONGEST_S at most (_window): rows before that are not sent.
         now = float(self._rows("SELECT swarm_now()", ())[0][0])
-        return bound >= now - _LONGEST_S
+        self.gap = bound < now - _LONGEST_S
 
     def poll(self) -> list[Change]:
         now, recent, starts, bound = self._window()

@@ -89,9 +89,9 @@ def frame(event_id: str, event_type: str, data: dict[str, Any]) -> bytes:
 
 
 def gap_frame(last_event_id: str | None) -> bytes:
-    """Tells a resuming client that changes after its last event may be missing (the
-    log no longer holds them, or never had its position): it must re-read what it
-    shows. No ``id``, so its Last-Event-ID stays as it was until the next event."""
+    """Tells a client that changes after its last event may be missing (the log no
+    longer holds them, or never had its position): it must re-read what it shows. No
+    ``id``, so its Last-Event-ID stays as it was until the next event."""
     data = {"type": "gap", "ts": time.time(), "last_event_id": last_event_id}
     return b"event: gap\ndata: %s\n\n" % orjson.dumps(data)
 
@@ -114,29 +114,29 @@ async def stream(
     reader = await anyio.to_thread.run_sync(open_reader)
     try:
         skip_pos, skip_index = "", -1
-        exact = True
-        if last_event_id:
-            resume = split_id(last_event_id)
-            if resume is None:
-                await anyio.to_thread.run_sync(reader.seek_end)
-                exact = False
-            else:
-                exact = await anyio.to_thread.run_sync(reader.seek, resume[0])
+        resume = split_id(last_event_id) if last_event_id else None
+        if resume is not None:
+            await anyio.to_thread.run_sync(reader.seek, resume[0])
+            if not reader.gap:
                 skip_pos, skip_index = resume
         else:
             await anyio.to_thread.run_sync(reader.seek_end)
+            reader.gap = bool(last_event_id)  # not an id at all
         yield b"retry: 1000\n\n"
-        if not exact:
-            yield gap_frame(last_event_id)
         last_sent = time.monotonic()
+        last_id = last_event_id
         while True:
-            changes = await anyio.to_thread.run_sync(reader.poll)
             out = []
+            changes = await anyio.to_thread.run_sync(reader.poll)
+            if reader.gap:  # at the seek, or in this poll before what it returned
+                reader.gap = False
+                out.append(gap_frame(last_id))
             for change in changes:
                 for event_id, event_type, data in events_of(change):
                     if change.pos == skip_pos and int(event_id.rpartition(".")[2]) <= skip_index:
                         continue  # seen before the client reconnected
                     out.append(frame(event_id, event_type, data))
+                    last_id = event_id
             if changes:
                 skip_pos = ""
             if out:
