@@ -10,10 +10,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from orchestrator.errors import StoreError
 from orchestrator.records import WorkItem
 from orchestrator.store import journal
 from orchestrator.store.file import FileStore
+from orchestrator.store.snapshot import Unsplittable, elements
 
 DATA = Path(__file__).parent / "data"
 LATER = 1_764_000_100.0  # after every time in the fixture, before any of its leases end
@@ -115,3 +121,44 @@ def test_a_record_this_version_cannot_read_stops_the_store_and_names_where(
     assert f"and {journal_file.stat().st_size}" in message
     assert int(message.split("between bytes ")[1].split()[0]) < before
     writer.close()
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.lists(st.dictionaries(st.text(), _JSON, max_size=4), max_size=5))
+def test_a_snapshot_reads_back_element_by_element_as_written(records: list[dict[str, Any]]) -> None:
+    """As compaction and jq write it (indented), and compact: the same elements, whatever
+    the strings hold (newlines, braces, the separator itself). An empty object is written
+    on one line, which the split cannot take: it says so, and a whole parse reads it."""
+    for option in (orjson.OPT_INDENT_2, None):
+        data = orjson.dumps(records, option=option)
+        try:
+            assert list(elements(data)) == records
+        except Unsplittable:
+            assert option is not None and {} in records
+            assert list(elements(data, split=False)) == records
+
+
+def test_a_snapshot_laid_out_by_hand_loads_whole(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    store = _open(path)
+    for n in range(3):
+        store.add_work(WorkItem(work_item_id=f"w{n}", work_type="t", description="}\n  {"))
+    store.compact()
+    store.close()
+    snapshot = path / "work_snapshot.json"
+    # Indented as written, but the last two elements joined on one line by hand.
+    written = snapshot.read_bytes()
+    first, rest = written.split(b"\n  },\n  {", 1)
+    snapshot.write_bytes(first + b"\n  },\n  {" + rest.replace(b"\n  },\n  {", b"\n  }, {"))
+    assert orjson.loads(snapshot.read_bytes()) == orjson.loads(written)
+    with pytest.raises(Unsplittable):
+        list(elements(snapshot.read_bytes()))
+    reopened = _open(path)
+    assert [i.work_item_id for i in reopened.list_work()] == ["w0", "w1", "w2"]
+    reopened.close()

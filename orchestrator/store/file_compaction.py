@@ -75,12 +75,12 @@ class FileCompaction:
                 if fsync:
                     fh.flush()
                     os.fsync(fh.fileno())
-        # Under the lock, so as cheap as it gets: sorted by C-level keys, no indentation
-        # (a third less to write; jq reads it the same).
+        # Sorted by C-level keys (under the lock); indented, which lets every process
+        # load it an item at a time (``snapshot.elements``) at a third of the memory.
         items = sorted(state.items.values(), key=_AGE_ORDER)
-        snapshot = orjson.dumps(items)
+        snapshot = orjson.dumps(items, option=orjson.OPT_INDENT_2)
         write_atomic(self._file(self.WORK), snapshot, fsync=fsync)
-        agents = orjson.dumps(list(state.agents.values()))
+        agents = orjson.dumps(list(state.agents.values()), option=orjson.OPT_INDENT_2)
         write_atomic(self._file(self.AGENTS), agents, fsync=fsync)
         # Seal the finished generation (so other processes know to switch without a stat
         # per operation), keep it in the history, then swap in the new one.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -13,7 +13,13 @@ import orjson
 from orchestrator.errors import InvalidArgument, StoreError
 from orchestrator.files import write_atomic
 from orchestrator.store import integrity, journal
-from orchestrator.store.snapshot import checked_agent, checked_item
+from orchestrator.store.snapshot import (
+    NotAnArray,
+    Unsplittable,
+    checked_agent,
+    checked_item,
+    elements,
+)
 from orchestrator.store.state import State
 from orchestrator.store.views import adopt_legacy_snapshots
 
@@ -143,7 +149,7 @@ class FileJournal:
         fsync = self.durability == "fsync"
         write_atomic(self._file(self.JOURNAL), journal.encode(header), fsync=fsync)
 
-    def _load(self) -> None:
+    def _load(self, split: bool = True) -> None:
         """Rebuild the state: snapshot, then the whole current journal."""
         adopt_legacy_snapshots(self.path, self.LEGACY)
         state = State()
@@ -159,16 +165,20 @@ class FileJournal:
         def load_agents(raw: object) -> None:
             state.put_agent(checked_agent(raw))
 
-        for name, load in ((self.WORK, load_items), (self.AGENTS, load_agents)):
-            for index, raw in enumerate(self._read_snapshot(name)):
-                try:
-                    load(raw)
-                except (TypeError, ValueError, InvalidArgument) as exc:
-                    self._state = None
-                    raise StoreError(
-                        f"{self._file(name)}: record {index} is not valid ({exc}); restore"
-                        " the file from a backup"
-                    ) from None
+        try:
+            for name, load in ((self.WORK, load_items), (self.AGENTS, load_agents)):
+                for index, raw in enumerate(self._read_snapshot(name, split)):
+                    try:
+                        load(raw)
+                    except (TypeError, ValueError, InvalidArgument) as exc:
+                        self._state = None
+                        raise StoreError(
+                            f"{self._file(name)}: record {index} is not valid ({exc});"
+                            " restore the file from a backup"
+                        ) from None
+        except Unsplittable:  # laid out by hand: start over, parsing each file whole
+            self._load(split=False)
+            return
         self._open_journal()
         self._generation = 0
         self._read_new(locked=True)
@@ -181,22 +191,23 @@ class FileJournal:
         size = os.path.getsize(snapshot) if os.path.exists(snapshot) else 0
         self._compact_at = max(self.compact_bytes, 2 * size)
 
-    def _read_snapshot(self, name: str) -> list[dict[str, Any]]:
+    def _read_snapshot(self, name: str, split: bool) -> Iterator[Any]:
         path = self._file(name)
         try:
             with open(path, "rb") as fh:
-                data = orjson.loads(fh.read())
+                data = fh.read()
         except FileNotFoundError:
-            return []
+            return
+        try:
+            yield from elements(data, split)
         except orjson.JSONDecodeError as exc:
             self._state = None
             raise StoreError(
                 f"{path} is not valid JSON ({exc}); restore it from a backup"
             ) from None
-        if not isinstance(data, list):
+        except NotAnArray:
             self._state = None
-            raise StoreError(f"{path} must hold a JSON array")
-        return data
+            raise StoreError(f"{path} must hold a JSON array") from None
 
     def _follow_generation(self) -> None:
         """Switch to the journal generation that replaced the sealed one.
