@@ -3,9 +3,9 @@ file store keeps every live item, so this is paid once per agent.
 
 One store of ``--items`` items, each enqueued by its own operation (one journal record
 per item, as a swarm writes them). A fresh process opens it twice over: replaying the
-journal, and from the snapshot a compaction wrote (the same items, parsed from one
-JSON array). Printed: RSS growth of each, and the replayed/snapshot ratio. RSS keeps
-a load's peak (freed small objects stay in the process for reuse).
+journal, and from the snapshot a compaction wrote (the same items, read an element
+at a time). Printed: RSS growth of each, and the replayed/snapshot ratio. RSS keeps a
+load's peak (freed small objects stay in the process for reuse).
 
     python -m bench.memory_bench [--items 100000]
 """
@@ -79,7 +79,7 @@ def main() -> None:
             f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')}."
             " A fresh process opens a store whose items were each enqueued by their own"
             " operation: replaying the journal, then from the snapshot a compaction wrote"
-            " (parsed as one JSON array, whose peak RSS keeps).\n\n" + table,
+            " (read an element at a time). RSS keeps a load's peak.\n\n" + table,
         )
 
 
