@@ -80,20 +80,19 @@ def events_of(change: Change) -> Iterator[tuple[str, str, dict[str, Any]]]:
             index += 1
 
 
-def frame(event_id: str, event_type: str, data: dict[str, Any]) -> bytes:
-    return b"id: %s\nevent: %s\ndata: %s\n\n" % (
-        event_id.encode(),
-        event_type.encode(),
-        orjson.dumps(data),
-    )
+def frame(event_id: str | None, event_type: str, data: dict[str, Any]) -> bytes:
+    """One event; without an ``id`` line when ``event_id`` is None (the client's
+    Last-Event-ID then stays as it was)."""
+    head = b"" if event_id is None else b"id: %s\n" % event_id.encode()
+    return head + b"event: %s\ndata: %s\n\n" % (event_type.encode(), orjson.dumps(data))
 
 
 def gap_frame(last_event_id: str | None) -> bytes:
     """Tells a client that changes after its last event may be missing (the log no
     longer holds them, or never had its position): it must re-read what it shows. No
-    ``id``, so its Last-Event-ID stays as it was until the next event."""
+    ``id``: it is no position in the log."""
     data = {"type": "gap", "ts": time.time(), "last_event_id": last_event_id}
-    return b"event: gap\ndata: %s\n\n" % orjson.dumps(data)
+    return frame(None, "gap", data)
 
 
 def split_id(last_event_id: str) -> tuple[str, int] | None:
