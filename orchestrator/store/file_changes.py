@@ -65,17 +65,19 @@ class FileChanges:
         if gen < self.gen:  # the next generation is not in place yet
             os.close(fd)
             return False
-        # Generation 0 is "before the store existed": nothing was there to miss.
         for kept in range(self.gen, gen):
             try:
                 self._fd = os.open(self._history(kept), os.O_RDONLY)
             except FileNotFoundError:
                 continue
             os.close(fd)
-            if kept != self.gen:
-                self.gen, self.offset, self.gap = kept, 0, self.gen > 0
-            return True
-        self.gen, self.offset, self._fd, self.gap = gen, 0, fd, self.gap or self.gen > 0
+            break
+        else:
+            kept, self._fd = gen, fd
+        if kept != self.gen:
+            # Generation 0 is "before the store existed": nothing was there to miss.
+            self.gap = self.gap or self.gen > 0
+            self.gen, self.offset = kept, 0
         return True
 
     def seek_end(self) -> None:

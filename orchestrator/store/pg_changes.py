@@ -115,11 +115,11 @@ class PgChanges:
     def seek(self, pos: str) -> None:
         parts = pos.split("@")
         try:
+            if len(parts) not in (2, 3):
+                raise ValueError(pos)
             last_id, last_ts = int(parts[0]), float(parts[1])
             bound = float(parts[2]) if len(parts) == 3 else last_ts - _HORIZON_S
-        except (ValueError, IndexError):
-            parts = []
-        if len(parts) not in (2, 3):
+        except ValueError:  # not a position of this log: from now on, after a gap
             self.seek_end()
             self.gap = True
             return
