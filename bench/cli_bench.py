@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import write_section
+from bench.common import invocation, write_section
 
 SWARMSH = os.environ.get("SWARMSH_SCRIPT", "/work/shared/baselines/swarmsh/coordination_helper.sh")
 # What SwarmSH's script runs (its header names jq; the claim path also uses the others).
@@ -248,12 +248,12 @@ def main() -> None:
     print(f"target <= 0.5x SwarmSH's claim ({target:.0f} ms): {verdict}")
     print(f"load average {load_before:.1f} -> {load_after:.1f}; SwarmSH's python3: {python3}")
     if args.write_results:
-        command = "python -m bench.cli_bench " + " ".join(sys.argv[1:])
+        command = invocation()
         write_section(
             "cli_bench",
             (
                 "## Per-command latency: swarm vs SwarmSH's coordination_helper.sh\n\n"
-                f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
+                f"Command: `{command}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
                 f" {platform.machine()}, {os.cpu_count()} cores,"
                 f" Python {platform.python_version()}; {args.rounds} rounds, load average"
                 f" {load_before:.1f} -> {load_after:.1f}.\n"

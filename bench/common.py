@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +59,12 @@ def prefill_file_store(path: str, count: int) -> None:
 
 def percentile_ms(sorted_ns: list[int], fraction: float) -> float:
     return sorted_ns[max(0, int(len(sorted_ns) * fraction) - 1)] / 1e6
+
+
+def invocation() -> str:
+    """The command that ran this benchmark, as RESULTS.md quotes it."""
+    module = Path(sys.argv[0]).stem
+    return " ".join(["python -m bench." + module, *sys.argv[1:]])
 
 
 def write_section(name: str, body: str) -> None:

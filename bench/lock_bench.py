@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from bench.common import run_processes, write_section
+from bench.common import invocation, run_processes, write_section
 from orchestrator.store import locking
 
 RECORD = b"r" * 399 + b"\n"
@@ -93,11 +92,11 @@ def main() -> None:
     table = f"| N | {head} |\n|---|" + "---|" * len(args.replay_us) + "\n" + "\n".join(rows)
     print("\n" + table)
     if args.write_results:
-        command = "python -m bench.lock_bench " + " ".join(sys.argv[1:])
+        command = invocation()
         write_section(
             "lock_bench",
             "## Store lock: the ceiling a per-record replay puts on N processes\n\n"
-            f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
+            f"Command: `{command}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
             f" {os.cpu_count()} cores. Each process takes the store lock in line, reads"
             " what the others appended, spends the replay cost on each record read, and"
             " appends one record; ops/s over all processes, and the ratio to no replay.\n\n"

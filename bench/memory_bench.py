@@ -16,13 +16,12 @@ import argparse
 import multiprocessing
 import os
 import shutil
-import sys
 import tempfile
 import time
 
 import psutil
 
-from bench.common import write_section
+from bench.common import invocation, write_section
 from bench.store_bench import _item
 
 
@@ -72,11 +71,11 @@ def main() -> None:
     )
     print(table)
     if args.write_results:
-        command = "python -m bench.memory_bench " + " ".join(sys.argv[1:])
+        command = invocation()
         write_section(
             "memory_bench",
             "## Store: memory of the state each process holds\n\n"
-            f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')}."
+            f"Command: `{command}` (via `make bench`), {time.strftime('%Y-%m-%d')}."
             " A fresh process opens a store whose items were each enqueued by their own"
             " operation: replaying the journal, then from the snapshot a compaction wrote"
             " (read an element at a time). RSS keeps a load's peak.\n\n" + table,

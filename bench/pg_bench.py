@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from typing import Any
 
 import psycopg
 
-from bench.common import percentile_ms, prefill_file_store, run_processes, write_section
+from bench.common import invocation, percentile_ms, prefill_file_store, run_processes, write_section
 from orchestrator.config import DEFAULT_CLAIM_BATCH
 from orchestrator.store.base import claim_many
 
@@ -191,12 +190,12 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.write_results:
-        command = "python -m bench.pg_bench " + " ".join(sys.argv[1:])
+        command = invocation()
         write_section(
             "pg_bench",
             (
                 f"## PostgreSQL store: claims, against the bare SKIP LOCKED statement\n\n"
-                f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
+                f"Command: `{command}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
                 f" {os.cpu_count()} cores, PostgreSQL on the same machine, synchronous_commit ="
                 f" {sync[0] if sync else '?'}. Each process claims in a loop for {args.seconds:g} s"
                 f" from {args.items:,} pending items; a call is one transaction. A batched"

@@ -26,7 +26,7 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
-from bench.common import percentile_ms, run_processes, write_section
+from bench.common import invocation, percentile_ms, run_processes, write_section
 from orchestrator.records import WorkItem
 from orchestrator.store import DEFAULT_VIEWS_INTERVAL_S, locking
 from orchestrator.store.file import FileStore
@@ -262,12 +262,12 @@ def views_comparison(procs: int, size: int, seconds: float, rounds: int) -> str:
 
 
 def write_views_section(tables: list[str], seconds: float, rounds: int) -> None:
-    command = "python -m bench.store_bench " + " ".join(sys.argv[1:])
+    command = invocation()
     write_section(
         "store_views",
         (
             "## Store: SwarmSH's JSON views on and off\n\n"
-            f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
+            f"Command: `{command}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
             f" {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end."
             f" Off and on alternate, {rounds} runs of {seconds:g} s each; medians. On: every"
             f" process refreshes work_claims.json, agent_status.json, agents.json and"
@@ -340,12 +340,12 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.write_results:
-        command = "python -m bench.store_bench " + " ".join(sys.argv[1:])
+        command = invocation()
         write_section(
             "store_bench",
             (
                 f"## Store: claim+complete cycles, file journal vs SQLite WAL\n\n"
-                f"Command: `{command.strip()}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
+                f"Command: `{command}` (via `make bench`), {time.strftime('%Y-%m-%d')},"
                 f" {platform.machine()}, {os.cpu_count()} cores,"
                 f" Python {platform.python_version()},"
                 f" SQLite {sqlite3.sqlite_version}.\n"

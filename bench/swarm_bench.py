@@ -34,7 +34,7 @@ import multiprocess
 import psutil
 import psycopg
 
-from bench.common import write_section
+from bench.common import invocation, write_section
 from orchestrator.config import DEFAULT_CLAIM_BATCH
 from orchestrator.store.file import FileStore
 
@@ -218,7 +218,7 @@ def postgres_main(items: int, rounds: int, write_results: bool) -> None:
     if write_results:
         with psycopg.connect(DSN) as conn:
             sync = conn.execute("SHOW synchronous_commit").fetchone()
-        command = "python -m bench.swarm_bench " + " ".join(sys.argv[1:])
+        command = invocation()
         write_section(
             "swarm_bench_pg",
             (
@@ -301,11 +301,11 @@ def main() -> None:
     )
     print(table)
     if args.write_results:
-        command = "python -m bench.swarm_bench " + " ".join(sys.argv[1:])
+        command = invocation()
         write_section(
             "swarm_bench",
             (
-                f"## Supervisor and agents\n\nCommand: `{command.strip()}` (via"
+                f"## Supervisor and agents\n\nCommand: `{command}` (via"
                 f" `make bench`), {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores.\n\n"
                 f"{table}\n\nTargets: 32 agents up < 2 s, first restart < 0.5 s, idle agent RSS"
                 f" ≤ 60 MB.\n"

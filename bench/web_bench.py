@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import prefill_file_store, write_section
+from bench.common import invocation, prefill_file_store, write_section
 
 SWARM = str(Path(sys.executable).with_name("swarm"))
 
@@ -397,7 +397,7 @@ def main() -> None:
         write_section(
             "web_bench",
             "## HTTP API\n\n"
-            f"Command: `{' '.join(['python -m bench.web_bench', *sys.argv[1:]])}` (`make bench`:"
+            f"Command: `{invocation()}` (`make bench`:"
             " under scripts/with-postgres.sh, with --pg),"
             f" {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load average {load:.1f}"
             f" at the start.\n\n{table}\n\n"
