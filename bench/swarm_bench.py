@@ -223,7 +223,7 @@ def postgres_main(items: int, rounds: int, write_results: bool) -> None:
             "swarm_bench_pg",
             (
                 f"### Agents on PostgreSQL: claiming ahead on and off\n\nCommand:"
-                f" `scripts/with-postgres.sh {command.strip()}`, {time.strftime('%Y-%m-%d')},"
+                f" `scripts/with-postgres.sh {command}`, {time.strftime('%Y-%m-%d')},"
                 f" {os.cpu_count()} cores, PostgreSQL on the same machine (synchronous_commit ="
                 f" {sync[0] if sync else '?'}), {load}. Each run is `swarm up --until-drained`"
                 f" of {items} no-op command items (`true`) in a fresh schema; items/s from the"
