@@ -469,6 +469,9 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         self.status = Status.STOPPING
+        # Each agent's record keeps a resource sample once it has exited: take one now,
+        # while they all run (one started just before the stop may have none yet).
+        self._sample(time.time())
         self._write_state()
         running = [s for s in self.slots.values() if s.state == SlotState.RUNNING]
         for slot in running:
