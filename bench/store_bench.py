@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event
 from pathlib import Path
@@ -152,11 +153,16 @@ TABLE = ("file", "sqlite-wal")
 # -- one run -----------------------------------------------------------------------------
 
 
+def _backend(backend: str | type) -> Any:
+    """A backend class by name, or the class itself (benches measuring other designs)."""
+    return BACKENDS[backend] if isinstance(backend, str) else backend
+
+
 def _worker(
-    backend: str, path: str, index: int, seconds: float, ready: Any, go: Event, out: str
+    backend: str | type, path: str, index: int, seconds: float, ready: Any, go: Event, out: str
 ) -> None:
     locking.wait_patiently()  # as agents do: 32 processes loading 100k items queue a while
-    store = BACKENDS[backend](path)
+    store = _backend(backend)(path)
     agent = f"agent{index}"
     next_id = 1_000_000_000 + index * 10_000_000
     # Warm up (the file store loads its state here), then wait for the others.
@@ -184,7 +190,7 @@ def _worker(
 
 @dataclass
 class Result:
-    backend: str
+    backend: str | type
     procs: int
     size: int
     cycles_per_s: float
@@ -193,17 +199,20 @@ class Result:
     max_ms: float
 
 
-def run_one(backend: str, procs: int, size: int, seconds: float) -> Result:
+def run_one(backend: str | type, procs: int, size: int, seconds: float) -> Result:
     root = tempfile.mkdtemp(prefix="swarm-bench-")
     try:
         path = os.path.join(root, "store")
-        BACKENDS[backend].prefill(path, size)
-        elapsed, latencies = run_processes(
-            _worker,
-            lambda i, ready, go, out: (backend, path, i, seconds, ready, go, out),
-            procs,
-            root,
-        )
+        cls = _backend(backend)
+        cls.prefill(path, size)
+        # A design with a process of its own (a server) runs it for the measured processes.
+        with getattr(cls, "serving", nullcontext)(path):
+            elapsed, latencies = run_processes(
+                _worker,
+                lambda i, ready, go, out: (backend, path, i, seconds, ready, go, out),
+                procs,
+                root,
+            )
         return Result(
             backend,
             procs,
