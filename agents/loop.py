@@ -29,7 +29,7 @@ from orchestrator import logs
 from orchestrator.errors import Conflict, NotFound, SwarmError
 from orchestrator.limits import Gate, LimitsPlan, Reservation
 from orchestrator.records import Agent, WorkItem, WorkStatus, out_of_attempts
-from orchestrator.store import locking
+from orchestrator.store import long_lived_process
 from orchestrator.store.base import claim_many
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.settings import TelemetrySettings
@@ -559,7 +559,7 @@ def agent_main(spec: AgentSpec, counters: Any = None, events: Any = None) -> Non
     if spec.workdir:
         os.chdir(spec.workdir)
     os.environ["SWARM_AGENT_ID"] = spec.agent_id  # inherited by commands: orphans are traceable
-    locking.wait_patiently()  # a lock held past FLOCK_TIMEOUT delays the agent, no more
+    long_lived_process()
     if spec.telemetry is not None:
         tracing.configure("agent", spec.telemetry, agent_id=spec.agent_id)
     try:

@@ -29,7 +29,7 @@ from typing import Any
 
 from bench.common import invocation, percentile_ms, run_processes, write_section
 from orchestrator.records import WorkItem
-from orchestrator.store import DEFAULT_VIEWS_INTERVAL_S, locking
+from orchestrator.store import DEFAULT_VIEWS_INTERVAL_S, long_lived_process
 from orchestrator.store.file import FileStore
 
 PRIORITIES = ["critical", "high", "medium", "low"]
@@ -161,7 +161,7 @@ def _backend(backend: str | type) -> Any:
 def _worker(
     backend: str | type, path: str, index: int, seconds: float, ready: Any, go: Event, out: str
 ) -> None:
-    locking.wait_patiently()  # as agents do: 32 processes loading 100k items queue a while
+    long_lived_process()  # as agents: 32 processes loading 100k items queue a while
     store = _backend(backend)(path)
     agent = f"agent{index}"
     next_id = 1_000_000_000 + index * 10_000_000

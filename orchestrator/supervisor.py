@@ -39,7 +39,7 @@ from orchestrator.limits import LimitsPlan
 from orchestrator.maintenance.schedule import supervisor_hook
 from orchestrator.retire import retire_dead_agents
 from orchestrator.slots import Slot, SlotState, apply_restart_policy
-from orchestrator.store import locking
+from orchestrator.store import long_lived_process
 from orchestrator.store.base import Store
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.settings import resolve_settings
@@ -183,7 +183,7 @@ class Supervisor:
 
     def _run(self) -> int:
         processes.become_subreaper()
-        locking.wait_patiently()  # a lock held past FLOCK_TIMEOUT delays the swarm, no more
+        long_lived_process()
         tracing.configure("supervisor", self.telemetry)
         self.agents_dir.mkdir(parents=True, exist_ok=True)
         self.results_dir.mkdir(parents=True, exist_ok=True)

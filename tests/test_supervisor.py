@@ -3,6 +3,7 @@ no orphans, and a load of 600 items done exactly once."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -11,12 +12,15 @@ import socket
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
+from orchestrator.records import WorkItem
+from orchestrator.store import FULL_COLLECTION_EVERY
 from orchestrator.store.file import FileStore
 
 from .conftest import SWARM, still_running, wait_for
@@ -99,6 +103,29 @@ def test_12_agents_complete_600_items_exactly_once(tmp_path: Path) -> None:
     final = state(tmp_path)
     assert final["status"] == "stopped" and final["groups"]["w"]["done"] == 600
     assert FileStore(tmp_path / "agent_coordination").list_agents() == []
+
+
+def collector_thresholds(item: WorkItem) -> list[int]:
+    """Run in an agent by the python backend: its garbage collector's thresholds."""
+    return list(gc.get_threshold())
+
+
+def test_agents_run_full_garbage_collections_a_tenth_as_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each full collection scans the agent's whole replica of the store (bench/RESULTS.md).
+    write_config(
+        tmp_path,
+        '[[agents]]\nname = "py"\nbackend = "python"\n'
+        'function = "tests.test_supervisor:collector_thresholds"\n',
+        '[[work]]\nwork_type = "t"\ndescription = "item"\n',
+    )
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))  # tests.*
+    run = swarm(tmp_path, "up", "--until-drained", timeout=120)
+    assert run.returncode == 0, run.stderr
+    [item] = FileStore(tmp_path / "agent_coordination").list_work()
+    young, middle, _ = gc.get_threshold()
+    assert item.result == [young, middle, FULL_COLLECTION_EVERY]
 
 
 @pytest.mark.slow
@@ -406,7 +433,19 @@ def test_the_shipped_demo_swarm_runs_offline(tmp_path: Path) -> None:
     assert len(flaky) == 3 and all(r["status"] == "completed" and r["attempts"] == 1 for r in flaky)
 
 
+@pytest.fixture
+def process_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Undo what a supervisor run in this process sets for it (long_lived_process)."""
+    from orchestrator.store import locking
+
+    monkeypatch.setattr(locking, "_patient", locking._patient)
+    thresholds = gc.get_threshold()
+    yield
+    gc.set_threshold(*thresholds)
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("process_settings")
 def test_a_supervisor_that_crashes_takes_its_agents_down(tmp_path: Path) -> None:
     from orchestrator.config import load_config
     from orchestrator.supervisor import Supervisor

@@ -18,6 +18,28 @@ if TYPE_CHECKING:
 
 # How stale SwarmSH's JSON views (store/views.py) may get while processes work.
 DEFAULT_VIEWS_INTERVAL_S = 1.0
+# A long-lived process runs a full garbage collection once per this many collections of
+# the middle generation (CPython's default: 10).
+FULL_COLLECTION_EVERY = 100
+
+
+def long_lived_process() -> None:
+    """Set this process up to keep a store open for long (the supervisor, an agent).
+
+    It waits past FLOCK_TIMEOUT for the file store's lock, logging, instead of failing.
+    And it runs CPython's full garbage collections a tenth as often: each one scans
+    every object the process holds, and a file store's replica is every item (about
+    60 ms at 100,000 items); one run by the lock holder holds up every process in line
+    (bench/RESULTS.md). Items hold no reference cycles: only what a full collection
+    alone can free (cycles that outlived two younger collections) waits longer.
+    """
+    import gc
+
+    from orchestrator.store import locking
+
+    locking.wait_patiently()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
 
 
 class StoreOptions(NamedTuple):
