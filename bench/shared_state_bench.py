@@ -34,6 +34,9 @@ import orjson
 
 from bench.common import invocation, write_section
 from bench.store_bench import (
+    CLAIM_SQL,
+    COMPLETE_SQL,
+    INSERT_SQL,
     FileBackend,
     Result,
     SqliteBackend,
@@ -43,10 +46,6 @@ from bench.store_bench import (
 from orchestrator.store import journal
 from orchestrator.store.file import FileStore
 from orchestrator.store.locking import StoreLock
-
-_INSERT = (
-    "INSERT INTO items VALUES (?, 'bench', 'benchmark item', ?, ?, 'pending', NULL, NULL, NULL)"
-)
 
 
 class SqliteIndex(SqliteBackend):
@@ -84,12 +83,7 @@ class SqliteIndex(SqliteBackend):
     def claim(self, agent: str) -> str | None:
         now = time.time()
         with self._locked("claim", now) as records:
-            row = self.db.execute(
-                "UPDATE items SET status = 'claimed', agent = ?, claimed_at = ?,"
-                " lease_expires = ? WHERE id = (SELECT id FROM items WHERE status = 'pending'"
-                " ORDER BY priority, created LIMIT 1) RETURNING id",
-                (agent, now, now + 60),
-            ).fetchone()
+            row = self.db.execute(CLAIM_SQL, (agent, now, now + 60)).fetchone()
             if row is None:
                 return None
             claimed = {"status": "claimed", "agent_id": agent, "claimed_at": now}
@@ -99,18 +93,14 @@ class SqliteIndex(SqliteBackend):
     def complete(self, work_id: str, agent: str) -> None:
         now = time.time()
         with self._locked("complete", now) as records:
-            cur = self.db.execute(
-                "UPDATE items SET status = 'completed' WHERE id = ? AND agent = ?"
-                " AND status = 'claimed'",
-                (work_id, agent),
-            )
+            cur = self.db.execute(COMPLETE_SQL, (work_id, agent))
             assert cur.rowcount == 1
             records.append({"work_item_id": work_id, "status": "completed", "completed_at": now})
 
     def add(self, n: int) -> None:
         now = time.time()
         with self._locked("add", now) as records:
-            self.db.execute(_INSERT, (f"w{n:09d}", n % 4, now))
+            self.db.execute(INSERT_SQL, (f"w{n:09d}", n % 4, now))
             records.append(_item(n).evolve(created_at=now, updated_at=now))  # orjson: whole
 
 
