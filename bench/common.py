@@ -29,8 +29,20 @@ def run_processes(
     workers = [ctx.Process(target=target, args=args(i, ready, go, outs[i])) for i in range(procs)]
     for w in workers:
         w.start()
-    for _ in workers:
-        ready.acquire()
+    unready = procs
+    while unready:
+        if ready.acquire(timeout=1.0):
+            unready -= 1
+            continue
+        # A process that died warming up never releases ``ready``: fail, do not hang.
+        exited = [w for w in workers if w.exitcode is not None]
+        if exited:
+            for w in workers:
+                w.kill()
+            raise RuntimeError(
+                f"a measuring process exited with code {exited[0].exitcode} before it was ready"
+                " (its traceback is above)"
+            )
     started = time.perf_counter()
     go.set()
     for w in workers:
