@@ -45,11 +45,15 @@ def agent_record(slot: Slot, host: str, now: float) -> dict[str, Any]:
     if slot.ps is not None and slot.process is not None:
         try:
             with slot.ps.oneshot():
-                slot.sample = {
+                sample = {
                     "cpu_percent": slot.ps.cpu_percent(None),
                     "rss_bytes": slot.ps.memory_info().rss,
                     "threads": slot.ps.num_threads(),
                 }
+            # An agent that exited but is not reaped yet (a zombie) reads as no memory:
+            # that is not a sample, and it would overwrite the last real one.
+            if sample["rss_bytes"]:
+                slot.sample = sample
         except psutil.Error:
             pass  # it exited between the check and the sample: the last sample stays
     # An exited agent keeps its last sample rather than nulls.

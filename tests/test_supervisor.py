@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -517,3 +518,26 @@ def test_up_no_enqueue_leaves_the_work_tables_out(tmp_path: Path) -> None:
     items = FileStore(tmp_path / "agent_coordination").list_work()
     assert [(i.description, i.status) for i in items] == [("by hand", "completed")]
     assert list(executions(tmp_path).values()) == [1]
+
+
+def test_an_exited_agent_not_yet_reaped_keeps_its_last_sample() -> None:
+    # Between its exit and the supervisor's reaping, an agent is a zombie, which psutil
+    # reads as using no memory: its record must keep the last sample taken alive.
+    from orchestrator.config import AgentGroup
+    from orchestrator.reporting import agent_record
+    from orchestrator.slots import Slot, SlotState
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        slot = Slot(AgentGroup(name="g"), 1, state=SlotState.RUNNING, agent_id="agent_1")
+        slot.process, slot.pid, slot.ps = child, child.pid, psutil.Process(child.pid)
+        alive = agent_record(slot, "host", 0.0)
+        assert alive["rss_bytes"] and alive["threads"]
+        os.kill(child.pid, signal.SIGKILL)
+        ps = slot.ps
+        wait_for(lambda: ps.status() == psutil.STATUS_ZOMBIE)
+        exited = agent_record(slot, "host", 1.0)
+        assert exited["rss_bytes"] == alive["rss_bytes"], exited
+    finally:
+        child.kill()
+        child.wait()
