@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import selectors
 import socket
 import sqlite3
 import time
@@ -113,8 +114,6 @@ def _socket_path(path: str) -> str:
 
 def _serve(path: str, ready: Any) -> None:
     """The combiner: runs every operation its clients send, one FileStore, one thread."""
-    import selectors
-
     store = FileStore(path)
     store.list_work()  # loads the state before the clients start
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -7,6 +7,7 @@ turned into ``StoreOptions`` by the configuration.
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -33,8 +34,6 @@ def long_lived_process() -> None:
     (bench/RESULTS.md). Items hold no reference cycles: only what a full collection
     alone can free (cycles that outlived two younger collections) waits longer.
     """
-    import gc
-
     from orchestrator.store import locking
 
     locking.wait_patiently()
