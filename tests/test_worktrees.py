@@ -451,8 +451,8 @@ def test_a_create_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
     assert "hunter2" not in run.stderr
     assert repo.worktrees() == [] and repo.git_worktrees() == [str(repo.path)]
     assert not (tmp_path / "repo-worktrees" / "nodb").exists()
-    assert "hunter2" not in "".join(
-        p.read_text() for p in (tmp_path / "store").iterdir() if p.is_file()
+    assert b"hunter2" not in b"".join(  # the database (state.sqlite) too
+        p.read_bytes() for p in (tmp_path / "store").iterdir() if p.is_file()
     )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -53,7 +54,7 @@ from orchestrator.store.file_named import FileNamedRecords
 from orchestrator.store.file_pipeline import FilePipeline
 from orchestrator.store.locking import StoreLock, flock_timeout_from_env
 from orchestrator.store.shared_docs import FileSharedDocs
-from orchestrator.store.state import State
+from orchestrator.store.sql_state import Position, SqlState, decode_item
 from orchestrator.store.views import SwarmshViews
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class FileStore(
     FileJournal, FileCompaction, FileChosenWork, FilePipeline, FileSharedDocs, FileNamedRecords
 ):
     JOURNAL = "journal.jsonl"
+    STATE = "state.sqlite"
     WORK = "work_snapshot.json"
     AGENTS = "agents_snapshot.json"
     LEGACY = (("work_claims.json", WORK), ("agents.json", AGENTS))  # before SwarmSH views
@@ -106,7 +108,11 @@ class FileStore(
         except NotADirectoryError:
             raise StoreError(f"store path {self.path} is not a directory") from None
         self._mutex = threading.Lock()
-        self._state: State | None = None
+        self._state: SqlState | None = None
+        self._broken = False  # the transaction must be rolled back, not committed
+        self._synced: Position | None = None  # where the database was at its start
+        self._ready = False
+        self._marks = ""
         self._fd = -1
         self._inode = 0
         self._offset = 0
@@ -123,28 +129,25 @@ class FileStore(
     # -- transactions ----------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[State]:
+    def _transaction(self) -> Iterator[SqlState]:
         with self._mutex:
-            if self._state is not None:
-                self._read_new(locked=False)
-                self._lock.acquire(self._catch_up_unlocked)
-            else:
-                self._lock.acquire()
+            self._lock.acquire()
             try:
-                if self._state is None:
-                    self._load()
-                else:
-                    self._read_new(locked=True)
-                    if self._sealed:
-                        self._follow_generation()
-                state = self._state
-                assert state is not None
-                self._expired = self._expire_leases(state)
-                yield state
-                if self._offset >= self._compact_at:
-                    self._try_compact(state)
-                if self._views is not None and self._state is not None:
-                    self._views.refresh(self._state, self._generation, self._offset)
+                state = self._begin()
+                try:
+                    self._expired = self._expire_leases(state)
+                    yield state
+                    if self._offset >= self._compact_at:
+                        self._try_compact(state)
+                    if self._views is not None and not self._broken:
+                        self._views.refresh(state, self._generation, self._offset)
+                except sqlite3.Error as exc:
+                    self._end(state, ok=False)
+                    raise self._database_error(exc) from None
+                except BaseException:
+                    self._end(state, ok=False)
+                    raise
+                self._end(state, ok=not self._broken)
             finally:
                 self._lock.release()
 
@@ -170,15 +173,21 @@ class FileStore(
         if gone:
             event["gone"] = gone
         self._append(journal.encode(event))
-        for item in items:
-            state.put_item(item)
-        for agent in agents:
-            state.put_agent(agent)
-        for agent_id in gone:
-            state.drop_agent(agent_id)
+        try:
+            for item in items:
+                state.put_item(item)
+            for agent in agents:
+                state.put_agent(agent)
+            for agent_id in gone:
+                state.drop_agent(agent_id)
+        except sqlite3.Error as exc:
+            # Recorded in the journal, the source of truth: the database is rolled back
+            # at the end of the transaction and catches up from the journal next time.
+            self._broken = True
+            logger.warning("%s: could not apply an operation to the index: %s", self.path, exc)
 
     @staticmethod
-    def _item_records(state: State, items: Sequence[WorkItem]) -> list[Any]:
+    def _item_records(state: SqlState, items: Sequence[WorkItem]) -> list[Any]:
         """Each item whole if readers do not hold it yet, else its changed fields."""
         known = state.items
         written: dict[str, WorkItem] = {}
@@ -197,9 +206,10 @@ class FileStore(
             if self.durability == "fsync":
                 os.fdatasync(self._fd)
         except OSError as exc:
-            # Cut whatever part of the record reached the file, and rebuild the state
-            # from disk on the next operation: memory may hold entries popped for it.
-            self._state = None
+            # Cut whatever part of the record reached the file (the transaction is
+            # rolled back: the database never saw it); a closing process leaves the
+            # views as they are.
+            self._ready = False
             try:
                 os.ftruncate(self._fd, self._offset)
             except OSError:
@@ -211,7 +221,7 @@ class FileStore(
             raise StoreError(f"cannot write {self._file(self.JOURNAL)}: {exc.strerror}") from None
         self._offset += written
 
-    def _expire_leases(self, state: State) -> list[WorkItem]:
+    def _expire_leases(self, state: SqlState) -> list[WorkItem]:
         now = self.clock()
         expired = [
             rules.returned(item, now, f"lease expired (held by {item.agent_id})", True)
@@ -380,8 +390,8 @@ class FileStore(
 
     def list_work(self, include_terminal: bool = True) -> list[WorkItem]:
         with self._transaction() as state:
-            items = [i for i in state.items.values() if include_terminal or not i.terminal]
-        return sorted(items, key=list_order)
+            docs = state.items.docs(live_only=not include_terminal)
+        return sorted(map(decode_item, docs), key=list_order)  # decoded with the lock free
 
     def sweep(self) -> list[WorkItem]:
         with self._transaction():
@@ -392,13 +402,15 @@ class FileStore(
 
     def close(self) -> None:
         with self._mutex:
-            if self._views is not None and self._state is not None and self._fd >= 0:
+            if self._views is not None and self._ready and self._fd >= 0:
                 self._last_views(self._views)
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
             self._lock.close()
-            self._state = None
+            if self._state is not None:
+                self._state.close()
+                self._state = None
 
     def _last_views(self, views: SwarmshViews) -> None:
         """A closing process (an agent that stops, the supervisor after a run) leaves the
@@ -406,10 +418,12 @@ class FileStore(
         if not views.behind(self._generation, self._offset) or not self._lock.try_acquire():
             return
         try:
-            self._read_new(locked=True)
-            if not self._sealed and self._state is not None:
-                views.refresh(self._state, self._generation, self._offset, force=True)
-        except (OSError, StoreError) as exc:
+            state = self._begin()
+            try:
+                views.refresh(state, self._generation, self._offset, force=True)
+            finally:
+                self._end(state, ok=True)
+        except (OSError, StoreError, sqlite3.Error) as exc:
             logger.warning("could not bring the views of %s up to date: %s", self.path, exc)
         finally:
             self._lock.release()

@@ -14,14 +14,14 @@ from orchestrator.records import WorkItem, WorkStatus
 from orchestrator.store import state as rules
 
 if TYPE_CHECKING:
-    from orchestrator.store.state import State
+    from orchestrator.store.sql_state import SqlState
 
 
 class FileChosenWork:
     lease_s: float
     clock: Callable[[], float]
 
-    def _transaction(self) -> AbstractContextManager[State]:
+    def _transaction(self) -> AbstractContextManager[SqlState]:
         raise NotImplementedError  # FileStore's: the lock held, the state current
 
     def _commit(self, op: str, items: Sequence[WorkItem] = (), *, by: str | None = None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import operator
 import os
+import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -14,7 +15,7 @@ import orjson
 from orchestrator.errors import StoreError
 from orchestrator.files import write_atomic
 from orchestrator.store import journal
-from orchestrator.store.state import State
+from orchestrator.store.sql_state import SqlState
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +35,15 @@ class FileCompaction:
     archive_after_s: float
     compact_bytes: int
     clock: Callable[[], float]
-    _state: State | None
+    _state: SqlState | None
     _generation: int
     _offset: int
     _compact_at: int
     _sealed: bool
-    _transaction: Callable[[], AbstractContextManager[State]]
+    _broken: bool
+    _marks: str
+    _snapshot_marks: Callable[[], str]
+    _transaction: Callable[[], AbstractContextManager[SqlState]]
     _file: Callable[[str], str]
     _append: Callable[[bytes], None]
     _write_header: Callable[[int, float], None]
@@ -51,18 +55,19 @@ class FileCompaction:
         with self._transaction() as state:
             return self._compact(state)
 
-    def _try_compact(self, state: State) -> None:
+    def _try_compact(self, state: SqlState) -> None:
         """Compact after an operation; a failure (a full disk) costs nothing but a warning:
         the operation is already in the journal, which stays the source of truth."""
         try:
             self._compact(state)
-        except (OSError, StoreError) as exc:
+        except (OSError, StoreError, sqlite3.Error) as exc:
             logger.warning("could not compact %s (%s); will retry later", self.path, exc)
-            # Memory was purged for a generation that did not start: rebuild it from disk.
-            self._state = None
+            # Items were purged for a generation that did not start: roll the database
+            # back; the next transaction applies the operation from the journal.
+            self._broken = True
             self._compact_at = self._offset * 2
 
-    def _compact(self, state: State) -> int:
+    def _compact(self, state: SqlState) -> int:
         fsync = self.durability == "fsync"
         now = self.clock()
         purge_before = now - self.archive_after_s
@@ -82,6 +87,7 @@ class FileCompaction:
         write_atomic(self._file(self.WORK), snapshot, fsync=fsync)
         agents = orjson.dumps(list(state.agents.values()), option=orjson.OPT_INDENT_2)
         write_atomic(self._file(self.AGENTS), agents, fsync=fsync)
+        self._marks = self._snapshot_marks()
         # Seal the finished generation (so other processes know to switch without a stat
         # per operation), keep it in the history, then swap in the new one.
         self._append(journal.encode({"op": "sealed", "ts": now, "next": self._generation + 1}))

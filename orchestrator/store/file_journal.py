@@ -1,16 +1,19 @@
-"""Reading the file store's journal: a process's catch-up on what others appended, the
-load from the snapshots, and the switch to a new generation (mixed into ``FileStore``)."""
+"""The file store's journal and its index: a transaction's start and end on the database
+(``sql_state``), bringing the database up to the journal (the rest of a record a killed
+writer appended; the whole journal, from the snapshot, when the two do not match), and
+the switch to a new generation (mixed into ``FileStore``)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 
-from orchestrator.errors import InvalidArgument, StoreError
+from orchestrator.errors import InvalidArgument, StorageFull, StoreError
 from orchestrator.files import write_atomic
 from orchestrator.store import integrity, journal
 from orchestrator.store.snapshot import (
@@ -20,13 +23,13 @@ from orchestrator.store.snapshot import (
     checked_item,
     elements,
 )
-from orchestrator.store.state import State
+from orchestrator.store.sql_state import Position, SqlState
 from orchestrator.store.views import adopt_legacy_snapshots
 
 logger = logging.getLogger(__name__)
 
 _MARKERS = frozenset(("generation", "sealed"))
-# Records applied together (State.apply_events): an item's claim and completion are
+# Records applied together (SqlState.apply_events): an item's claim and completion are
 # usually a few records apart, so a small batch gets what coalescing saves.
 _BATCH = 64
 
@@ -35,6 +38,7 @@ class FileJournal:
     """Uses FileStore's paths, descriptor and offsets; fills its ``_state``."""
 
     JOURNAL: str
+    STATE: str
     WORK: str
     AGENTS: str
     HISTORY: str
@@ -44,19 +48,142 @@ class FileJournal:
     compact_bytes: int
     clock: Callable[[], float]
     dropped_records: int
-    _state: State | None
+    _state: SqlState | None
     _fd: int
     _inode: int
     _offset: int
     _generation: int
     _compact_at: int
     _sealed: bool
+    _broken: bool
+    _synced: Position | None
+    _ready: bool  # a transaction found the store's files sound
+    _marks: str
 
     def _file(self, name: str) -> str:
         return os.path.join(self.path, name)
 
-    def _catch_up_unlocked(self) -> None:
-        self._read_new(locked=False)
+    # -- the database: a transaction's start and end (the lock held) ------------------
+
+    def _begin(self) -> SqlState:
+        """Start a transaction on the database, brought up to the journal."""
+        state = self._state
+        try:
+            if state is None:
+                state = self._state = self._open_state()
+            state.begin()
+        except sqlite3.Error as exc:
+            raise self._database_error(exc) from None
+        self._broken = False
+        try:
+            self._synced = state.position()
+            self._sync(state, self._synced)
+        except sqlite3.Error as exc:
+            self._ready = False
+            state.rollback()
+            raise self._database_error(exc) from None
+        except BaseException:
+            self._ready = False
+            state.rollback()
+            raise
+        self._ready = True
+        return state
+
+    def _end(self, state: SqlState, ok: bool) -> None:
+        """Commit, with the journal position the database now reaches; or roll back, and
+        the next transaction applies from the journal whatever this one had recorded."""
+        if not ok:
+            state.rollback()
+            return
+        try:
+            synced = self._synced
+            if synced is None or (self._generation, self._offset, self._marks) != (
+                synced.generation,
+                synced.offset,
+                synced.snapshots,
+            ):
+                mtime = os.fstat(self._fd).st_mtime_ns
+                state.set_position(
+                    Position(self._generation, self._offset, self._inode, mtime, self._marks)
+                )
+            state.commit()
+        except sqlite3.Error as exc:
+            state.rollback()
+            # What the transaction did is in the journal, the source of truth.
+            logger.warning(
+                "%s: could not update the index (%s); it catches up later", self.path, exc
+            )
+
+    def _open_state(self) -> SqlState:
+        path = self._file(self.STATE)
+        try:
+            return SqlState(path, self.durability)
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as exc:  # not a database, or damaged: it is an index
+            logger.warning("%s is damaged (%s): rebuilding it from the journal", path, exc)
+            self._discard_state()
+            return SqlState(path, self.durability)
+
+    def _discard_state(self) -> None:
+        if self._state is not None:
+            self._state.db.close()
+            self._state = None
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(self._file(self.STATE) + suffix)
+            except FileNotFoundError:
+                pass
+
+    def _snapshot_marks(self) -> str:
+        """The snapshots' identity, size and time of change (``Position``)."""
+        marks = []
+        for name in (self.WORK, self.AGENTS):
+            try:
+                found = os.stat(self._file(name))
+            except FileNotFoundError:
+                marks.append("-")
+            else:
+                marks.append(f"{found.st_ino}:{found.st_size}:{found.st_mtime_ns}")
+        return " ".join(marks)
+
+    def _database_error(self, exc: sqlite3.Error) -> StoreError:
+        path = self._file(self.STATE)
+        if "full" in str(exc):
+            return StorageFull(f"no space left on the device of {self.path}: {exc}")
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            self._discard_state()  # damaged: the next operation rebuilds it
+            return StoreError(f"{path} was damaged ({exc}) and is rebuilt; retry")
+        return StoreError(f"cannot use {path}: {exc}")
+
+    def _sync(self, state: SqlState, position: Position | None) -> None:
+        """Bring the database up to the journal: apply what a writer killed before its
+        commit left; rebuild it when it does not match the journal file."""
+        if position is None:
+            self._load()
+            return
+        if position.inode != self._inode or self._fd < 0:
+            self._open_journal()
+            if position.inode != self._inode:
+                self._load()
+                return
+        journal = os.fstat(self._fd)
+        if (
+            journal.st_size < position.offset
+            or (journal.st_size == position.offset and journal.st_mtime_ns != position.mtime_ns)
+            or (not self._ready and self._snapshot_marks() != position.snapshots)
+        ):
+            self._load()  # a file changed under the database: read the store from its files
+            return
+        self._marks = position.snapshots
+        self._generation = position.generation
+        self._offset = position.offset
+        if journal.st_size == position.offset:
+            integrity.check_linked(self.path, self._fd, journal.st_nlink)
+            return
+        self._read_new(locked=True)  # what a writer killed before its commit appended
+        if self._sealed:
+            self._follow_generation()
 
     def _read_new(self, locked: bool) -> None:
         stat = os.fstat(self._fd)
@@ -67,7 +194,7 @@ class FileJournal:
             return
         data = os.pread(self._fd, size - self._offset, self._offset)
         pos = start = read = 0
-        events: list[dict[str, Any]] = []  # applied together, up to a marker (State)
+        events: list[dict[str, Any]] = []  # applied together, up to a marker (SqlState)
         # Every process runs this for every record: keep the loop free of calls it can skip.
         decode, find, apply_events = journal.decode, data.find, self._state_apply()
         try:
@@ -152,8 +279,9 @@ class FileJournal:
     def _load(self, split: bool = True) -> None:
         """Rebuild the state: snapshot, then the whole current journal."""
         adopt_legacy_snapshots(self.path, self.LEGACY)
-        state = State()
-        self._state = state
+        state = self._state
+        assert state is not None
+        state.clear()
 
         def load_items(raw: object) -> None:
             item = checked_item(raw)
@@ -171,7 +299,6 @@ class FileJournal:
                     try:
                         load(raw)
                     except (TypeError, ValueError, InvalidArgument) as exc:
-                        self._state = None
                         raise StoreError(
                             f"{self._file(name)}: record {index} is not valid ({exc});"
                             " restore the file from a backup"
@@ -182,11 +309,8 @@ class FileJournal:
         self._open_journal()
         self._generation = 0
         self._read_new(locked=True)
-        try:
-            integrity.check_generation(self.path, self._generation, self._fd)
-        except StoreError:
-            self._state = None
-            raise
+        integrity.check_generation(self.path, self._generation, self._fd)
+        self._marks = self._snapshot_marks()
         snapshot = self._file(self.WORK)
         size = os.path.getsize(snapshot) if os.path.exists(snapshot) else 0
         self._compact_at = max(self.compact_bytes, 2 * size)
@@ -201,12 +325,10 @@ class FileJournal:
         try:
             yield from elements(data, split)
         except orjson.JSONDecodeError as exc:
-            self._state = None
             raise StoreError(
                 f"{path} is not valid JSON ({exc}); restore it from a backup"
             ) from None
         except NotAnArray:
-            self._state = None
             raise StoreError(f"{path} must hold a JSON array") from None
 
     def _follow_generation(self) -> None:

@@ -5,16 +5,14 @@ decided by one process at a time on every host sharing the directory."""
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import orjson
 
 from orchestrator.errors import Conflict, NotFound, StoreError
 from orchestrator.files import write_atomic
-from orchestrator.store.locking import StoreLock
 from orchestrator.store.named import NamedRecord, check_name
 
 T = TypeVar("T")
@@ -22,45 +20,37 @@ Table = dict[str, dict[str, dict[str, Any]]]  # namespace -> key -> record
 
 
 class FileNamedRecords:
-    """Mixed into FileStore, whose lock, mutex, path and clock it uses."""
+    """Mixed into FileStore, whose transaction, path and clock it uses."""
 
     NAMED = "named_records.json"
     NAMED_LOG = "named_records.log.jsonl"  # every change, appended: the operation log
     path: str
     durability: str
     clock: Callable[[], float]
-    _lock: StoreLock
-    _mutex: threading.Lock
-    _state: Any
-    _load: Callable[[], None]
+    _transaction: Callable[[], AbstractContextManager[Any]]
 
     @contextmanager
     def _named(self, change: dict[str, str] | None = None) -> Iterator[Table]:
         """The table, under the lock; written back (and ``change`` logged) if changed."""
         file = os.path.join(self.path, self.NAMED)
-        with self._mutex:
-            self._lock.acquire()
+        # The store's transaction: the lock held, and the store made or checked.
+        with self._transaction():
             try:
-                if self._state is None:  # named records live in a store, made or checked here
-                    self._load()
-                try:
-                    with open(file, "rb") as handle:
-                        table: Table = orjson.loads(handle.read() or b"{}")
-                except FileNotFoundError:
-                    table = {}
-                except orjson.JSONDecodeError as exc:
-                    raise StoreError(
-                        f"{file} is damaged ({exc}); restore it or delete it to forget"
-                        " every named record"
-                    ) from None
-                before = orjson.dumps(table)
-                yield table
-                if orjson.dumps(table) != before:  # readable with jq, as the snapshots
-                    pretty = orjson.dumps(table, option=orjson.OPT_INDENT_2)
-                    write_atomic(file, pretty, fsync=self.durability == "fsync")
-                    self._log_change(change)
-            finally:
-                self._lock.release()
+                with open(file, "rb") as handle:
+                    table: Table = orjson.loads(handle.read() or b"{}")
+            except FileNotFoundError:
+                table = {}
+            except orjson.JSONDecodeError as exc:
+                raise StoreError(
+                    f"{file} is damaged ({exc}); restore it or delete it to forget"
+                    " every named record"
+                ) from None
+            before = orjson.dumps(table)
+            yield table
+            if orjson.dumps(table) != before:  # readable with jq, as the snapshots
+                pretty = orjson.dumps(table, option=orjson.OPT_INDENT_2)
+                write_atomic(file, pretty, fsync=self.durability == "fsync")
+                self._log_change(change)
 
     def _log_change(self, change: dict[str, str] | None) -> None:
         if change is None:

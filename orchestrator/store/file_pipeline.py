@@ -13,7 +13,7 @@ from orchestrator.records import Agent, WorkItem, WorkStatus
 from orchestrator.store import pipeline
 from orchestrator.store import state as rules
 from orchestrator.store.base import Enqueued
-from orchestrator.store.state import State
+from orchestrator.store.sql_state import SqlState
 
 
 class FilePipeline:
@@ -21,7 +21,7 @@ class FilePipeline:
 
     max_attempts: int
     clock: Callable[[], float]
-    _transaction: Callable[[], AbstractContextManager[State]]
+    _transaction: Callable[[], AbstractContextManager[SqlState]]
 
     def _commit(
         self,
@@ -66,14 +66,14 @@ class FilePipeline:
             return done, enqueued
 
 
-def _item(state: State, work_id: str) -> WorkItem:
+def _item(state: SqlState, work_id: str) -> WorkItem:
     item = state.items.get(work_id)
     if item is None:
         raise NotFound(f"work item {work_id} not found")
     return item
 
 
-def _status(state: State, work_id: str) -> str:
+def _status(state: SqlState, work_id: str) -> str:
     """A parent's status; one archived (no longer in memory) had completed."""
     item = state.items.get(work_id)
     return WorkStatus.COMPLETED if item is None else item.status

@@ -25,7 +25,7 @@ from orchestrator.errors import Conflict, InvalidArgument
 from orchestrator.records import GAVE_UP_STATUSES, WorkItem, WorkStatus
 
 if TYPE_CHECKING:
-    from orchestrator.store.state import State
+    from orchestrator.store.sql_state import SqlState
 
 PARENTS_MAX = 1000
 
@@ -187,7 +187,7 @@ def retried(item: WorkItem, status_of: Callable[[str], str], now: float) -> Work
     )
 
 
-def settle(state: State, changed: Sequence[WorkItem], now: float) -> list[WorkItem]:
+def settle(state: SqlState, changed: Sequence[WorkItem], now: float) -> list[WorkItem]:
     """The children (and their descendants) that ``changed`` moves, as new versions:
     called with the records of an operation before they are applied, so ``state``
     still holds their previous versions."""
@@ -258,7 +258,7 @@ def settle(state: State, changed: Sequence[WorkItem], now: float) -> list[WorkIt
 
 
 def linked(
-    state: State, new: list[WorkItem], now: float, seen: Sequence[WorkItem] = ()
+    state: SqlState, new: list[WorkItem], now: float, seen: Sequence[WorkItem] = ()
 ) -> list[WorkItem]:
     """The file store's enqueue: parents resolved against the state and the batch, and
     each new item's first status (in the order given); ``seen`` are newer versions of

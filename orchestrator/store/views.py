@@ -34,7 +34,7 @@ import orjson
 
 from orchestrator.files import write_atomic
 from orchestrator.records import HELD_STATUSES, TERMINAL_STATUSES, Agent, WorkItem, WorkStatus
-from orchestrator.store.state import State
+from orchestrator.store.sql_state import SqlState
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class SwarmshViews:
         """Whether the journal moved since this process last wrote or saw the views."""
         return self._written != (generation, offset)
 
-    def refresh(self, state: State, generation: int, offset: int, force: bool = False) -> None:
+    def refresh(self, state: SqlState, generation: int, offset: int, force: bool = False) -> None:
         """Called by the lock holder after each operation; cheap unless the views are
         due (one float comparison between checks). ``force``: due now if behind."""
         # The last agent leaving (the end of a run): show the final state now.
@@ -250,7 +250,7 @@ class SwarmshViews:
                 return
         self.write(state, cursor, marker is None)
 
-    def write(self, state: State, cursor: tuple[int, int], first: bool) -> None:
+    def write(self, state: SqlState, cursor: tuple[int, int], first: bool) -> None:
         started = time.perf_counter()
         try:
             if first:
