@@ -123,3 +123,21 @@ def test_every_process_sees_each_change_at_once(tmp_path: Path) -> None:
     assert two.get(work_id).status == "completed"
     one.close()
     two.close()
+
+
+def test_a_process_joining_a_store_compacts_only_when_the_journal_is_due(
+    tmp_path: Path,
+) -> None:
+    """Due means ``compact_bytes`` and twice the snapshot, for a process that never
+    loaded the snapshot too: else every agent starting on a large store compacted it."""
+    first = FileStore(tmp_path, compact_bytes=1 << 30)
+    first.add_many([_item(n) for n in range(200)])
+    first.compact()  # generation 2: a snapshot of 200 items
+    snapshot = (tmp_path / FileStore.WORK).stat().st_size
+    while (tmp_path / FileStore.JOURNAL).stat().st_size < snapshot:
+        first.add_work(WorkItem(work_item_id="", work_type="t", description="more"))
+    first.close()
+    joining = FileStore(tmp_path, compact_bytes=1024)  # journal over 1 KiB, under 2x snapshot
+    joining.claim("a1")
+    joining.close()
+    assert sorted(p.name for p in (tmp_path / "journal").iterdir()) == ["gen-000001.jsonl"]

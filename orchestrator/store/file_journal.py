@@ -163,10 +163,11 @@ class FileJournal:
             self._load()
             return
         if position.inode != self._inode or self._fd < 0:
-            self._open_journal()
+            self._open_journal()  # first use, or another process started a generation
             if position.inode != self._inode:
                 self._load()
                 return
+            self._set_compact_at()
         journal = os.fstat(self._fd)
         if (
             journal.st_size < position.offset
@@ -311,8 +312,14 @@ class FileJournal:
         self._read_new(locked=True)
         integrity.check_generation(self.path, self._generation, self._fd)
         self._marks = self._snapshot_marks()
-        snapshot = self._file(self.WORK)
-        size = os.path.getsize(snapshot) if os.path.exists(snapshot) else 0
+        self._set_compact_at()
+
+    def _set_compact_at(self) -> None:
+        """Compact when the journal reaches ``compact_bytes`` and twice the snapshot."""
+        try:
+            size = os.path.getsize(self._file(self.WORK))
+        except FileNotFoundError:
+            size = 0
         self._compact_at = max(self.compact_bytes, 2 * size)
 
     def _read_snapshot(self, name: str, split: bool) -> Iterator[Any]:
@@ -353,5 +360,4 @@ class FileJournal:
         if self._generation != before + 1:
             self._load()  # missed a whole generation: start from the snapshot
         else:
-            size = os.path.getsize(self._file(self.WORK))
-            self._compact_at = max(self.compact_bytes, 2 * size)
+            self._set_compact_at()
