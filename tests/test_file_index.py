@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +15,14 @@ from pathlib import Path
 import pytest
 
 from orchestrator.records import Agent, WorkItem
+from orchestrator.store import sql_state
 from orchestrator.store.file import FileStore
 
 # A child that claims one item and is killed (SIGKILL, from itself) at the point named:
 # after its journal record is written, before the database commits it.
 _KILLED_WRITER = """
 import os, signal, sys
+from orchestrator.store import sql_state
 from orchestrator.store import sql_state
 from orchestrator.store.file import FileStore
 
@@ -141,3 +144,22 @@ def test_a_process_joining_a_store_compacts_only_when_the_journal_is_due(
     joining.claim("a1")
     joining.close()
     assert sorted(p.name for p in (tmp_path / "journal").iterdir()) == ["gen-000001.jsonl"]
+
+
+def test_an_index_of_another_format_is_made_again(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    ids = [store.add_work(_item(n)) for n in range(3)]
+    store.close()
+    with sqlite3.connect(tmp_path / FileStore.STATE) as db:
+        db.execute("DROP INDEX items_pending")  # what an older format would lack
+        db.execute("PRAGMA user_version = 1")
+    reopened = FileStore(tmp_path)
+    claimed = reopened.claim("a1")
+    assert claimed is not None and claimed.work_item_id == ids[0]
+    assert [i.work_item_id for i in reopened.list_work()] == ids
+    reopened.close()
+    with sqlite3.connect(tmp_path / FileStore.STATE) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == sql_state.FORMAT
+        assert db.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'items_pending'"
+        ).fetchone() == (1,)

@@ -24,7 +24,6 @@ from typing import Any, NamedTuple
 import orjson
 
 from orchestrator.records import (
-    HELD_STATUSES,
     PRIORITIES,
     TERMINAL_STATUSES,
     Agent,
@@ -33,13 +32,12 @@ from orchestrator.records import (
 )
 from orchestrator.store import journal
 
-FORMAT = 1  # PRAGMA user_version: a database of another format is rebuilt
+FORMAT = 2  # PRAGMA user_version: a database of another format is rebuilt
 
-_HELD = ", ".join(f"'{s}'" for s in sorted(HELD_STATUSES))
 _TERMINAL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
 _UNKNOWN_RANK = len(PRIORITIES) - 1
 
-SCHEMA = f"""
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS position (
     one INTEGER PRIMARY KEY CHECK (one = 1),
     generation INTEGER NOT NULL,
@@ -65,10 +63,8 @@ CREATE INDEX IF NOT EXISTS items_pending ON items (rank, created_at, id)
     WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS items_pending_type ON items (work_type, rank, created_at, id)
     WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS items_holder ON items (holder) WHERE holder IS NOT NULL;
-CREATE INDEX IF NOT EXISTS items_lease ON items (lease) WHERE lease IS NOT NULL;
+CREATE INDEX IF NOT EXISTS items_held ON items (lease, holder) WHERE holder IS NOT NULL;
 CREATE INDEX IF NOT EXISTS items_key ON items (key) WHERE key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS items_finished ON items (updated_at) WHERE status IN ({_TERMINAL});
 CREATE TABLE IF NOT EXISTS links (
     parent TEXT NOT NULL,
     child TEXT NOT NULL,
@@ -81,6 +77,10 @@ CREATE TABLE IF NOT EXISTS agents (
 ) WITHOUT ROWID;
 """
 
+_UPDATE_ITEM = """
+UPDATE items SET status = ?, rank = ?, updated_at = ?, holder = ?, lease = ?, doc = ?
+WHERE id = ?
+"""
 _PUT_ITEM = """
 INSERT INTO items (id, status, rank, created_at, updated_at, work_type, team, holder, lease,
                    key, doc)
@@ -199,6 +199,23 @@ class SqlState:
 
     def put_item(self, item: WorkItem) -> None:
         held = item.held
+        known = self.items.cache.get(item.work_item_id)
+        if known is not None and known.created_at == item.created_at:
+            # A new version of an item this transaction read: only what changes.
+            self.db.execute(
+                _UPDATE_ITEM,
+                (
+                    item.status,
+                    PRIORITIES.get(item.priority, _UNKNOWN_RANK),
+                    item.updated_at,
+                    item.agent_id if held else None,
+                    _lease(item) if held else None,
+                    orjson.dumps(item),
+                    item.work_item_id,
+                ),
+            )
+            self.items.cache[item.work_item_id] = item
+            return
         self.db.execute(
             _PUT_ITEM,
             (
@@ -210,7 +227,7 @@ class SqlState:
                 item.work_type,
                 item.team,
                 item.agent_id if held else None,
-                item.lease_expires_at if held else None,
+                _lease(item) if held else None,
                 item.key,
                 orjson.dumps(item),
             ),
@@ -270,8 +287,11 @@ class SqlState:
         return None if work_id is None else self.items.get(work_id)
 
     def held_by(self, agent_id: str) -> list[WorkItem]:
+        # Through the index of held items (a few per agent), not one of its own: one
+        # index less to change at every claim and completion.
         rows = self.db.execute(
-            "SELECT id, doc FROM items WHERE holder = ? ORDER BY id", (agent_id,)
+            "SELECT id, doc FROM items WHERE holder = ? AND lease IS NOT NULL ORDER BY id",
+            (agent_id,),
         )
         return [self.items.known(work_id, doc) for work_id, doc in rows]
 
@@ -298,10 +318,21 @@ class SqlState:
     def expired(self, now: float) -> Iterator[WorkItem]:
         """Held items whose lease ended at or before ``now``, earliest first."""
         rows = self.db.execute(
-            "SELECT id, doc FROM items WHERE lease <= ? ORDER BY lease, id", (now,)
+            "SELECT id, doc FROM items WHERE holder IS NOT NULL AND lease <= ? ORDER BY lease, id",
+            (now,),
         ).fetchall()
         for work_id, doc in rows:
             yield self.items.known(work_id, doc)
+
+
+def _lease(item: WorkItem) -> float:
+    """A held item's place in the index of held items: its lease's end (one without a
+    lease, which only a hand-edited snapshot holds, never expires)."""
+    lease = item.lease_expires_at
+    return _NEVER if lease is None else lease
+
+
+_NEVER = float("inf")
 
 
 class Items:
