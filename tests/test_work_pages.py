@@ -14,7 +14,15 @@ import psycopg
 import pytest
 
 from orchestrator.records import WorkFilter, WorkItem, list_order
-from orchestrator.store.base import children_of, finished_since, holdings, page_work, work_counts
+from orchestrator.store.base import (
+    children_of,
+    finished_of,
+    finished_since,
+    holdings,
+    holdings_of,
+    page_work,
+    work_counts,
+)
 from orchestrator.store.file import FileStore
 from orchestrator.store.pg_pages import page_sql
 from orchestrator.store.postgres import PostgresStore
@@ -124,6 +132,24 @@ def test_postgresql_pages_are_the_file_store_s_listing(both: Any) -> None:
             )
             by_id = {i.work_item_id: i for i in pg.list_work()}
             assert all(item == by_id[item.work_item_id] for item in got.items)
+
+
+def test_the_file_store_s_pages_and_summaries_in_sql_are_its_listing_s(both: Any) -> None:
+    """The file store answers them in state.sqlite: the same as filtering its listing."""
+    files, _pg = both
+    everything = files.list_work()
+    for filters in FILTERS:
+        listed = [i for i in files.list_work(filters.include_terminal) if filters.accepts(i)]
+        for offset, limit in PAGES:
+            got = files.page_work(filters, offset, limit)
+            assert (got.items, got.total) == (listed[offset : offset + limit], len(listed)), (
+                filters,
+                offset,
+                limit,
+            )
+    assert files.work_counts() == Counter(str(i.status) for i in everything)
+    assert files.holdings() == {a: sorted(ids) for a, ids in holdings_of(everything).items()}
+    assert sorted(files.finished_since(0.0)) == sorted(finished_of(everything, 0.0))
 
 
 def test_a_page_follows_list_work_s_order_and_rules(both: Any) -> None:

@@ -52,6 +52,7 @@ from orchestrator.store.file_compaction import FileCompaction
 from orchestrator.store.file_journal import FileJournal
 from orchestrator.store.file_named import FileNamedRecords
 from orchestrator.store.file_pipeline import FilePipeline
+from orchestrator.store.file_summary import FileSummary
 from orchestrator.store.locking import StoreLock, flock_timeout_from_env
 from orchestrator.store.shared_docs import FileSharedDocs
 from orchestrator.store.sql_state import Position, SqlState, decode_item
@@ -63,7 +64,13 @@ DURABILITIES = ("os", "fsync")
 
 
 class FileStore(
-    FileJournal, FileCompaction, FileChosenWork, FilePipeline, FileSharedDocs, FileNamedRecords
+    FileJournal,
+    FileCompaction,
+    FileChosenWork,
+    FilePipeline,
+    FileSummary,
+    FileSharedDocs,
+    FileNamedRecords,
 ):
     JOURNAL = "journal.jsonl"
     STATE = "state.sqlite"
