@@ -139,6 +139,8 @@ class SqlState:
             # only has to stay consistent, which WAL keeps through a kill at any point.
             sync = "NORMAL" if durability == "fsync" else "OFF"
             self.db.execute(f"PRAGMA synchronous = {sync}")
+            # A rebuild writes every page to the WAL once: leave the file small after.
+            self.db.execute("PRAGMA journal_size_limit = 8388608")
             if self.db.execute("PRAGMA user_version").fetchone()[0] != FORMAT:
                 self._recreate()
         except BaseException:
