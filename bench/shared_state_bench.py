@@ -1,9 +1,11 @@
 """Two designs for a file store whose cost per operation does not grow with the number
 of processes, each reduced to the store benchmark's three operations and measured
-before one is built (issue 20), next to today's store and SQLite-WAL in the same run.
+before one was built (issue 20), next to the store and SQLite-WAL in the same run.
 
-Today (``file``) every process keeps a replica of the state and replays every record
-the others append: a process's cost per operation grows with N. Sharing the state:
+Until issue 20's third session every process kept a replica of the state and replayed
+every record the others appended, a cost per operation that grew with N. ``file`` is
+now the first design below as built, with the store's rules, leases and journal
+position; the sketch without them bounds what it could reach:
 
 - ``sqlite-index``: the state is a SQLite database in the store directory, changed
   only under the store's flock line, so SQLite never meets a second writer (and never
@@ -250,7 +252,9 @@ def main() -> None:
             " complete + enqueue a replacement (bench.store_bench's loop); `sqlite-index` is"
             " SQLite under the store's flock line with the journal kept, `combiner` one"
             " process running every other's operations over a Unix socket. Sketches of the"
-            " operations, not stores: they bound what each design can reach.\n\n" + table + "\n",
+            " operations, not stores: they bound what each design can reach. `file` is the"
+            " store, which since issue 20's third session is the `sqlite-index` design with"
+            " the store's rules.\n\n" + table + "\n",
         )
 
 
