@@ -163,3 +163,40 @@ def test_an_index_of_another_format_is_made_again(tmp_path: Path) -> None:
         assert db.execute(
             "SELECT 1 FROM sqlite_master WHERE name = 'items_pending'"
         ).fetchone() == (1,)
+
+
+def test_no_operation_an_agent_makes_scans_every_item(tmp_path: Path) -> None:
+    """Every statement a claim, heartbeat, progress, completion, enqueue, release or
+    lease expiry runs is an index search: its cost does not grow with the queue."""
+    store = FileStore(tmp_path, lease_s=0.0)  # every claim expires at the next operation
+    store.add_many([_item(n) for n in range(200)])
+    store.register(Agent(agent_id="a1"))
+    assert store._state is not None
+    statements: list[str] = []
+    store._state.db.set_trace_callback(statements.append)
+    expiring = store.claim("a1")
+    assert expiring is not None and store.sweep()  # the lease query, and a return
+    store = FileStore(tmp_path)
+    assert store._state is None  # opened at the first operation
+    store.list_agents()
+    assert store._state is not None
+    store._state.db.set_trace_callback(statements.append)
+    held = store.claim("a1", lease_s=60.0)
+    assert held is not None
+    store.heartbeat("a1")
+    store.progress(held.work_item_id, 50, agent_id="a1")
+    store.complete(held.work_item_id, agent_id="a1")
+    store.add_work(WorkItem(work_item_id="", work_type="t", description="more", key="k1"))
+    store.claim_id("a1", "w00005")
+    store.release_agent("a1")
+    store.get("w00005")
+    store._state.db.set_trace_callback(None)
+    plans = {
+        sql: [row[3] for row in store._state.db.execute(f"EXPLAIN QUERY PLAN {sql}")]
+        for sql in set(statements)
+        if sql.lstrip().upper().startswith(("SELECT", "UPDATE", "INSERT", "DELETE"))
+    }
+    assert any("items_held" in " ".join(plan) for plan in plans.values())
+    scans = {sql: plan for sql, plan in plans.items() if "SCAN items" in plan}
+    assert not scans
+    store.close()

@@ -68,6 +68,9 @@ class FileJournal:
     def _begin(self) -> SqlState:
         """Start a transaction on the database, brought up to the journal."""
         state = self._state
+        if state is not None and state.pid != os.getpid():
+            # Inherited through a fork: SQLite's connection is the parent's to use.
+            state = self._state = None
         try:
             if state is None:
                 state = self._state = self._open_state()
@@ -360,4 +363,5 @@ class FileJournal:
         if self._generation != before + 1:
             self._load()  # missed a whole generation: start from the snapshot
         else:
+            self._marks = self._snapshot_marks()
             self._set_compact_at()

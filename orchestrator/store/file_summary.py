@@ -57,7 +57,10 @@ class FileSummary:
         return Counter({str(status): int(n) for status, n in rows})
 
     def holdings(self) -> dict[str, list[str]]:
-        rows = self._query("SELECT holder, id FROM items WHERE holder IS NOT NULL ORDER BY id")
+        rows = self._query(
+            "SELECT holder, id FROM items INDEXED BY items_held"
+            " WHERE holder IS NOT NULL ORDER BY id"
+        )
         held: dict[str, list[str]] = {}
         for holder, work_id in rows:
             held.setdefault(str(holder), []).append(str(work_id))

@@ -17,6 +17,7 @@ item, an item's children. Items are read once per transaction and kept until its
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
@@ -132,6 +133,7 @@ class SqlState:
     def __init__(self, path: str, durability: str) -> None:
         # Changes are made under the store's flock, so SQLite's own lock never waits;
         # the timeout only covers a reader of another kind (sqlite3 on the command line).
+        self.pid = os.getpid()
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
         try:
             self.db.execute("PRAGMA journal_mode = WAL")
@@ -292,7 +294,8 @@ class SqlState:
         # Through the index of held items (a few per agent), not one of its own: one
         # index less to change at every claim and completion.
         rows = self.db.execute(
-            "SELECT id, doc FROM items WHERE holder = ? AND lease IS NOT NULL ORDER BY id",
+            "SELECT id, doc FROM items INDEXED BY items_held"
+            " WHERE holder IS NOT NULL AND holder = ? ORDER BY id",
             (agent_id,),
         )
         return [self.items.known(work_id, doc) for work_id, doc in rows]
