@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.errors import StoreError
 from orchestrator.records import Agent, WorkItem
 from orchestrator.store import sql_state
 from orchestrator.store.file import FileStore
@@ -200,3 +201,157 @@ def test_no_operation_an_agent_makes_scans_every_item(tmp_path: Path) -> None:
     scans = {sql: plan for sql, plan in plans.items() if "SCAN items" in plan}
     assert not scans
     store.close()
+
+
+def _fail_puts_of(monkeypatch: pytest.MonkeyPatch, status: str) -> None:
+    """Make the database refuse to store any item reaching ``status`` (a disk error)."""
+    real = sql_state.SqlState.put_item
+
+    def put_item(self: sql_state.SqlState, item: WorkItem) -> None:
+        if item.status == status:
+            raise sqlite3.OperationalError("disk I/O error (injected)")
+        real(self, item)
+
+    monkeypatch.setattr(sql_state.SqlState, "put_item", put_item)
+
+
+def test_an_operation_the_database_could_not_take_stands_and_is_not_compacted_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its journal record is kept, so it is acknowledged; a compaction due in the same
+    transaction would snapshot the database without it, so it waits."""
+    store = FileStore(tmp_path, compact_bytes=4096)
+    work_id = store.add_work(_item(1))
+    store.claim("a1")
+    n = 0
+    while store._offset + 400 < store._compact_at:
+        store.register(Agent(agent_id=f"agent-{n}"))
+        n += 1
+    _fail_puts_of(monkeypatch, "completed")
+    kept = "k" * 800  # its record alone crosses the compaction threshold
+    done = store.complete(work_id, agent_id="a1", result=kept)
+    assert done.status == "completed" and store._offset >= store._compact_at
+    assert not (tmp_path / "journal" / "gen-000001.jsonl").exists()  # not compacted
+    monkeypatch.undo()
+    store.close()
+    reopened = FileStore(tmp_path)
+    assert (reopened.get(work_id).status, reopened.get(work_id).result) == ("completed", kept)
+    reopened.close()
+
+
+def test_after_a_record_the_database_missed_the_transaction_records_nothing_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An expired lease returned in the journal but not in the database: the claim that
+    follows in the same transaction would be planned on a stale state, so it is refused
+    (one line), and the next one sees the expiry."""
+    store = FileStore(tmp_path, lease_s=0.0)
+    first = store.add_work(_item(1))
+    store.claim("a1")  # its lease is over at once
+    _fail_puts_of(monkeypatch, "pending")
+    with pytest.raises(StoreError, match=r"cannot use .*state\.sqlite: disk I/O error"):
+        store.claim("a2")
+    monkeypatch.undo()
+    again = store.claim("a2", lease_s=60.0)
+    assert again is not None and again.work_item_id == first and again.attempts == 1
+    store.close()
+
+
+def test_a_database_error_while_writing_the_views_costs_a_warning_not_the_operation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = FileStore(tmp_path, views_interval_s=0.0)
+
+    def damaged(self: sql_state.Items) -> list[WorkItem]:
+        raise sqlite3.DatabaseError("database disk image is malformed (injected)")
+
+    monkeypatch.setattr(sql_state.Items, "values", damaged)
+    with caplog.at_level(logging.WARNING):
+        work_id = store.add_work(_item(1))  # acknowledged: no retry, no second item
+    monkeypatch.undo()
+    assert "could not read the index for the views" in caplog.text
+    assert [i.work_item_id for i in store.list_work()] == [work_id]
+    store.close()
+
+
+def test_a_snapshot_value_the_database_cannot_hold_is_one_clear_error(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    store.add_work(_item(1))
+    store.compact()
+    store.close()
+    snapshot = tmp_path / FileStore.WORK
+    snapshot.write_text(snapshot.read_text().replace('"team": null', '"team": ["red", "blue"]'))
+    for _ in range(2):  # the same answer each time: no index deleted and rebuilt in a loop
+        with pytest.raises(StoreError, match=r"work_snapshot\.json: record 0 is not valid"):
+            FileStore(tmp_path).list_work()
+    assert not any("damaged" in p.name for p in tmp_path.iterdir())
+
+
+def test_a_torn_record_cut_once_does_not_make_every_process_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path)
+    store.add_many([_item(n) for n in range(3)])
+    store.close()
+    with (tmp_path / FileStore.JOURNAL).open("ab") as journal_file:
+        journal_file.write(b'{"c":1,"e":{"op":"claim","items":[{"work_it')  # a killed writer
+    loads: list[int] = []
+    real_load = FileStore._load
+
+    def counted(self: FileStore, split: bool = True) -> None:
+        loads.append(1)
+        real_load(self, split)
+
+    monkeypatch.setattr(FileStore, "_load", counted)
+    first = FileStore(tmp_path)
+    first.get("w00001")  # cuts the torn tail: the journal's time of change moves
+    first.close()
+    for _ in range(3):
+        later = FileStore(tmp_path)
+        later.get("w00001")
+        later.close()
+    assert loads == []
+
+
+def test_an_interrupt_while_committing_leaves_no_transaction_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path)
+    store.add_many([_item(n) for n in range(2)])
+
+    def interrupted(self: sql_state.SqlState) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sql_state.SqlState, "commit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.claim("a1")
+    monkeypatch.undo()
+    assert store._state is not None and not store._state.db.in_transaction
+    other = FileStore(tmp_path, lock_timeout_s=5.0)
+    taken = other.claim("a2")  # SQLite's write lock is free: no wait for its timeout
+    # The interrupted claim is in the journal: the other process applied it first.
+    assert taken is not None and taken.work_item_id == "w00001"
+    assert other.get("w00000").agent_id == "a1"
+    other.close()
+    store.close()
+
+
+def test_a_database_made_again_by_another_process_is_followed(tmp_path: Path) -> None:
+    """A process that found the index damaged deleted it and built it again: the others
+    move to the new file instead of keeping the deleted one up to date."""
+    one = FileStore(tmp_path)
+    one.add_many([_item(n) for n in range(3)])
+    assert one.claim("a1") is not None
+    other = FileStore(tmp_path)
+    other.get("w00000")
+    with other._mutex:
+        other._lock.acquire()
+        other._discard_state()  # what a process finding it damaged does
+        other._lock.release()
+    claimed = other.claim("a2")  # builds it again from the journal
+    assert claimed is not None and claimed.work_item_id == "w00001"
+    mine = one.claim("a1")
+    assert mine is not None and mine.work_item_id == "w00002"
+    assert one._state is not None and one._state.is_current()
+    one.close()
+    other.close()

@@ -116,10 +116,13 @@ class FileStore(
             raise StoreError(f"store path {self.path} is not a directory") from None
         self._mutex = threading.Lock()
         self._state: SqlState | None = None
-        self._broken = False  # the transaction must be rolled back, not committed
+        # Set when the transaction must be rolled back, not committed: the error that
+        # left the database behind the journal.
+        self._broken: sqlite3.Error | None = None
         self._synced: Position | None = None  # where the database was at its start
         self._ready = False
         self._marks = ""
+        self._orphans: list[SqlState] = []  # connections inherited through a fork
         self._fd = -1
         self._inode = 0
         self._offset = 0
@@ -143,18 +146,21 @@ class FileStore(
                 state = self._begin()
                 try:
                     self._expired = self._expire_leases(state)
+                    if self._broken is not None:  # the expiries stand; the operation would
+                        raise self._database_error(self._broken)  # be planned on stale rows
                     yield state
-                    if self._offset >= self._compact_at:
-                        self._try_compact(state)
-                    if self._views is not None and not self._broken:
-                        self._views.refresh(state, self._generation, self._offset)
+                    if self._broken is None:
+                        if self._offset >= self._compact_at:
+                            self._try_compact(state)
+                        if self._views is not None:
+                            self._refresh_views(self._views, state)
                 except sqlite3.Error as exc:
                     self._end(state, ok=False)
                     raise self._database_error(exc) from None
                 except BaseException:
                     self._end(state, ok=False)
                     raise
-                self._end(state, ok=not self._broken)
+                self._end(state, ok=self._broken is None)
             finally:
                 self._lock.release()
 
@@ -166,6 +172,10 @@ class FileStore(
         gone: Sequence[str] = (),
         by: str | None = None,
     ) -> None:
+        if self._broken is not None:
+            # An earlier record of this transaction is in the journal but not in the
+            # database: planned against it, this one could be wrong. Not recorded.
+            raise self._database_error(self._broken)
         event: dict[str, Any] = {"op": op, "ts": self.clock()}
         state = self._state
         assert state is not None
@@ -188,9 +198,10 @@ class FileStore(
             for agent_id in gone:
                 state.drop_agent(agent_id)
         except sqlite3.Error as exc:
-            # Recorded in the journal, the source of truth: the database is rolled back
-            # at the end of the transaction and catches up from the journal next time.
-            self._broken = True
+            # Recorded in the journal, the source of truth: the operation stands. The
+            # database is rolled back at the end of the transaction (nothing else runs
+            # on it meanwhile) and catches up from the journal next time.
+            self._broken = exc
             logger.warning("%s: could not apply an operation to the index: %s", self.path, exc)
 
     @staticmethod
@@ -418,6 +429,15 @@ class FileStore(
             if self._state is not None:
                 self._state.close()
                 self._state = None
+
+    def _refresh_views(self, views: SwarmshViews, state: SqlState) -> None:
+        """The operations of the transaction are recorded: a database that cannot be
+        read for the views costs a warning, not the operations (nor their retry)."""
+        try:
+            views.refresh(state, self._generation, self._offset)
+        except sqlite3.Error as exc:
+            self._broken = exc
+            logger.warning("%s: could not read the index for the views: %s", self.path, exc)
 
     def _last_views(self, views: SwarmshViews) -> None:
         """A closing process (an agent that stops, the supervisor after a run) leaves the

@@ -40,7 +40,7 @@ class FileCompaction:
     _offset: int
     _compact_at: int
     _sealed: bool
-    _broken: bool
+    _broken: sqlite3.Error | None
     _marks: str
     _snapshot_marks: Callable[[], str]
     _transaction: Callable[[], AbstractContextManager[SqlState]]
@@ -53,6 +53,8 @@ class FileCompaction:
     def compact(self) -> int:
         """Snapshot now and start a new journal generation; return items archived."""
         with self._transaction() as state:
+            if self._broken is not None:  # the database is behind the journal
+                raise StoreError(f"cannot compact {self.path} now ({self._broken}); retry")
             return self._compact(state)
 
     def _try_compact(self, state: SqlState) -> None:
@@ -64,7 +66,7 @@ class FileCompaction:
             logger.warning("could not compact %s (%s); will retry later", self.path, exc)
             # Items were purged for a generation that did not start: roll the database
             # back; the next transaction applies the operation from the journal.
-            self._broken = True
+            self._broken = exc if isinstance(exc, sqlite3.Error) else sqlite3.Error(str(exc))
             self._compact_at = self._offset * 2
 
     def _compact(self, state: SqlState) -> int:

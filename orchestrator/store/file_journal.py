@@ -29,6 +29,18 @@ from orchestrator.store.views import adopt_legacy_snapshots
 logger = logging.getLogger(__name__)
 
 _MARKERS = frozenset(("generation", "sealed"))
+
+
+class _Reopen(Exception):
+    """The database file this process has open is no longer the store's."""
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    """Whether SQLite found its file damaged or not a database (then it is rebuilt)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
 # Records applied together (SqlState.apply_events): an item's claim and completion are
 # usually a few records apart, so a small batch gets what coalescing saves.
 _BATCH = 64
@@ -55,7 +67,8 @@ class FileJournal:
     _generation: int
     _compact_at: int
     _sealed: bool
-    _broken: bool
+    _broken: sqlite3.Error | None
+    _orphans: list[SqlState]
     _synced: Position | None
     _ready: bool  # a transaction found the store's files sound
     _marks: str
@@ -69,7 +82,9 @@ class FileJournal:
         """Start a transaction on the database, brought up to the journal."""
         state = self._state
         if state is not None and state.pid != os.getpid():
-            # Inherited through a fork: SQLite's connection is the parent's to use.
+            # Inherited through a fork: SQLite's connection is the parent's to use (and
+            # to close): kept, untouched, for as long as this copy of the store lives.
+            self._orphans.append(state)
             state = self._state = None
         try:
             if state is None:
@@ -77,10 +92,15 @@ class FileJournal:
             state.begin()
         except sqlite3.Error as exc:
             raise self._database_error(exc) from None
-        self._broken = False
+        self._broken = None
         try:
             self._synced = state.position()
             self._sync(state, self._synced)
+        except _Reopen:
+            state.rollback()
+            state.db.close()
+            self._state = None
+            return self._begin()
         except sqlite3.Error as exc:
             self._ready = False
             state.rollback()
@@ -99,16 +119,10 @@ class FileJournal:
             state.rollback()
             return
         try:
-            synced = self._synced
-            if synced is None or (self._generation, self._offset, self._marks) != (
-                synced.generation,
-                synced.offset,
-                synced.snapshots,
-            ):
-                mtime = os.fstat(self._fd).st_mtime_ns
-                state.set_position(
-                    Position(self._generation, self._offset, self._inode, mtime, self._marks)
-                )
+            mtime = os.fstat(self._fd).st_mtime_ns
+            position = Position(self._generation, self._offset, self._inode, mtime, self._marks)
+            if position != self._synced:
+                state.set_position(position)
             state.commit()
         except sqlite3.Error as exc:
             state.rollback()
@@ -116,22 +130,29 @@ class FileJournal:
             logger.warning(
                 "%s: could not update the index (%s); it catches up later", self.path, exc
             )
+        except BaseException:
+            state.rollback()  # never leave SQLite's write lock held past the flock
+            raise
 
     def _open_state(self) -> SqlState:
         path = self._file(self.STATE)
         try:
             return SqlState(path, self.durability)
-        except sqlite3.OperationalError:
-            raise
-        except sqlite3.DatabaseError as exc:  # not a database, or damaged: it is an index
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):
+                raise
             logger.warning("%s is damaged (%s): rebuilding it from the journal", path, exc)
             self._discard_state()
             return SqlState(path, self.durability)
 
     def _discard_state(self) -> None:
-        if self._state is not None:
-            self._state.db.close()
-            self._state = None
+        """Close the database and delete it (damaged): the next transaction builds it
+        again. Only the file this process had open: another may have replaced it."""
+        state, self._state = self._state, None
+        if state is not None:
+            state.db.close()
+            if not state.is_current():
+                return
         for suffix in ("", "-wal", "-shm"):
             try:
                 os.unlink(self._file(self.STATE) + suffix)
@@ -152,10 +173,10 @@ class FileJournal:
 
     def _database_error(self, exc: sqlite3.Error) -> StoreError:
         path = self._file(self.STATE)
-        if "full" in str(exc):
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
             return StorageFull(f"no space left on the device of {self.path}: {exc}")
-        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
-            self._discard_state()  # damaged: the next operation rebuilds it
+        if _damaged(exc):
+            self._discard_state()  # the next operation rebuilds it from the journal
             return StoreError(f"{path} was damaged ({exc}) and is rebuilt; retry")
         return StoreError(f"cannot use {path}: {exc}")
 
@@ -185,6 +206,10 @@ class FileJournal:
         if journal.st_size == position.offset:
             integrity.check_linked(self.path, self._fd, journal.st_nlink)
             return
+        if not state.is_current():
+            # Others wrote what this database lacks: it was deleted and made again
+            # (damaged) under this connection. Move to the file they use.
+            raise _Reopen
         self._read_new(locked=True)  # what a writer killed before its commit appended
         if self._sealed:
             self._follow_generation()
@@ -286,6 +311,7 @@ class FileJournal:
         state = self._state
         assert state is not None
         state.clear()
+        self._synced = None  # the position row went with the rest
 
         def load_items(raw: object) -> None:
             item = checked_item(raw)
@@ -302,7 +328,14 @@ class FileJournal:
                 for index, raw in enumerate(self._read_snapshot(name, split)):
                     try:
                         load(raw)
-                    except (TypeError, ValueError, InvalidArgument) as exc:
+                    # A value SQLite cannot store (a list for a team) is a bad record too.
+                    except (
+                        TypeError,
+                        ValueError,
+                        InvalidArgument,
+                        sqlite3.InterfaceError,
+                        sqlite3.ProgrammingError,
+                    ) as exc:
                         raise StoreError(
                             f"{self._file(name)}: record {index} is not valid ({exc});"
                             " restore the file from a backup"

@@ -68,8 +68,8 @@ class FileSummary:
 
     def finished_since(self, start: float) -> list[tuple[float, str]]:
         rows = self._query(
-            "SELECT done, status FROM (SELECT coalesce(nullif(json_extract(doc,"
-            " '$.completed_at'), 0), updated_at) AS done, status FROM items"
+            "SELECT done, status FROM (SELECT coalesce(nullif(json_extract("
+            "CAST(doc AS TEXT), '$.completed_at'), 0), updated_at) AS done, status FROM items"
             f" WHERE status IN {_FINISHED}) WHERE done >= ?",
             (start,),
         )

@@ -67,6 +67,8 @@ def checked_item(raw: object) -> WorkItem:
         raise ValueError(f"unknown status {item.status!r}")
     if not isinstance(item.work_type, str) or not isinstance(item.description, str):
         raise TypeError("work_type and description must be strings")
+    if item.team is not None and not isinstance(item.team, str):
+        raise TypeError("team must be a string or null")
     for name in ("created_at", "updated_at", "attempts", "max_attempts", "progress"):
         if not isinstance(getattr(item, name), _NUMBER) or isinstance(getattr(item, name), bool):
             raise TypeError(f"{name} must be a number")

@@ -134,6 +134,7 @@ class SqlState:
         # Changes are made under the store's flock, so SQLite's own lock never waits;
         # the timeout only covers a reader of another kind (sqlite3 on the command line).
         self.pid = os.getpid()
+        self.path = path
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
         try:
             self.db.execute("PRAGMA journal_mode = WAL")
@@ -145,6 +146,7 @@ class SqlState:
             self.db.execute("PRAGMA journal_size_limit = 8388608")
             if self.db.execute("PRAGMA user_version").fetchone()[0] != FORMAT:
                 self._recreate()
+            self._inode = os.stat(path).st_ino
         except BaseException:
             self.db.close()
             raise
@@ -152,6 +154,14 @@ class SqlState:
         self.agents = Agents(self.db)
         self.keys = Keys(self.db)
         self.children = Children(self.db)
+
+    def is_current(self) -> bool:
+        """Whether the file this connection has open is still the store's database
+        (another process deletes and makes it again when it finds it damaged)."""
+        try:
+            return os.stat(self.path).st_ino == self._inode
+        except FileNotFoundError:
+            return False
 
     def _recreate(self) -> None:
         """Made afresh (new, or of another format): the journal fills it."""
