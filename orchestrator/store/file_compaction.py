@@ -48,7 +48,7 @@ class FileCompaction:
     _append: Callable[[bytes], None]
     _write_header: Callable[[int, float], None]
     _open_journal: Callable[[], None]
-    _read_new: Callable[[bool], None]
+    _read_new: Callable[[], None]
 
     def compact(self) -> int:
         """Snapshot now and start a new journal generation; return items archived."""
@@ -101,7 +101,7 @@ class FileCompaction:
         self._write_header(self._generation + 1, purge_before)
         self._open_journal()
         self._sealed = False
-        self._read_new(True)
+        self._read_new()
         self._compact_at = max(self.compact_bytes, 2 * len(snapshot))
         logger.info(
             "compacted %s: generation %d, %d live items, %d archived",

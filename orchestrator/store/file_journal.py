@@ -210,29 +210,28 @@ class FileJournal:
             # Others wrote what this database lacks: it was deleted and made again
             # (damaged) under this connection. Move to the file they use.
             raise _Reopen
-        self._read_new(locked=True)  # what a writer killed before its commit appended
+        self._read_new()  # what a writer killed before its commit appended
         if self._sealed:
             self._follow_generation()
 
-    def _read_new(self, locked: bool) -> None:
+    def _read_new(self) -> None:
+        """Apply the journal from ``_offset`` to its end (the lock held): a tail a writer
+        killed before its commit left, a new generation, or the whole journal."""
         stat = os.fstat(self._fd)
-        if locked:
-            integrity.check_linked(self.path, self._fd, stat.st_nlink)
+        integrity.check_linked(self.path, self._fd, stat.st_nlink)
         size = stat.st_size
         if size <= self._offset:
             return
         data = os.pread(self._fd, size - self._offset, self._offset)
         pos = start = read = 0
         events: list[dict[str, Any]] = []  # applied together, up to a marker (SqlState)
-        # Every process runs this for every record: keep the loop free of calls it can skip.
+        # A rebuild runs this for every record: keep the loop free of calls it can skip.
         decode, find, apply_events = journal.decode, data.find, self._state_apply()
         try:
             while (end := find(b"\n", pos)) >= 0:
                 read = end + 1
                 event = decode(data[pos:read])
                 if event is None:
-                    if not locked:
-                        break  # decide under the lock, where no write can be in flight
                     self.dropped_records += 1
                     logger.warning(
                         "%s: skipped a corrupt record at byte %d (checksum mismatch)",
@@ -259,7 +258,7 @@ class FileJournal:
                 " upgrade swarmsh"
             ) from None
         self._offset += pos
-        if locked and pos < len(data):
+        if pos < len(data):
             # Writers hold the lock, so an unterminated tail is a write torn by a crash.
             self.dropped_records += 1
             logger.warning(
@@ -345,7 +344,7 @@ class FileJournal:
             return
         self._open_journal()
         self._generation = 0
-        self._read_new(locked=True)
+        self._read_new()
         integrity.check_generation(self.path, self._generation, self._fd)
         self._marks = self._snapshot_marks()
         self._set_compact_at()
@@ -392,7 +391,7 @@ class FileJournal:
             self._load()
             return
         self._open_journal()
-        self._read_new(locked=True)
+        self._read_new()
         if self._generation != before + 1:
             self._load()  # missed a whole generation: start from the snapshot
         else:

@@ -3,18 +3,19 @@
 Writers are serialised by one ``flock`` (``.lock``). Waiting for it is organised so that
 the holder keeps a CPU: a contended long-lived process (the supervisor, its agents:
 ``wait_patiently()``) queues on a second ``flock`` (``.lock-line``) asleep in the kernel,
-and only the one at the front of the line polls the store lock, reading what the holder
-appends meanwhile (``while_waiting``), so that once it holds the lock it has about one
-record left to read. When every waiter polled, 10 or 32 processes on 2 cores took the
-CPU from the holder, which then held the lock 3-5 times longer than its own work took
-(bench/RESULTS.md, "Issue 20").
+and only the one at the front of the line polls the store lock (running the caller's
+``while_waiting`` between tries, if any). When every waiter polled, 10 or 32 processes
+on 2 cores took the CPU from the holder, which then held the lock 3-5 times longer than
+its own work took (bench/RESULTS.md, "Issue 20").
 
-A process that finds the store lock free takes it without queueing (it has just read
-the journal, so its hold is short) unless the front has waited longer than
-``_BARGE_FOR_S``: then newcomers let it go first, which bounds how long the front waits
-once the lock is free. The front writes when it began to wait, and when it last tried,
-into ``.lock-line`` (16 bytes), a hint read without a lock: the store lock alone
-decides who writes, so a wrong hint costs a wait, never a double writer. A stamp binds
+A process that finds the store lock free takes it without queueing unless the front
+has waited longer than ``_BARGE_FOR_S``: then newcomers let it go first, which bounds
+how long the front waits once the lock is free. (A process that has just released the
+lock often takes it again before the front can: with holds of ~50 µs this is what sets
+the 99th percentile of a wait under saturation, bench/RESULTS.md.) The front writes
+when it began to wait, and when it last tried, into ``.lock-line`` (16 bytes), a hint
+read without a lock: the store lock alone decides who writes, so a wrong hint costs a
+wait, never a double writer. A stamp binds
 only while someone holds the line's ``flock`` (a waiter killed with -9 at the front
 leaves a stale one, which the next front overwrites) and while the front keeps trying:
 one that has not tried for ``_STUCK_S`` (stopped: SIGSTOP, a debugger) is deferred to

@@ -174,6 +174,8 @@ class SqlState:
     # -- transactions ----------------------------------------------------------------
 
     def begin(self) -> None:
+        if self.db.in_transaction:  # left open by an interrupted transaction: not ours now
+            self.db.execute("ROLLBACK")
         self.db.execute("BEGIN IMMEDIATE")
         self.items.cache.clear()
         self.children.known = None
