@@ -13,6 +13,7 @@ import psutil
 
 from orchestrator import runstate
 from orchestrator.slots import Slot, SlotState
+from orchestrator.store import base
 from orchestrator.telemetry import tracing
 
 if TYPE_CHECKING:
@@ -165,15 +166,12 @@ def serve_metrics(
 def work_counts(
     store: Store | None, enqueued: Iterable[str] | None = None
 ) -> tuple[Counter[str], Counter[str]]:
-    """From one listing of the store: every item counted by status, and (given the ids a
-    run enqueued from swarm.toml) that run's items and their follow-ups, items made later
-    that wait for them."""
-    items = store.list_work() if store is not None else []
-    every = Counter(str(i.status) for i in items)
+    """Every item counted by status, and (given the ids a run enqueued from swarm.toml)
+    that run's items and their follow-ups, items made later that wait for them. Counted
+    by the store where it can (the live view asks twice a second)."""
+    if store is None:
+        return Counter(), Counter()
+    every = base.work_counts(store)
     if enqueued is None:
         return every, Counter()
-    mine = set(enqueued)
-    for item in sorted(items, key=lambda i: i.created_at):
-        if item.parents and not mine.isdisjoint(item.parents):
-            mine.add(item.work_item_id)
-    return every, Counter(str(i.status) for i in items if i.work_item_id in mine)
+    return every, base.run_counts(store, enqueued)

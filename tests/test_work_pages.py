@@ -21,6 +21,8 @@ from orchestrator.store.base import (
     holdings,
     holdings_of,
     page_work,
+    run_counts,
+    run_counts_of,
     work_counts,
 )
 from orchestrator.store.file import FileStore
@@ -286,3 +288,31 @@ def test_an_item_s_children_come_from_the_edges_on_postgresql(
     finally:
         files.close()
         pg.close()
+
+
+def test_a_run_s_counts_in_the_file_store_are_its_listing_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live view's progress: a run's items and those that wait for them, counted
+    by status from the stored text, not by decoding every item."""
+    files = FileStore(tmp_path / "store")
+    files.add_many(
+        [
+            WorkItem("p1", "t", "a run's item"),
+            WorkItem("p2", "t", "another", priority="high"),
+            WorkItem("x1", "t", "not the run's"),
+            WorkItem("c1", "t", "waits for p1", parents=["p1"]),
+            WorkItem("g1", "t", "waits for c1", parents=["c1"]),
+            WorkItem("c2", "t", "waits for p2 and x1", parents=["p2", "x1"]),
+            WorkItem("y1", "t", "waits for x1", parents=["x1"]),
+        ]
+    )
+    assert files.claim_id("agent_1", "p1") is not None
+    files.complete("p1", agent_id="agent_1")
+    listing = files.list_work()
+    monkeypatch.setattr(files, "list_work", lambda *a: pytest.fail("listed the store"))
+    for run in (["p1", "p2"], ["p1"], ["x1"], [], ["gone"]):
+        for store in (files, TracedStore(files, "file")):
+            assert run_counts(store, run) == run_counts_of(listing, run), run
+    assert run_counts(files, ["p1"]) == Counter(completed=1, pending=1, blocked=1)
+    files.close()

@@ -297,6 +297,27 @@ def finished_of(items: Iterable[WorkItem], start: float) -> list[tuple[float, st
     return found
 
 
+def run_counts(store: Store, enqueued: Iterable[str]) -> Counter[str]:
+    """How many of the items ``enqueued`` (a run's) and of the items that wait for them,
+    directly or further down, there are in each status."""
+    native = getattr(store, "run_counts", None)
+    if native is not None:
+        counts: Counter[str] = native(enqueued)
+        return counts
+    return run_counts_of(store.list_work(include_terminal=True), enqueued)
+
+
+def run_counts_of(items: Iterable[WorkItem], enqueued: Iterable[str]) -> Counter[str]:
+    """``run_counts`` of a listing already in hand."""
+    mine = set(enqueued)
+    counts: Counter[str] = Counter()
+    for item in sorted(items, key=lambda i: i.created_at):  # parents are made first
+        if item.work_item_id in mine or (item.parents and not mine.isdisjoint(item.parents)):
+            mine.add(item.work_item_id)
+            counts[str(item.status)] += 1
+    return counts
+
+
 def children_of(store: Store, work_id: str) -> list[WorkItem]:
     """The items that name ``work_id`` among their parents."""
     native = getattr(store, "children_of", None)

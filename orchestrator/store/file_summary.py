@@ -8,8 +8,11 @@ listing for a store without them). A mixin, as PostgreSQL's ``pg_summary`` and
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Any
+
+import orjson
 
 from orchestrator.records import PRIORITIES, TERMINAL_STATUSES, WorkFilter, WorkItem
 from orchestrator.store.base import WorkPage
@@ -74,6 +77,28 @@ class FileSummary:
             (start,),
         )
         return [(float(done), str(status)) for done, status in rows]
+
+    def run_counts(self, enqueued: Iterable[str]) -> Counter[str]:
+        """``store.base.run_counts`` without decoding items: the run's own counted by
+        status in SQL, then the items that name parents (found in their stored text),
+        oldest first, each joining the run when a parent is in it."""
+        mine = set(enqueued)
+        with self._transaction() as state:
+            own = state.db.execute(
+                "SELECT status, count(*) FROM items"
+                " WHERE id IN (SELECT value FROM json_each(?)) GROUP BY status",
+                (orjson.dumps(sorted(mine)),),
+            ).fetchall()
+            waiting = state.db.execute(
+                "SELECT id, status, json_extract(CAST(doc AS TEXT), '$.parents') FROM items"
+                """ WHERE instr(doc, '"parents":[') ORDER BY created_at, rank, id"""
+            ).fetchall()
+        counts = Counter({str(status): int(n) for status, n in own})
+        for work_id, status, parents in waiting:  # list-work's order, sorted by age
+            if work_id not in mine and not mine.isdisjoint(orjson.loads(parents)):
+                mine.add(work_id)
+                counts[str(status)] += 1
+        return counts
 
     def children_of(self, work_id: str) -> list[WorkItem]:
         rows = self._query(

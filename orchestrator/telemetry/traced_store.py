@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from orchestrator.records import (
@@ -428,6 +428,9 @@ class TracedStore(TracedPipeline, TracedNamedRecords):
 
     def children_of(self, work_id: str) -> list[WorkItem]:
         return base.children_of(self.inner, work_id)
+
+    def run_counts(self, enqueued: Iterable[str]) -> Counter[str]:
+        return base.run_counts(self.inner, enqueued)
 
     def compact(self) -> int:
         return self._timed("swarm.compact", {}, self.inner.compact)
