@@ -3,6 +3,7 @@ killed between the two, an index deleted, damaged or left behind by its files.""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import StoreError
+from orchestrator.errors import StorageFull, StoreError
 from orchestrator.records import Agent, WorkItem
 from orchestrator.store import sql_state
 from orchestrator.store.file import FileStore
@@ -310,6 +311,36 @@ def test_a_torn_record_cut_once_does_not_make_every_process_rebuild(
         later = FileStore(tmp_path)
         later.get("w00001")
         later.close()
+    assert loads == []
+
+
+def test_a_record_cut_after_a_full_disk_does_not_make_the_next_operation_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path)
+    kept = store.add_work(_item(1))
+    real_write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        real_write(fd, data[:7])  # a partial record reaches the disk, then ENOSPC
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("orchestrator.store.file.os.write", full)
+    with pytest.raises(StorageFull):
+        store.claim("a1")
+    monkeypatch.undo()
+    loads: list[int] = []
+    real_load = FileStore._load
+
+    def counted(self: FileStore, split: bool = True) -> None:
+        loads.append(1)
+        real_load(self, split)
+
+    monkeypatch.setattr(FileStore, "_load", counted)
+    claimed = store.claim("a1")
+    other = FileStore(tmp_path)
+    assert claimed is not None and claimed.work_item_id == kept
+    assert other.get(kept).status == "claimed"
     assert loads == []
 
 

@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any
 
@@ -232,12 +232,24 @@ class FileStore(
                 os.ftruncate(self._fd, self._offset)
             except OSError:
                 logger.warning("could not cut a partial record from %s", self._file(self.JOURNAL))
+            else:
+                with suppress(OSError):  # at worst the next operation rebuilds the database
+                    self._restore_mtime()
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageFull(
                     f"no space left on the device of {self.path}: the operation was not recorded"
                 ) from None
             raise StoreError(f"cannot write {self._file(self.JOURNAL)}: {exc.strerror}") from None
         self._offset += written
+
+    def _restore_mtime(self) -> None:
+        """After cutting a failed record: when the journal is again what the database
+        recorded (this transaction appended nothing else), give it back the time of
+        change recorded with it, or the next operation would take it for a file changed
+        under the database and rebuild the database from the files."""
+        synced = self._synced
+        if synced is not None and synced.offset == self._offset:
+            os.utime(self._fd, ns=(os.fstat(self._fd).st_atime_ns, synced.mtime_ns))
 
     def _expire_leases(self, state: SqlState) -> list[WorkItem]:
         now = self.clock()
