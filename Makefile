@@ -105,6 +105,7 @@ bench: $(STAMP)  ## benchmarks (not part of make test); writes bench/RESULTS.md
 	$(BIN)/python -m bench.lock_bench --write-results
 	$(BIN)/python -m bench.memory_bench --write-results
 	$(BIN)/python -m bench.shared_state_bench --write-results
+	$(BIN)/python -m bench.lock_order_bench --write-results
 	$(BIN)/python -m bench.swarm_bench --write-results
 	scripts/with-postgres.sh $(BIN)/python -m bench.swarm_bench --postgres --write-results
 	scripts/with-postgres.sh $(BIN)/python -m bench.pg_bench --write-results
