@@ -248,7 +248,7 @@ class FileStore(
         change recorded with it, or the next operation would take it for a file changed
         under the database and rebuild the database from the files."""
         synced = self._synced
-        if synced is not None and synced.offset == self._offset:
+        if synced is not None and (synced.inode, synced.offset) == (self._inode, self._offset):
             os.utime(self._fd, ns=(os.fstat(self._fd).st_atime_ns, synced.mtime_ns))
 
     def _expire_leases(self, state: SqlState) -> list[WorkItem]:
