@@ -10,6 +10,7 @@ instead of sleeping, so they do not depend on how busy the machine is.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -46,6 +47,18 @@ def wait_for(predicate: Any, timeout: float = 30.0, every: float = 0.05) -> Any:
             return value
         time.sleep(every)
     raise AssertionError("condition not reached in time")
+
+
+def fill_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on the file store's journal writes fail as on a full disk, part of the
+    record reaching the file first (``monkeypatch.undo()`` frees the disk)."""
+    real_write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        real_write(fd, data[:7])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("orchestrator.store.file.os.write", full)
 
 
 def still_running(pid: int, marker: tuple[str, str]) -> bool:

@@ -3,7 +3,6 @@ killed between the two, an index deleted, damaged or left behind by its files.""
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
@@ -19,6 +18,8 @@ from orchestrator.errors import StorageFull, StoreError
 from orchestrator.records import Agent, WorkItem
 from orchestrator.store import sql_state
 from orchestrator.store.file import FileStore
+
+from .conftest import fill_disk
 
 # A child that claims one item and is killed (SIGKILL, from itself) at the point named:
 # after its journal record is written, before the database commits it.
@@ -39,6 +40,19 @@ store.claim("a-killed")
 
 def _item(n: int) -> WorkItem:
     return WorkItem(work_item_id=f"w{n:05d}", work_type="t", description=f"item {n}")
+
+
+def _count_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one at each rebuild of the database from the files."""
+    loads: list[int] = []
+    real_load = FileStore._load
+
+    def counted(self: FileStore, split: bool = True) -> None:
+        loads.append(1)
+        real_load(self, split)
+
+    monkeypatch.setattr(FileStore, "_load", counted)
+    return loads
 
 
 def _state_files(path: Path) -> list[Path]:
@@ -296,14 +310,7 @@ def test_a_torn_record_cut_once_does_not_make_every_process_rebuild(
     store.close()
     with (tmp_path / FileStore.JOURNAL).open("ab") as journal_file:
         journal_file.write(b'{"c":1,"e":{"op":"claim","items":[{"work_it')  # a killed writer
-    loads: list[int] = []
-    real_load = FileStore._load
-
-    def counted(self: FileStore, split: bool = True) -> None:
-        loads.append(1)
-        real_load(self, split)
-
-    monkeypatch.setattr(FileStore, "_load", counted)
+    loads = _count_loads(monkeypatch)
     first = FileStore(tmp_path)
     first.get("w00001")  # cuts the torn tail: the journal's time of change moves
     first.close()
@@ -319,24 +326,11 @@ def test_a_record_cut_after_a_full_disk_does_not_make_the_next_operation_rebuild
 ) -> None:
     store = FileStore(tmp_path)
     kept = store.add_work(_item(1))
-    real_write = os.write
-
-    def full(fd: int, data: bytes) -> int:
-        real_write(fd, data[:7])  # a partial record reaches the disk, then ENOSPC
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr("orchestrator.store.file.os.write", full)
+    fill_disk(monkeypatch)
     with pytest.raises(StorageFull):
         store.claim("a1")
     monkeypatch.undo()
-    loads: list[int] = []
-    real_load = FileStore._load
-
-    def counted(self: FileStore, split: bool = True) -> None:
-        loads.append(1)
-        real_load(self, split)
-
-    monkeypatch.setattr(FileStore, "_load", counted)
+    loads = _count_loads(monkeypatch)
     claimed = store.claim("a1")
     other = FileStore(tmp_path)
     assert claimed is not None and claimed.work_item_id == kept

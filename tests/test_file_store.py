@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -17,6 +15,8 @@ from orchestrator.errors import LockTimeout, StorageFull
 from orchestrator.records import Agent, WorkItem
 from orchestrator.store import journal
 from orchestrator.store.file import FileStore
+
+from .conftest import fill_disk
 
 
 def _item(n: int, **extra: object) -> WorkItem:
@@ -195,13 +195,7 @@ def test_disk_full_fails_cleanly_and_loses_nothing(
     store = FileStore(tmp_path)
     kept = store.add_work(_item(1))
     size = _journal(tmp_path).stat().st_size
-    real_write = os.write
-
-    def full(fd: int, data: bytes) -> int:
-        real_write(fd, data[:7])  # a partial record reaches the disk, then ENOSPC
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr("orchestrator.store.file.os.write", full)
+    fill_disk(monkeypatch)  # a partial record reaches the disk, then ENOSPC
     with pytest.raises(StorageFull):
         store.claim("a1")
     monkeypatch.undo()
