@@ -64,7 +64,8 @@ REPORT_TAIL = """
   the counts it serves (no payloads, no results, no keys).
   `tests/test_telemetry_commands.py` checks it cannot be reached on another address.
 - The file store wants a few MB free beyond its journal and snapshots: `state.sqlite`'s
-  write-ahead log grows by ~16 KB an operation until SQLite reuses it (about 4 MB). On
-  the disk-full scenario's 256 KiB tmpfs that leaves room for 7 items, where the store
-  without the database took 261; either way a refused write loses nothing acknowledged.
+  write-ahead log grows by up to ~30 KB an operation (an enqueue writes 7 pages) until
+  SQLite reuses it (about 4 MB). On the disk-full scenario's 256 KiB tmpfs that leaves
+  room for 7 items, where the store without the database took 261; either way a refused
+  write loses nothing acknowledged.
 """
