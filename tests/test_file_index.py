@@ -380,3 +380,65 @@ def test_a_database_made_again_by_another_process_is_followed(tmp_path: Path) ->
     assert one._state is not None and one._state.is_current()
     one.close()
     other.close()
+
+
+def test_a_compaction_gives_the_disk_back_the_room_archived_items_left(tmp_path: Path) -> None:
+    store = FileStore(tmp_path, archive_after_s=0.0, compact_bytes=1 << 40)
+    ids = store.add_many(
+        [
+            WorkItem(work_item_id=f"w{n:05d}", work_type="t", description="x" * 2000)
+            for n in range(1500)
+        ]
+    ).ids
+    for _ in range(1400):
+        held = store.claim("a1")
+        assert held is not None
+        store.complete(held.work_item_id, agent_id="a1")
+    state = tmp_path / FileStore.STATE
+    peak = state.stat().st_size
+
+    assert store.compact() == 1400  # the finished items go to the archive
+
+    assert state.stat().st_size < peak / 3
+    assert Path(str(state) + "-wal").stat().st_size == 0
+    other = FileStore(tmp_path)  # another process's view of the rewritten file
+    assert [item.work_item_id for item in other.list_work()] == list(ids[1400:])
+    assert other.claim("a2") is not None
+    assert store.get(ids[1401]).status in {"pending", "claimed"}
+
+
+# Another kind of reader (a sqlite3 shell) keeps a read transaction open on the database.
+_READER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN")
+db.execute("SELECT count(*) FROM items").fetchone()
+print("reading", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_compaction_with_a_reader_on_the_database_keeps_everything(tmp_path: Path) -> None:
+    store = FileStore(tmp_path, archive_after_s=0.0, compact_bytes=1 << 40)
+    ids = store.add_many([_item(n) for n in range(300)]).ids
+    for _ in range(200):
+        held = store.claim("a1")
+        assert held is not None
+        store.complete(held.work_item_id, agent_id="a1")
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _READER, str(tmp_path / FileStore.STATE)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline() == "reading\n"
+        assert store.compact() == 200  # the log cannot be emptied under the reader
+        assert [i.work_item_id for i in FileStore(tmp_path).list_work()] == list(ids[200:])
+    finally:
+        assert reader.stdin is not None and reader.stdout is not None
+        reader.stdin.close()
+        reader.wait()
+        reader.stdout.close()
+    assert store.claim("a1") is not None
+    store.close()

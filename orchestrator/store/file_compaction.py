@@ -7,6 +7,7 @@ import logging
 import operator
 import os
 import sqlite3
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -15,6 +16,7 @@ import orjson
 from orchestrator.errors import StoreError
 from orchestrator.files import write_atomic
 from orchestrator.store import journal
+from orchestrator.store.locking import StoreLock
 from orchestrator.store.sql_state import SqlState
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class FileCompaction:
     _marks: str
     _snapshot_marks: Callable[[], str]
     _transaction: Callable[[], AbstractContextManager[SqlState]]
+    _mutex: threading.Lock
+    _lock: StoreLock
     _file: Callable[[str], str]
     _append: Callable[[bytes], None]
     _write_header: Callable[[int, float], None]
@@ -51,11 +55,35 @@ class FileCompaction:
     _read_new: Callable[[], None]
 
     def compact(self) -> int:
-        """Snapshot now and start a new journal generation; return items archived."""
+        """Snapshot now and start a new journal generation, then give the disk back the
+        room the archived items left in the database; return items archived."""
         with self._transaction() as state:
             if self._broken is not None:  # the database is behind the journal
                 raise StoreError(f"cannot compact {self.path} now ({self._broken}); retry")
-            return self._compact(state)
+            archived = self._compact(state)
+            kept = len(state.items)
+        self._reclaim(archived / (archived + kept) if archived else 0.0)
+        return archived
+
+    def _reclaim(self, archived_share: float) -> None:
+        """Rewriting the database cannot be done in a transaction, and holds the lock a
+        while (0.16 s for the 60,000 items left of 100,000): only here, where an operator
+        or a maintenance task asked for a compaction, never after an agent's operation."""
+        with self._mutex:
+            state = self._state
+            if state is None or state.pid != os.getpid():
+                return
+            self._lock.acquire()
+            try:
+                freed = state.reclaim(archived_share)
+            except sqlite3.Error as exc:  # a full disk: the database stays as it was
+                logger.warning("could not give back the free room in %s (%s)", state.path, exc)
+                state.rollback()
+            else:
+                if freed:
+                    logger.info("gave back %d bytes of %s", freed, state.path)
+            finally:
+                self._lock.release()
 
     def _try_compact(self, state: SqlState) -> None:
         """Compact after an operation; a failure (a full disk) costs nothing but a warning:

@@ -34,6 +34,10 @@ from orchestrator.records import (
 from orchestrator.store import journal
 
 FORMAT = 2  # PRAGMA user_version: a database of another format is rebuilt
+BUSY_TIMEOUT_MS = 30_000
+# An explicit compaction rewrites the database when this share of its pages is free, or
+# of its items was archived.
+RECLAIM_SHARE = 0.25
 
 _TERMINAL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
 _UNKNOWN_RANK = len(PRIORITIES) - 1
@@ -135,7 +139,12 @@ class SqlState:
         # the timeout only covers a reader of another kind (sqlite3 on the command line).
         self.pid = os.getpid()
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self.db = sqlite3.connect(
+            path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
         try:
             self.db.execute("PRAGMA journal_mode = WAL")
             # The journal is what survives a crash (fsync'd when asked): the database
@@ -210,6 +219,36 @@ class SqlState:
     def close(self) -> None:
         self.rollback()
         self.db.close()
+
+    def reclaim(self, archived_share: float) -> int:
+        """Give the disk back the room archived items left (outside a transaction, under
+        the store's lock): rewrite the database when at least RECLAIM_SHARE of its pages
+        are free or of its items were just archived (rows deleted here and there leave
+        pages part empty, not free), then empty the write-ahead log. Return the bytes
+        freed."""
+        before = self.disk_bytes()
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        if archived_share >= RECLAIM_SHARE or (pages and free / pages >= RECLAIM_SHARE):
+            self.db.execute("VACUUM")
+        # Emptying the log waits for readers: a sqlite3 shell left open on the file
+        # would hold up the whole swarm for the 30 s of the connection's timeout.
+        self.db.execute("PRAGMA busy_timeout = 1000")
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return max(0, before - self.disk_bytes())
+
+    def disk_bytes(self) -> int:
+        """The database and its write-ahead log, on disk."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.path.getsize(self.path + suffix)
+            except FileNotFoundError:
+                pass
+        return total
 
     # -- applying records (own writes and journal replay alike) --------------------
 
