@@ -60,8 +60,7 @@ class FileCompaction:
         with self._transaction() as state:
             if self._broken is not None:  # the database is behind the journal
                 raise StoreError(f"cannot compact {self.path} now ({self._broken}); retry")
-            archived = self._compact(state)
-            kept = len(state.items)
+            archived, kept = self._compact(state)
         self._reclaim(archived / (archived + kept) if archived else 0.0)
         return archived
 
@@ -97,7 +96,8 @@ class FileCompaction:
             self._broken = exc if isinstance(exc, sqlite3.Error) else sqlite3.Error(str(exc))
             self._compact_at = self._offset * 2
 
-    def _compact(self, state: SqlState) -> int:
+    def _compact(self, state: SqlState) -> tuple[int, int]:
+        """Return how many items were archived and how many stay."""
         fsync = self.durability == "fsync"
         now = self.clock()
         purge_before = now - self.archive_after_s
@@ -135,7 +135,7 @@ class FileCompaction:
             "compacted %s: generation %d, %d live items, %d archived",
             self.path,
             self._generation,
-            len(state.items),
+            len(items),
             len(archived),
         )
-        return len(archived)
+        return len(archived), len(items)
