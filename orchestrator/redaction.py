@@ -38,10 +38,29 @@ def _header_values(raw: str) -> list[str]:
     return values
 
 
+# The environment the secrets were last read from, as CPython holds it (bytes to bytes),
+# with what was found in it, in one tuple (threads swap it whole): every agent item and
+# log line asks, reading them again costs ~40 µs, comparing the environment ~1 µs.
+_last_read: tuple[dict[Any, Any], tuple[str, ...]] | None = None
+
+
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """The secrets of this process, longest first (so a key is replaced whole before
     any secret that is a part of it)."""
-    env = os.environ if environ is None else environ
+    global _last_read
+    if environ is not None:
+        return _secrets_in(environ)
+    current = getattr(os.environ, "_data", None)
+    if not isinstance(current, dict):  # not CPython's mapping: read it every time
+        return _secrets_in(os.environ)
+    last = _last_read
+    if last is None or last[0] != current:
+        copy = dict(current)  # before reading: a change meanwhile is read next time
+        last = _last_read = (copy, tuple(_secrets_in(os.environ)))
+    return list(last[1])
+
+
+def _secrets_in(env: Mapping[str, str]) -> list[str]:
     found: set[str] = set()
     for name, value in env.items():
         upper = name.upper()
