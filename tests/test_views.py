@@ -130,6 +130,16 @@ def test_a_closing_process_leaves_the_views_current(tmp_path: Path) -> None:
     assert len(_read(tmp_path, WORK_CLAIMS)) == 2
 
 
+def test_the_last_agent_leaving_brings_the_views_up_to_date(tmp_path: Path) -> None:
+    store = FileStore(tmp_path, views_interval_s=3600)
+    store.register(Agent(agent_id="agent_1"))
+    store.add_work(_item(1))
+    store.add_work(_item(2))
+    assert len(_read(tmp_path, AGENTS)) == 1 and len(_read(tmp_path, WORK_CLAIMS)) == 0
+    store.deregister("agent_1")  # the end of a run: shown now, not in an hour
+    assert _read(tmp_path, AGENTS) == [] and len(_read(tmp_path, WORK_CLAIMS)) == 2
+
+
 _WRITER = """
 import sys
 from orchestrator.errors import StoreError

@@ -113,7 +113,7 @@ AND NOT EXISTS (
 
 _POSITION = """
 SELECT generation, offset, inode, mtime_ns, snapshots, EXISTS (SELECT 1 FROM links),
-    (SELECT min(lease) FROM items WHERE holder IS NOT NULL)
+    EXISTS (SELECT 1 FROM agents), (SELECT min(lease) FROM items WHERE holder IS NOT NULL)
 FROM position
 """
 
@@ -196,17 +196,19 @@ class SqlState:
         if self.db.in_transaction:  # left open by an interrupted transaction: not ours now
             self.db.execute("ROLLBACK")
         self.db.execute("BEGIN IMMEDIATE")
-        self.items.cache.clear()
-        self.children.known = None
-        self.lease_floor = _UNKNOWN
+        self._forget()
 
     def commit(self) -> None:
         self.db.execute("COMMIT")
 
-    def rollback(self) -> None:
+    def _forget(self) -> None:
+        """What this connection read: another process may change it between transactions."""
         self.items.cache.clear()
-        self.children.known = None
+        self.children.known = self.agents.known = None
         self.lease_floor = _UNKNOWN
+
+    def rollback(self) -> None:
+        self._forget()
         try:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
@@ -215,12 +217,12 @@ class SqlState:
 
     def position(self) -> Position | None:
         """The position row, read with the answers every operation wants next (whether
-        any link exists, the earliest lease's end): one statement instead of three."""
+        any link or agent exists, the earliest lease's end): one statement, not four."""
         row = self.db.execute(_POSITION).fetchone()
         if row is None:
             return None
-        self.children.known = bool(row[5])
-        self.lease_floor = _NEVER if row[6] is None else row[6]
+        self.children.known, self.agents.known = bool(row[5]), bool(row[6])
+        self.lease_floor = _NEVER if row[7] is None else row[7]
         return Position(*row[:5])
 
     def set_position(self, position: Position) -> None:
@@ -230,8 +232,7 @@ class SqlState:
         """Forget everything (before a rebuild from the snapshot and journal)."""
         for table in ("items", "links", "agents", "position"):
             self.db.execute(f"DELETE FROM {table}")
-        self.items.cache.clear()
-        self.children.known = None
+        self._forget()
         self.lease_floor = _NEVER  # nothing held; put_item lowers it
 
     def close(self) -> None:
@@ -318,9 +319,11 @@ class SqlState:
             "INSERT OR REPLACE INTO agents VALUES (?, ?, ?)",
             (agent.agent_id, agent.registered_at, orjson.dumps(agent)),
         )
+        self.agents.known = True
 
     def drop_agent(self, agent_id: str) -> None:
         self.db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
+        self.agents.known = None
 
     def apply_events(self, events: Iterable[dict[str, Any]]) -> None:
         """Replay journal events in order. An item changed by several of them is put
@@ -467,6 +470,7 @@ class Agents:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self.known: bool | None = None  # whether any agent exists, when already asked
 
     def get(self, agent_id: str) -> Agent | None:
         row = self._db.execute("SELECT doc FROM agents WHERE id = ?", (agent_id,)).fetchone()
@@ -477,7 +481,9 @@ class Agents:
         return row is not None
 
     def __bool__(self) -> bool:
-        return self._db.execute("SELECT 1 FROM agents LIMIT 1").fetchone() is not None
+        if self.known is None:
+            self.known = self._db.execute("SELECT 1 FROM agents LIMIT 1").fetchone() is not None
+        return self.known
 
     def values(self) -> list[Agent]:
         rows = self._db.execute("SELECT doc FROM agents ORDER BY registered_at, id")
