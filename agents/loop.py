@@ -523,9 +523,8 @@ class AgentRunner:
             self.events = None  # the supervisor is gone or closed its end: stop telling it
 
     def _count(self, index: int) -> None:
-        if self.counters is not None:
-            with self.counters.get_lock():
-                self.counters[index] += 1
+        if self.counters is not None:  # this agent is its only writer (slots.shared_counters)
+            self.counters[index] += 1
 
 
 def _final_status(item: WorkItem, outcome: Outcome) -> WorkStatus | None:

@@ -27,6 +27,14 @@ logger = logging.getLogger("orchestrator.supervisor")  # the supervisor's log, a
 HEALTHY_AFTER_S = 10.0
 
 
+def shared_counters(ctx: Any) -> Any:
+    """The array a running agent counts its items in ([done, failed]), read by the
+    supervisor. Without a lock: the agent is its only writer, a 32-bit integer is read
+    whole, and an agent killed (kill -9) while holding a lock would leave it held, the
+    supervisor stopped at its next read for good."""
+    return ctx.Array("i", 2, lock=False)
+
+
 class SlotState(enum.StrEnum):
     RUNNING = "running"
     BACKOFF = "backoff"  # waiting to be respawned

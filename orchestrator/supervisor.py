@@ -38,7 +38,7 @@ from orchestrator.intelligence.settings import resolve_intelligence
 from orchestrator.limits import LimitsPlan
 from orchestrator.maintenance.schedule import supervisor_hook
 from orchestrator.retire import retire_dead_agents
-from orchestrator.slots import Slot, SlotState, apply_restart_policy
+from orchestrator.slots import Slot, SlotState, apply_restart_policy, shared_counters
 from orchestrator.store import long_lived_process
 from orchestrator.store.base import Store
 from orchestrator.telemetry import tracing
@@ -367,7 +367,7 @@ class Supervisor:
             worktrees=self.worktrees,
             limits=LimitsPlan.of(self.config, slot.group),
         )
-        slot.counters = self._ctx.Array("i", 2)
+        slot.counters = shared_counters(self._ctx)
         slot.events, events_out = self._ctx.Pipe(duplex=False)
         # Daemonic: should the supervisor ever exit without stopping them, the agents are
         # terminated at its exit instead of being waited for.
