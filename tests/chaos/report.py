@@ -50,6 +50,11 @@ code and one line, and ids can never name a path outside the store or results fo
 Security checks (`tests/chaos/test_security.py`): API keys and OTLP header values never
 reach the run directory (state, logs, results, store); commands never go through a
 shell unless `shell = true`; files are created without world-write permission.
+
+A run that does not end within its time counts as a failure. The kill -9 scenario found
+one such hang (2026-12-07): an agent killed while counting a finished item kept the lock
+of the counts it shares with the supervisor, whose next read then waited for good. The
+counts hold no lock since (`tests/test_slot_counters.py`).
 """
 
 REPORT_TAIL = """
