@@ -55,8 +55,10 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
         return _secrets_in(os.environ)
     last = _last_read
     if last is None or last[0] != current:
-        copy = dict(current)  # before reading: a change meanwhile is read next time
-        last = _last_read = (copy, tuple(_secrets_in(os.environ)))
+        copy = dict(current)  # read from the copy: what is kept is what was read
+        decode_name, decode_value = os.environ.decodekey, os.environ.decodevalue
+        found = _secrets_in({decode_name(k): decode_value(v) for k, v in copy.items()})
+        last = _last_read = (copy, tuple(found))
     return list(last[1])
 
 

@@ -78,11 +78,13 @@ class Slot:
 
     @property
     def items_done(self) -> int:
-        return self.done + (self.counters[0] if self.counters is not None else 0)
+        counters = self.counters  # read once: the supervisor's thread may drop it meanwhile
+        return self.done + (counters[0] if counters is not None else 0)
 
     @property
     def items_failed(self) -> int:
-        return self.failed + (self.counters[1] if self.counters is not None else 0)
+        counters = self.counters
+        return self.failed + (counters[1] if counters is not None else 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -460,10 +460,10 @@ class Supervisor:
         reconcile(str(self.results_dir), store, slot.agent_id)
 
     def _collect_counters(self, slot: Slot) -> None:
-        if slot.counters is not None:
-            slot.done += slot.counters[0]
-            slot.failed += slot.counters[1]
-            slot.counters = None
+        counters, slot.counters = slot.counters, None  # a reader meanwhile counts low, not twice
+        if counters is not None:
+            slot.done += counters[0]
+            slot.failed += counters[1]
 
     # -- stopping ------------------------------------------------------------------------------
 
