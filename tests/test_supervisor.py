@@ -114,7 +114,7 @@ def collector_thresholds(item: WorkItem) -> list[int]:
 def test_agents_run_full_garbage_collections_a_tenth_as_often(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Each full collection scans the agent's whole replica of the store (bench/RESULTS.md).
+    # Each full collection scans every object of the agent (store.long_lived_process).
     write_config(
         tmp_path,
         '[[agents]]\nname = "py"\nbackend = "python"\n'

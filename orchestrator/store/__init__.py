@@ -29,10 +29,12 @@ def long_lived_process() -> None:
 
     It waits past FLOCK_TIMEOUT for the file store's lock, logging, instead of failing.
     And it runs CPython's full garbage collections a tenth as often: each one scans
-    every object the process holds, and a file store's replica is every item (about
-    60 ms at 100,000 items); one run by the lock holder holds up every process in line
-    (bench/RESULTS.md). Items hold no reference cycles: only what a full collection
-    alone can free (cycles that outlived two younger collections) waits longer.
+    every object the process holds, and one run by the lock holder holds up every
+    process in line. That cost 60 ms at 100,000 items when every process kept a
+    replica of the store (bench/RESULTS.md); with the state in SQLite a process holds
+    far fewer objects, and the setting stays as a cheap guard. Items hold no reference
+    cycles: only what a full collection alone can free (cycles that outlived two
+    younger collections) waits longer.
     """
     from orchestrator.store import locking
 
