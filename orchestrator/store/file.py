@@ -8,17 +8,21 @@ Layout of the store directory (default ``agent_coordination/``)::
                         operation: a new item whole, a changed one as its changed fields
     work_snapshot.json  snapshot of the live work items at the start of this generation
     agents_snapshot.json  snapshot of the registered agents (both plain JSON arrays)
+    state.sqlite        the state, an index of the files above (rebuilt from them when
+                        missing or damaged)
     work_claims.json, agent_status.json, agents.json, coordination_log.json
                         SwarmSH's views, never read back (``views``)
-    work_archive.jsonl  finished items moved out of memory at compaction, one per line
+    work_archive.jsonl  finished items moved out of the state at compaction, one per line
     journal/            earlier generations (the operation log is kept whole)
 
-Every process keeps the state in memory and, holding the lock, reads only the bytes
-appended since it last looked, so an operation costs the same whatever the number of
-items. New bytes are also read before taking the lock, which keeps the time under
-the lock short when many processes write. Records set values (whole versions, or the
-fields that changed: ``journal.item_record``), so applying a record twice changes
-nothing: that makes a compaction interrupted between its steps safe to finish or to redo.
+The state lives in ``state.sqlite`` (``sql_state``), shared by every process and
+changed in place by the lock holder, so an operation costs the same whatever the number
+of processes and of items. The journal stays the source of truth: each record is
+appended before the database commits it, and the database says how far into the
+journal it reaches (``file_journal`` applies what a killed writer left). Records set
+values (whole versions, or the fields that changed: ``journal.item_record``), so
+applying a record twice changes nothing: that makes a compaction interrupted between
+its steps safe to finish or to redo.
 """
 
 from __future__ import annotations

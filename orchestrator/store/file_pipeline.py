@@ -74,6 +74,6 @@ def _item(state: SqlState, work_id: str) -> WorkItem:
 
 
 def _status(state: SqlState, work_id: str) -> str:
-    """A parent's status; one archived (no longer in memory) had completed."""
+    """A parent's status; one archived (no longer in the state) had completed."""
     item = state.items.get(work_id)
     return WorkStatus.COMPLETED if item is None else item.status

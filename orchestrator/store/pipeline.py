@@ -221,7 +221,7 @@ def settle(state: SqlState, changed: Sequence[WorkItem], now: float) -> list[Wor
                 continue
             new: WorkItem | None = None
             if action == "unblock" and child.waiting:
-                # A parent no longer in memory was archived: it ended, and completed (one
+                # A parent no longer in the state was archived: it ended, and completed (one
                 # that gave up would have cancelled this child).
                 ready = all(
                     (p := current(pid)) is None or p.status == WorkStatus.COMPLETED

@@ -2,8 +2,8 @@
 
 SwarmSH's scripts read ``work_claims.json``, ``agent_status.json`` (its README says
 ``agents.json``) and ``coordination_log.json`` with ``jq`` right after a command. The
-store writes them in SwarmSH's words (see ``swarmsh_status``) from the state it already
-holds in memory, atomically (temp file, rename), while holding the store lock, so a
+store writes them in SwarmSH's words (see ``swarmsh_status``) from its state
+(``state.sqlite``), atomically (temp file, rename), while holding the store lock, so a
 view never goes back in time and readers never see half a file.
 
 When: a process writes the views after an operation once they are older than
