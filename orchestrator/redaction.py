@@ -40,7 +40,7 @@ def _header_values(raw: str) -> list[str]:
 
 # The environment the secrets were last read from, as CPython holds it (bytes to bytes),
 # with what was found in it, in one tuple (threads swap it whole): every agent item and
-# log line asks, reading them again costs ~40 µs, comparing the environment ~1 µs.
+# log line asks; reading them costs ~25 µs with 35 variables, comparing ~1 µs.
 _last_read: tuple[dict[Any, Any], tuple[str, ...]] | None = None
 
 
