@@ -52,6 +52,9 @@ EXIT_BAD_BACKEND = 3
 # as PostgreSQL): at most their group's claim_batch, and no more than about this much
 # work ahead.
 PREFETCH_WINDOW_S = 0.05
+# What an event to the supervisor keeps of a description or an error (the live view and
+# `swarm status` show a line of it): 500 characters stay under PIPE_BUF in any encoding.
+EVENT_DETAIL_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -517,6 +520,11 @@ class AgentRunner:
     def _notify(self, event: str, work_id: str, detail: str | None) -> None:
         if self.events is None:
             return
+        if detail is not None and len(detail) > EVENT_DETAIL_CHARS:
+            # A prompt can be long. Kept short, an event is one write under PIPE_BUF,
+            # whole in the pipe: the supervisor never waits in recv() for the rest of
+            # a message from an agent stopped (SIGSTOP) halfway through sending it.
+            detail = detail[: EVENT_DETAIL_CHARS - 1] + "…"
         try:
             self.events.send((event, work_id, detail, time.time()))
         except (OSError, ValueError):
